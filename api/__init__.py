@@ -1,0 +1,1 @@
+"""The surfaces people use: the `sov` CLI and the FastAPI service."""

@@ -1,0 +1,1 @@
+"""The `sov` command line: one module per command group."""

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+/// @title Purpose-scoped, time-limited, revocable usage rights on datasets
+/// @notice A grant is keyed by (datasetId, grantee, purpose). It authorises while
+/// `notBefore <= block.timestamp <= expiresAt` (both ends inclusive), it is not revoked,
+/// the dataset is not retired and the deed has not changed hands since it was issued.
+interface IUsageGrants {
+    /// @notice Why a (dataset, grantee, purpose) is or is not authorised now.
+    enum Status {
+        Authorized,
+        NoGrant,
+        NotYetValid,
+        Expired,
+        Revoked,
+        DatasetRetired,
+        OwnerChanged,
+        UnknownDataset
+    }
+
+    /// @notice A grant as stored: one slot.
+    struct Grant {
+        uint64 notBefore;
+        uint64 expiresAt;
+        uint32 epoch;
+        bool revoked;
+    }
+
+    /// @notice No deed exists for `datasetId`.
+    error UsageGrantsUnknownDataset(uint256 datasetId);
+    /// @notice Only the dataset's owner or an operator it approved may do this.
+    error UsageGrantsNotOwnerOrOperator(uint256 datasetId, address caller, address owner);
+    /// @notice The dataset was retired; it cannot be granted and no grant on it authorises.
+    error UsageGrantsDatasetRetired(uint256 datasetId);
+    /// @notice The grantee is the zero address.
+    error UsageGrantsInvalidGrantee(address grantee);
+    /// @notice The purpose is zero.
+    error UsageGrantsInvalidPurpose(bytes32 purpose);
+    /// @notice The window is empty (`expiresAt < notBefore`) or already over (`expiresAt < now`).
+    error UsageGrantsInvalidWindow(uint64 notBefore, uint64 expiresAt, uint256 now_);
+    /// @notice There is no grant for this key.
+    error UsageGrantsNoGrant(uint256 datasetId, address grantee, bytes32 purpose);
+    /// @notice The grant's window has not started.
+    error UsageGrantsNotYetValid(uint256 datasetId, address grantee, bytes32 purpose, uint64 notBefore);
+    /// @notice The grant's window is over.
+    error UsageGrantsExpired(uint256 datasetId, address grantee, bytes32 purpose, uint64 expiresAt);
+    /// @notice The grant was revoked by the owner or renounced by the grantee.
+    error UsageGrantsRevoked(uint256 datasetId, address grantee, bytes32 purpose);
+    /// @notice The grant was issued by an earlier holder of the deed.
+    error UsageGrantsOwnerChanged(uint256 datasetId, address grantee, bytes32 purpose);
+    /// @notice The signed grant's deadline passed.
+    error UsageGrantsSignatureExpired(uint256 deadline, uint256 now_);
+    /// @notice The signature is not the dataset owner's (EOA or EIP-1271 wallet).
+    error UsageGrantsInvalidSignature(uint256 datasetId, address owner);
+    /// @notice The signed nonce is not the owner's next nonce (replayed or out of order).
+    error UsageGrantsInvalidNonce(address owner, uint256 expected, uint256 given);
+
+    /// @notice A grant was issued (or re-issued, replacing the previous one).
+    event GrantIssued(
+        uint256 indexed datasetId, address indexed grantee, bytes32 indexed purpose, uint64 notBefore, uint64 expiresAt
+    );
+    /// @notice A grant was revoked by the owner or an operator, or renounced by the grantee.
+    event GrantRevoked(uint256 indexed datasetId, address indexed grantee, bytes32 indexed purpose);
+
+    /// @notice Issues a grant. Caller: the dataset's owner or an approved operator.
+    function issueGrant(uint256 datasetId, address grantee, bytes32 purpose, uint64 notBefore, uint64 expiresAt)
+        external;
+
+    /// @notice Issues a grant the owner signed off-chain as EIP-712 `Grant` typed data; anyone may submit it.
+    /// EIP-1271 contract-wallet owners are supported.
+    function issueGrantBySig(
+        uint256 datasetId,
+        address grantee,
+        bytes32 purpose,
+        uint64 notBefore,
+        uint64 expiresAt,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata signature
+    ) external;
+
+    /// @notice Revokes a grant. Caller: the dataset's owner or an approved operator.
+    function revokeGrant(uint256 datasetId, address grantee, bytes32 purpose) external;
+
+    /// @notice The grantee gives up its own grant.
+    function renounceGrant(uint256 datasetId, bytes32 purpose) external;
+
+    /// @notice The one view every check uses.
+    function isAuthorized(uint256 datasetId, address grantee, bytes32 purpose) external view returns (bool);
+
+    /// @notice Like `isAuthorized`, with the reason.
+    function authorizationStatus(uint256 datasetId, address grantee, bytes32 purpose) external view returns (Status);
+
+    /// @notice Reverts with the specific `UsageGrants*` error of the first dataset that is not authorised.
+    function requireAuthorized(uint256[] calldata datasetIds, address grantee, bytes32 purpose) external view;
+
+    /// @notice The stored grant (all zero when none).
+    function getGrant(uint256 datasetId, address grantee, bytes32 purpose) external view returns (Grant memory);
+
+    /// @notice The next nonce a signed grant of `owner` must carry.
+    function nonces(address owner) external view returns (uint256);
+
+    /// @notice The EIP-712 domain separator (name `UsageGrants`, version `1`).
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() external view returns (bytes32);
+}

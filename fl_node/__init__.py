@@ -1,0 +1,1 @@
+"""Data-owner nodes, the coordinator, aggregation and the engines (embedded, Flower)."""
