@@ -1,0 +1,123 @@
+"""The FastAPI application: `create_app(settings, api_settings)`.
+
+Routes are versioned under `/v1`; the web page (`/`, `/audit/{cid}`) and its static files are
+served by the same app, with no external resources. Request bodies are capped before any
+parsing, and every failure leaves as the typed error body of `api.errors`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth import ApiSettings
+from api.errors import error_response, install_error_handlers
+from api.routes import audit, datasets, grants, health, jobs, web
+from api.routes.deps import Service, require_read
+from ledger.settings import Settings
+
+API_VERSION = "1"
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `max_bytes` with 422 before the app reads them.
+
+    A declared `Content-Length` over the limit is refused at once; a chunked body is buffered
+    up to the limit and refused as soon as it passes it, so memory stays bounded either way.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self, size: int | None) -> Any:
+        told = f"{size} bytes" if size is not None else f"more than {self.max_bytes} bytes"
+        return error_response(
+            422,
+            "payload_too_large",
+            f"request body is {told}; this service accepts at most {self.max_bytes} bytes",
+            {"limit_bytes": self.max_bytes},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes:
+                    await self._too_large(declared)(scope, receive, send)
+                    return
+        chunks: list[bytes] = []
+        total = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                # Client went away before sending its body: nothing to answer.
+                return
+            body = message.get("body", b"")
+            total += len(body)
+            if total > self.max_bytes:
+                await self._too_large(None)(scope, receive, send)
+                return
+            chunks.append(body)
+            more = bool(message.get("more_body", False))
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def create_app(settings: Settings, api_settings: ApiSettings | None = None) -> FastAPI:
+    """Build the service for `settings` (chain, store, data dir) and `api_settings` (token, account)."""
+    api_settings = api_settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        services: dict[tuple[int, int], Service] = app.state.services
+        for service in list(services.values()):
+            service.close()
+        services.clear()
+
+    app = FastAPI(
+        title="sovereign-ledger",
+        version=API_VERSION,
+        description=(
+            "Data sovereignty ledger for federated learning: datasets, usage grants, training "
+            "jobs and their rounds, and audits of models. Writes need `Authorization: Bearer <token>`."
+        ),
+        lifespan=lifespan,
+        responses={422: {"description": "invalid request"}},
+    )
+    app.state.settings = settings
+    app.state.api_settings = api_settings
+    app.state.services = {}
+    app.state.services_lock = threading.Lock()
+    install_error_handlers(app)
+
+    read_guard = [Depends(require_read)]
+    app.include_router(health.router, prefix="/v1")
+    app.include_router(datasets.router, prefix="/v1", dependencies=read_guard)
+    app.include_router(grants.router, prefix="/v1", dependencies=read_guard)
+    app.include_router(jobs.router, prefix="/v1", dependencies=read_guard)
+    app.include_router(audit.router, prefix="/v1", dependencies=read_guard)
+    app.include_router(web.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=api_settings.max_body_bytes)
+    return app

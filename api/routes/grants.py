@@ -1,0 +1,235 @@
+"""`/v1/grants`: issue, redeem an owner-signed grant, revoke, check, list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from api.errors import ApiError
+from api.routes.deps import ServiceDep, require_write
+from api.routes.params import (
+    AddressQuery,
+    DatasetIdQuery,
+    Limit,
+    Offset,
+    OptAddressQuery,
+    OptDatasetIdQuery,
+    OptPurposeQuery,
+    PurposeQuery,
+)
+from api.routes.views import ZERO_ADDRESS, grant_from_index, grant_out, id_hex, receipt_out, status_name
+from api.schemas import (
+    CheckOut,
+    ErrorOut,
+    GrantOut,
+    GrantWriteOut,
+    IssueGrantRequest,
+    Page,
+    RedeemGrantRequest,
+    RevokeGrantRequest,
+)
+
+router = APIRouter(tags=["grants"], responses={"4XX": {"model": ErrorOut}, "5XX": {"model": ErrorOut}})
+
+_REASONS = {
+    "authorized": "the grant is valid now",
+    "no_grant": "no grant exists for this dataset, grantee and purpose",
+    "not_yet_valid": "the grant's window has not started",
+    "expired": "the grant's window is over",
+    "revoked": "the grant was revoked by the owner or renounced by the grantee",
+    "dataset_retired": "the dataset was retired (consent withdrawn)",
+    "owner_changed": "the deed changed hands after the grant was issued",
+    "unknown_dataset": "the dataset is not registered",
+}
+
+
+def _chain_now(client: Any) -> int:
+    return int(client.latest_block().timestamp)
+
+
+def _require_dataset(client: Any, dataset_id: int) -> None:
+    state = client.dataset_state(dataset_id)
+    if str(state.owner).lower() == ZERO_ADDRESS:
+        raise ApiError(
+            404,
+            "unknown_dataset",
+            f"dataset {id_hex(dataset_id)} is not registered",
+            {"dataset_id": str(dataset_id)},
+        )
+
+
+def _check_window(not_before: int, expires_at: int, now: int, *, prefix: str = "") -> None:
+    """Refuse windows the contract would refuse, with field names instead of a revert."""
+    if expires_at <= now:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"{prefix}expires_at {expires_at} is in the past (chain time is {now}); give a later time",
+            {"field": f"{prefix}expires_at", "now": now},
+        )
+    if expires_at < not_before:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"{prefix}expires_at {expires_at} is before not_before {not_before}: the window is empty",
+            {"field": f"{prefix}expires_at"},
+        )
+
+
+@router.post(
+    "/grants",
+    status_code=201,
+    response_model=GrantWriteOut,
+    dependencies=[Depends(require_write)],
+    summary="Issue (or re-issue) a grant on a dataset the operator account owns or operates",
+)
+def issue_grant(body: IssueGrantRequest, service: ServiceDep) -> GrantWriteOut:
+    """Grant `grantee` the use of `dataset_id` for `purpose` in [not_before, expires_at]."""
+    client = service.writer()
+    now = _chain_now(client)
+    _check_window(body.not_before, body.expires_at, now)
+    _require_dataset(client, body.dataset_id)
+    with service.write_lock:
+        receipt = client.issue_grant(
+            body.dataset_id, body.grantee, body.purpose, body.not_before, body.expires_at
+        )
+    grant = grant_out(
+        client, body.dataset_id, body.grantee, body.purpose, block_number=int(receipt.block_number)
+    )
+    return GrantWriteOut(grant=grant, receipt=receipt_out(receipt))
+
+
+@router.post(
+    "/grants/redeem",
+    status_code=201,
+    response_model=GrantWriteOut,
+    dependencies=[Depends(require_write)],
+    summary="Submit a grant the dataset owner signed off-chain (EIP-712 typed data + signature)",
+)
+def redeem_grant(body: RedeemGrantRequest, service: ServiceDep) -> GrantWriteOut:
+    """Submit an owner-signed `Grant`; the service pays the gas, the owner's signature is the authority."""
+    client = service.writer()
+    message = body.message
+    domain_chain = body.domain.get("chainId")
+    if domain_chain is not None and str(domain_chain) != str(client.chain_id):
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"domain.chainId {domain_chain} is not this chain ({client.chain_id}); the signature cannot verify here",
+            {"field": "domain.chainId"},
+        )
+    grants_address = str(client.deployment.addresses.get("UsageGrants", ""))
+    verifying = body.domain.get("verifyingContract")
+    if verifying is not None and str(verifying).lower() != grants_address.lower():
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"domain.verifyingContract {verifying} is not this deployment's UsageGrants ({grants_address})",
+            {"field": "domain.verifyingContract"},
+        )
+    now = _chain_now(client)
+    if message.deadline < now:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"message.deadline {message.deadline} is in the past (chain time is {now}); ask the owner to sign again",
+            {"field": "message.deadline", "now": now},
+        )
+    _check_window(message.notBefore, message.expiresAt, now, prefix="message.")
+    _require_dataset(client, message.datasetId)
+    signed: dict[str, Any] = {
+        "types": body.types,
+        "primaryType": "Grant",
+        "domain": body.domain,
+        "message": {
+            "datasetId": message.datasetId,
+            "grantee": message.grantee,
+            "purpose": "0x" + message.purpose.hex(),
+            "notBefore": message.notBefore,
+            "expiresAt": message.expiresAt,
+            "nonce": message.nonce,
+            "deadline": message.deadline,
+        },
+        "signature": body.signature,
+    }
+    with service.write_lock:
+        receipt = client.issue_grant_by_sig(signed)
+    grant = grant_out(
+        client, message.datasetId, message.grantee, message.purpose, block_number=int(receipt.block_number)
+    )
+    return GrantWriteOut(grant=grant, receipt=receipt_out(receipt))
+
+
+@router.post(
+    "/grants/revoke",
+    response_model=GrantWriteOut,
+    dependencies=[Depends(require_write)],
+    summary="Revoke a grant (operator account must own or operate the dataset)",
+)
+def revoke_grant(body: RevokeGrantRequest, service: ServiceDep) -> GrantWriteOut:
+    """Revoke the grant keyed by (dataset_id, grantee, purpose); it stops authorising from this block on."""
+    client = service.writer()
+    _require_dataset(client, body.dataset_id)
+    with service.write_lock:
+        receipt = client.revoke_grant(body.dataset_id, body.grantee, body.purpose)
+    grant = grant_out(
+        client, body.dataset_id, body.grantee, body.purpose, block_number=int(receipt.block_number)
+    )
+    return GrantWriteOut(grant=grant, receipt=receipt_out(receipt))
+
+
+@router.get(
+    "/grants/check", response_model=CheckOut, summary="May `grantee` use `dataset_id` for `purpose` now?"
+)
+def check_grant(
+    dataset_id: DatasetIdQuery, grantee: AddressQuery, purpose: PurposeQuery, service: ServiceDep
+) -> CheckOut:
+    """The chain's answer at the latest block, with the reason and the stored grant (if any)."""
+    client = service.client()
+    block = client.latest_block()
+    status = status_name(client.authorization_status(dataset_id, grantee, purpose))
+    grant: GrantOut | None = None
+    if status not in ("no_grant", "unknown_dataset"):
+        grant = grant_out(client, dataset_id, grantee, purpose)
+    return CheckOut(
+        authorized=status == "authorized",
+        reason=_REASONS.get(status, status),
+        grant=grant,
+        block_number=int(block.number),
+    )
+
+
+@router.get("/grants", response_model=Page[GrantOut], summary="Grants, by dataset, grantee, purpose or owner")
+def list_grants(
+    service: ServiceDep,
+    dataset_id: OptDatasetIdQuery = None,
+    grantee: OptAddressQuery = None,
+    purpose: OptPurposeQuery = None,
+    owner: OptAddressQuery = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[GrantOut]:
+    """The current grant of every key ever issued that matches, with its status at the chain's time."""
+    client = service.client()
+    now = _chain_now(client)
+
+    def query(index: Any) -> tuple[list[Any], dict[int, str], int]:
+        grants = list(index.grants(dataset_id=dataset_id, grantee=grantee))
+        owners = {int(d.dataset_id): str(d.owner).lower() for d in index.datasets()} if owner else {}
+        return grants, owners, int(index.synced_block())
+
+    records, owners, synced = service.index(query)
+    items = [
+        grant_from_index(r, now)
+        for r in records
+        if (purpose is None or bytes(r.purpose) == purpose)
+        and (owner is None or owners.get(int(r.dataset_id)) == owner.lower())
+    ]
+    return Page[GrantOut](
+        items=items[offset : offset + limit],
+        total=len(items),
+        offset=offset,
+        limit=limit,
+        indexed_block=synced,
+    )

@@ -1,0 +1,346 @@
+"""Request and response models of the HTTP API, and the validated scalar types they use.
+
+uint256 values (dataset ids, nonces) travel as strings: decimal or 0x-hex on input, decimal on
+output, because JSON numbers lose precision past 2**53 in every browser. Addresses are checked
+against their EIP-55 checksum when written in mixed case and always returned checksummed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from eth_utils import is_checksum_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+
+T = TypeVar("T")
+
+UINT64_MAX = 2**64 - 1
+UINT256_MAX = 2**256 - 1
+
+_HEX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_UINT_DEC = re.compile(r"^[0-9]{1,78}$")
+_UINT_HEX = re.compile(r"^0x[0-9a-fA-F]{1,64}$")
+_BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+
+
+def _shorten(value: str, limit: int = 80) -> str:
+    """Echo user input back without letting a huge value flood the message."""
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+def parse_address(value: object) -> str:
+    """A 20-byte address as its EIP-55 checksummed form; mixed case must match the checksum."""
+    if not isinstance(value, str) or not _HEX_ADDRESS.match(value):
+        raise ValueError(f"{_shorten(str(value))!r} is not an address: expected 0x followed by 40 hex digits")
+    body = value[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+        raise ValueError(
+            f"{value!r} fails its EIP-55 checksum (mixed case); did you mean {to_checksum_address(value)}?"
+        )
+    return str(to_checksum_address(value))
+
+
+def parse_uint256(value: object, *, what: str = "id", allow_zero: bool = False) -> int:
+    """A uint256 written in decimal or 0x-hex (a JSON integer is accepted too)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _UINT_DEC.match(value):
+        number = int(value, 10)
+    elif isinstance(value, str) and _UINT_HEX.match(value):
+        number = int(value, 16)
+    else:
+        raise ValueError(
+            f"{_shorten(str(value))!r} is not a valid {what}: "
+            "expected a uint256 in decimal or 0x-hex (at most 64 hex digits)"
+        )
+    if number < 0 or number > UINT256_MAX:
+        raise ValueError(f"{what} {_shorten(str(value))} is outside 0..2**256-1")
+    if number == 0 and not allow_zero:
+        raise ValueError(f"{what} 0 does not exist: ids are non-zero uint256 values")
+    return number
+
+
+def parse_bytes32(value: object) -> bytes:
+    """A 32-byte value written as 0x followed by 64 hex digits."""
+    if not isinstance(value, str) or not _BYTES32.match(value):
+        raise ValueError(f"{_shorten(str(value))!r} is not 32 bytes: expected 0x followed by 64 hex digits")
+    return bytes.fromhex(value[2:])
+
+
+def parse_cid(value: object) -> str:
+    """A CIDv1 whose multihash is sha2-256 (the only kind the ledger anchors)."""
+    from ledger.store import content_root  # the store owns CID parsing
+
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise ValueError(f"{_shorten(str(value))!r} is not a CID: expected a CIDv1 string (base32, 'b...')")
+    try:
+        content_root(value)
+    except ValueError as exc:
+        raise ValueError(f"{_shorten(value)!r} is not a valid sha2-256 CIDv1: {exc}") from None
+    return value
+
+
+def parse_purpose(value: object) -> bytes:
+    """A purpose name from the vocabulary or its 0x-hex bytes32 id, as the 32-byte id."""
+    from ledger.purposes import purpose_id
+
+    if not isinstance(value, str) or not value or len(value) > 66:
+        raise ValueError(f"{_shorten(str(value))!r} is not a purpose name or 0x bytes32 id")
+    try:
+        return purpose_id(value)
+    except (ValueError, LookupError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _uint_of(what: str, *, allow_zero: bool = False) -> PlainValidator:
+    return PlainValidator(lambda v: parse_uint256(v, what=what, allow_zero=allow_zero))
+
+
+UINT_PATTERN = r"^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$"
+ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+CID_PATTERN = r"^b[a-z2-7]{58,100}$"
+
+_UINT_SCHEMA = {"type": "string", "pattern": UINT_PATTERN, "description": "uint256, decimal or 0x-hex"}
+
+# The validators explain what is wrong; the published patterns tell clients (and fuzzers) the shape.
+Address = Annotated[
+    str,
+    PlainValidator(parse_address),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": ADDRESS_PATTERN,
+            "description": "0x address; EIP-55 checked if mixed case",
+        }
+    ),
+]
+DatasetId = Annotated[int, _uint_of("dataset id"), WithJsonSchema(_UINT_SCHEMA)]
+JobId = Annotated[int, _uint_of("job id"), WithJsonSchema(_UINT_SCHEMA)]
+ParentId = Annotated[int, _uint_of("parent_id", allow_zero=True), WithJsonSchema(_UINT_SCHEMA)]
+Nonce = Annotated[int, _uint_of("nonce", allow_zero=True), WithJsonSchema(_UINT_SCHEMA)]
+Bytes32 = Annotated[
+    bytes,
+    PlainValidator(parse_bytes32),
+    WithJsonSchema({"type": "string", "pattern": r"^0x[0-9a-fA-F]{64}$", "description": "32 bytes, 0x-hex"}),
+]
+Cid = Annotated[
+    str,
+    PlainValidator(parse_cid),
+    WithJsonSchema({"type": "string", "pattern": CID_PATTERN, "description": "CIDv1, base32"}),
+]
+Purpose = Annotated[
+    bytes,
+    PlainValidator(parse_purpose),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 66,
+            "description": "purpose name (ai-training, ai-inference, data-mining, analytics) or 0x bytes32 id",
+            "examples": ["ai-training"],
+        }
+    ),
+]
+Timestamp = Annotated[int, Field(ge=0, le=UINT64_MAX, description="unix seconds", strict=True)]
+Uri = Annotated[str, Field(max_length=2048)]
+
+
+class _Strict(BaseModel):
+    """Unknown fields are an error: a typo in a field name must not silently use a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterDatasetRequest(_Strict):
+    """Register a dataset by its content root or its CID (exactly one of them)."""
+
+    content_root: Bytes32 | None = Field(default=None, description="0x + 64 hex: sha2-256 digest of the data")
+    cid: Cid | None = Field(default=None, description="CIDv1 of the data (its digest becomes the id)")
+    parent_id: ParentId = Field(default=0, description="the dataset this one is a new version of, or 0")
+    uri: Uri = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RegisterDatasetRequest:
+        if (self.content_root is None) == (self.cid is None):
+            raise ValueError("give exactly one of content_root or cid")
+        return self
+
+
+class IssueGrantRequest(_Strict):
+    """Grant `grantee` the use of a dataset for `purpose` from `not_before` until `expires_at`."""
+
+    dataset_id: DatasetId
+    grantee: Address
+    purpose: Purpose
+    not_before: Timestamp = Field(default=0, description="0 = from now")
+    expires_at: Timestamp
+
+
+class RevokeGrantRequest(_Strict):
+    """Revoke the grant keyed by (dataset_id, grantee, purpose)."""
+
+    dataset_id: DatasetId
+    grantee: Address
+    purpose: Purpose
+
+
+class SignedGrantMessage(_Strict):
+    """The `message` part of the EIP-712 `Grant` typed data."""
+
+    datasetId: DatasetId
+    grantee: Address
+    purpose: Bytes32
+    notBefore: Timestamp
+    expiresAt: Timestamp
+    nonce: Nonce
+    deadline: Timestamp
+
+
+class RedeemGrantRequest(BaseModel):
+    """An owner-signed grant: the eth_signTypedData_v4 JSON plus `signature` (0x-hex, 65 bytes)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    types: dict[str, Any] = Field(default_factory=dict)
+    primaryType: Literal["Grant"] = "Grant"
+    domain: dict[str, Any]
+    message: SignedGrantMessage
+    signature: Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$")]
+
+
+class ReceiptOut(BaseModel):
+    """Where a write landed."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+
+
+class DatasetOut(BaseModel):
+    """A dataset as the chain and the index know it."""
+
+    dataset_id: str
+    dataset_id_hex: str
+    owner: str | None
+    epoch: int | None
+    retired: bool | None
+    parent_id: str | None = None
+    uri: str | None = None
+    registered_block: int | None = None
+
+
+class RegisterDatasetOut(BaseModel):
+    """A registered dataset and the transaction that registered it."""
+
+    dataset: DatasetOut
+    receipt: ReceiptOut
+
+
+class GrantOut(BaseModel):
+    """A grant and whether it authorises now."""
+
+    dataset_id: str
+    grantee: str
+    purpose: str
+    purpose_id: str
+    not_before: int
+    expires_at: int
+    epoch: int
+    revoked: bool
+    status: str
+    authorized: bool
+    block_number: int | None = None
+
+
+class GrantWriteOut(BaseModel):
+    """A grant after a write, and the transaction."""
+
+    grant: GrantOut
+    receipt: ReceiptOut
+
+
+class CheckOut(BaseModel):
+    """The answer to "may `grantee` use `dataset_id` for `purpose` now?"."""
+
+    authorized: bool
+    reason: str
+    grant: GrantOut | None
+    block_number: int
+
+
+class RoundOut(BaseModel):
+    """A committed round."""
+
+    job_id: str
+    round: int
+    parent_digest: str
+    model_digest: str
+    manifest_cid: str
+    participants: list[str]
+    attestations_root: str
+    block_number: int | None = None
+
+
+class JobOut(BaseModel):
+    """A training job."""
+
+    job_id: str
+    coordinator: str
+    purpose: str
+    purpose_id: str
+    last_round: int
+    last_digest: str
+    datasets: list[str] | None = None
+    initial_model_digest: str | None = None
+    spec_digest: str | None = None
+    block_number: int | None = None
+
+
+class JobDetailOut(JobOut):
+    """A job with its rounds."""
+
+    rounds: list[RoundOut] = Field(default_factory=list)
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list."""
+
+    items: list[T]
+    total: int
+    offset: int
+    limit: int
+    indexed_block: int | None = None
+
+
+class HealthComponent(BaseModel):
+    """Whether one backing service answers."""
+
+    ok: bool
+    url: str
+    detail: str
+
+
+class HealthOut(BaseModel):
+    """The service and what it depends on."""
+
+    ok: bool
+    chain: HealthComponent
+    index: HealthComponent
+    content_store: HealthComponent
+    account: str | None
+    chain_id: int | None
+    writes_enabled: bool
+
+
+class ErrorDetail(BaseModel):
+    """The typed error."""
+
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorOut(BaseModel):
+    """Every failure's body."""
+
+    error: ErrorDetail

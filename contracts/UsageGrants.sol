@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {DatasetRegistry} from "./DatasetRegistry.sol";
+import {IUsageGrants} from "./interfaces/IUsageGrants.sol";
+
+/// @title Usage grants on registered datasets
+/// @notice Purpose-scoped, time-limited, revocable rights. A grant is one storage slot keyed
+/// by keccak256(datasetId, grantee, purpose). A grant only authorises within the deed epoch
+/// it was issued in: after a transfer of the deed the new owner must grant again.
+contract UsageGrants is EIP712, IUsageGrants {
+    /// @notice Training a model on the data (ERC-7517 / CAWG `ai-training`).
+    bytes32 public constant AI_TRAINING = keccak256("ai-training");
+    /// @notice Using the data as model input at inference time (`ai-inference`).
+    bytes32 public constant AI_INFERENCE = keccak256("ai-inference");
+    /// @notice Text and data mining (`data-mining`).
+    bytes32 public constant DATA_MINING = keccak256("data-mining");
+    /// @notice Statistical analysis without model training (`analytics`).
+    bytes32 public constant ANALYTICS = keccak256("analytics");
+
+    /// @notice The EIP-712 struct type of an off-chain grant.
+    bytes32 public constant GRANT_TYPEHASH = keccak256(
+        "Grant(uint256 datasetId,address grantee,bytes32 purpose,uint64 notBefore,uint64 expiresAt,uint256 nonce,uint256 deadline)"
+    );
+
+    uint256 private constant _RETIRED_BIT = 1 << 32;
+
+    DatasetRegistry private immutable _registry;
+
+    mapping(bytes32 grantKey => Grant) private _grants;
+    mapping(address owner => uint256) private _nonces;
+
+    constructor(DatasetRegistry registry_) EIP712("UsageGrants", "1") {
+        _registry = registry_;
+    }
+
+    /// @notice The DatasetRegistry whose deeds these grants are about.
+    function registry() external view returns (address) {
+        return address(_registry);
+    }
+
+    /// @inheritdoc IUsageGrants
+    function issueGrant(uint256 datasetId, address grantee, bytes32 purpose, uint64 notBefore, uint64 expiresAt)
+        external
+    {
+        (address owner, uint32 epoch, bool retired) = _registry.datasetState(datasetId);
+        _requireOwnerOrOperator(datasetId, owner);
+        _requireIssuable(datasetId, retired, grantee, purpose, notBefore, expiresAt);
+        _issue(datasetId, grantee, purpose, notBefore, expiresAt, epoch);
+    }
+
+    /// @inheritdoc IUsageGrants
+    function issueGrantBySig(
+        uint256 datasetId,
+        address grantee,
+        bytes32 purpose,
+        uint64 notBefore,
+        uint64 expiresAt,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        // The deadline bounds the signature, not the grant; it is inclusive like expiresAt.
+        if (block.timestamp > deadline) revert UsageGrantsSignatureExpired(deadline, block.timestamp);
+        (address owner, uint32 epoch, bool retired) = _registry.datasetState(datasetId);
+        if (owner == address(0)) revert UsageGrantsUnknownDataset(datasetId);
+        uint256 expected = _nonces[owner];
+        if (nonce != expected) revert UsageGrantsInvalidNonce(owner, expected, nonce);
+        bytes32 digest = _hashTypedDataV4(
+            keccak256(abi.encode(GRANT_TYPEHASH, datasetId, grantee, purpose, notBefore, expiresAt, nonce, deadline))
+        );
+        if (!SignatureChecker.isValidSignatureNowCalldata(owner, digest, signature)) {
+            revert UsageGrantsInvalidSignature(datasetId, owner);
+        }
+        _requireIssuable(datasetId, retired, grantee, purpose, notBefore, expiresAt);
+        _useNonce(owner);
+        _issue(datasetId, grantee, purpose, notBefore, expiresAt, epoch);
+    }
+
+    /// @inheritdoc IUsageGrants
+    /// @dev A grant only exists on a registered dataset (deeds are never burnt), so the
+    /// grant is looked up first and the owner with the single-slot `ownerOf`.
+    function revokeGrant(uint256 datasetId, address grantee, bytes32 purpose) external {
+        Grant storage grant = _requireRevocable(datasetId, grantee, purpose);
+        _requireOwnerOrOperator(datasetId, _registry.ownerOf(datasetId));
+        _revoke(datasetId, grantee, purpose, grant);
+    }
+
+    /// @inheritdoc IUsageGrants
+    function renounceGrant(uint256 datasetId, bytes32 purpose) external {
+        Grant storage grant = _requireRevocable(datasetId, msg.sender, purpose);
+        _revoke(datasetId, msg.sender, purpose, grant);
+    }
+
+    /// @inheritdoc IUsageGrants
+    function isAuthorized(uint256 datasetId, address grantee, bytes32 purpose) external view returns (bool) {
+        (Status status,) = _statusOf(datasetId, grantee, purpose);
+        return status == Status.Authorized;
+    }
+
+    /// @inheritdoc IUsageGrants
+    function authorizationStatus(uint256 datasetId, address grantee, bytes32 purpose)
+        external
+        view
+        returns (Status status)
+    {
+        (status,) = _statusOf(datasetId, grantee, purpose);
+    }
+
+    /// @inheritdoc IUsageGrants
+    /// @dev One registry call for the whole list (this runs once per round commit, for up
+    /// to 256 datasets): per dataset it costs the grant slot and the consent slot.
+    function requireAuthorized(uint256[] calldata datasetIds, address grantee, bytes32 purpose) external view {
+        uint256[] memory consent = _registry.consentWords(datasetIds);
+        for (uint256 i; i < datasetIds.length; ++i) {
+            uint256 datasetId = datasetIds[i];
+            Grant memory grant = _grants[_grantKey(datasetId, grantee, purpose)];
+            Status status = _status(datasetId, grant, consent[i]);
+            if (status != Status.Authorized) _revertWith(status, datasetId, grantee, purpose, grant);
+        }
+    }
+
+    /// @inheritdoc IUsageGrants
+    function getGrant(uint256 datasetId, address grantee, bytes32 purpose) external view returns (Grant memory) {
+        return _grants[_grantKey(datasetId, grantee, purpose)];
+    }
+
+    /// @inheritdoc IUsageGrants
+    function nonces(address owner) external view returns (uint256) {
+        return _nonces[owner];
+    }
+
+    /// @inheritdoc IUsageGrants
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ---------------------------------------------------------------- policy
+
+    /// @dev THE time policy: a window `[notBefore, expiresAt]` is open at `block.timestamp`
+    /// with both ends inclusive. Issuance and every authorisation check go through here.
+    function _timeStatus(uint64 notBefore, uint64 expiresAt) private view returns (Status) {
+        if (block.timestamp < notBefore) return Status.NotYetValid;
+        if (block.timestamp > expiresAt) return Status.Expired;
+        return Status.Authorized;
+    }
+
+    /// @dev Why (datasetId, grantee, purpose) does or does not authorise now.
+    function _statusOf(uint256 datasetId, address grantee, bytes32 purpose)
+        private
+        view
+        returns (Status status, Grant memory grant)
+    {
+        grant = _grants[_grantKey(datasetId, grantee, purpose)];
+        uint256[] memory ids = new uint256[](1);
+        ids[0] = datasetId;
+        status = _status(datasetId, grant, grant.expiresAt == 0 ? 0 : _registry.consentWords(ids)[0]);
+    }
+
+    /// @dev The authorisation rule, given the grant and the dataset's consent word (see
+    /// `DatasetRegistry.consentWords`). The owner is looked up only to tell an unknown
+    /// dataset from a missing grant, which is off the hot path.
+    function _status(uint256 datasetId, Grant memory grant, uint256 consent) private view returns (Status) {
+        // Issuance requires expiresAt >= block.timestamp > 0, so zero means "never issued".
+        if (grant.expiresAt == 0) {
+            (address owner,,) = _registry.datasetState(datasetId);
+            return owner == address(0) ? Status.UnknownDataset : Status.NoGrant;
+        }
+        if (consent & _RETIRED_BIT != 0) return Status.DatasetRetired;
+        if (grant.revoked) return Status.Revoked;
+        if (grant.epoch != uint32(consent)) return Status.OwnerChanged;
+        return _timeStatus(grant.notBefore, grant.expiresAt);
+    }
+
+    function _revertWith(Status status, uint256 datasetId, address grantee, bytes32 purpose, Grant memory grant)
+        private
+        pure
+    {
+        if (status == Status.UnknownDataset) revert UsageGrantsUnknownDataset(datasetId);
+        if (status == Status.NoGrant) revert UsageGrantsNoGrant(datasetId, grantee, purpose);
+        if (status == Status.DatasetRetired) revert UsageGrantsDatasetRetired(datasetId);
+        if (status == Status.Revoked) revert UsageGrantsRevoked(datasetId, grantee, purpose);
+        if (status == Status.OwnerChanged) revert UsageGrantsOwnerChanged(datasetId, grantee, purpose);
+        if (status == Status.NotYetValid) revert UsageGrantsNotYetValid(datasetId, grantee, purpose, grant.notBefore);
+        revert UsageGrantsExpired(datasetId, grantee, purpose, grant.expiresAt);
+    }
+
+    function _requireOwnerOrOperator(uint256 datasetId, address owner) private view {
+        if (owner == address(0)) revert UsageGrantsUnknownDataset(datasetId);
+        if (msg.sender != owner && !_registry.isApprovedForAll(owner, msg.sender)) {
+            revert UsageGrantsNotOwnerOrOperator(datasetId, msg.sender, owner);
+        }
+    }
+
+    function _requireIssuable(
+        uint256 datasetId,
+        bool retired,
+        address grantee,
+        bytes32 purpose,
+        uint64 notBefore,
+        uint64 expiresAt
+    ) private view {
+        if (retired) revert UsageGrantsDatasetRetired(datasetId);
+        if (grantee == address(0)) revert UsageGrantsInvalidGrantee(grantee);
+        if (purpose == bytes32(0)) revert UsageGrantsInvalidPurpose(purpose);
+        if (expiresAt < notBefore || _timeStatus(notBefore, expiresAt) == Status.Expired) {
+            revert UsageGrantsInvalidWindow(notBefore, expiresAt, block.timestamp);
+        }
+    }
+
+    /// @dev keccak256(abi.encode(datasetId, grantee, purpose)), hashed in unallocated
+    /// memory so the per-dataset loop of `requireAuthorized` does not grow memory.
+    function _grantKey(uint256 datasetId, address grantee, bytes32 purpose) private pure returns (bytes32 key) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, datasetId)
+            mstore(add(ptr, 0x20), and(grantee, 0xffffffffffffffffffffffffffffffffffffffff))
+            mstore(add(ptr, 0x40), purpose)
+            key := keccak256(ptr, 0x60)
+        }
+    }
+
+    // ----------------------------------------------------------- transitions
+
+    /// @dev Issue (or replace) a grant: write, then emit.
+    function _issue(
+        uint256 datasetId,
+        address grantee,
+        bytes32 purpose,
+        uint64 notBefore,
+        uint64 expiresAt,
+        uint32 epoch
+    ) private {
+        _grants[_grantKey(datasetId, grantee, purpose)] =
+            Grant({notBefore: notBefore, expiresAt: expiresAt, epoch: epoch, revoked: false});
+        emit GrantIssued(datasetId, grantee, purpose, notBefore, expiresAt);
+    }
+
+    /// @dev A grant that exists and is not yet revoked (guard for revoke and renounce).
+    function _requireRevocable(uint256 datasetId, address grantee, bytes32 purpose)
+        private
+        view
+        returns (Grant storage grant)
+    {
+        grant = _grants[_grantKey(datasetId, grantee, purpose)];
+        if (grant.expiresAt == 0) revert UsageGrantsNoGrant(datasetId, grantee, purpose);
+        if (grant.revoked) revert UsageGrantsRevoked(datasetId, grantee, purpose);
+    }
+
+    /// @dev Revoke (owner, operator) or renounce (grantee) a grant: write, then emit.
+    function _revoke(uint256 datasetId, address grantee, bytes32 purpose, Grant storage grant) private {
+        grant.revoked = true;
+        emit GrantRevoked(datasetId, grantee, purpose);
+    }
+
+    /// @dev Consume the owner's current nonce: write (no event; the GrantIssued that
+    /// follows in the same transaction records the use).
+    function _useNonce(address owner) private {
+        unchecked {
+            // A uint256 counter incremented by one per signature cannot overflow.
+            ++_nonces[owner];
+        }
+    }
+}

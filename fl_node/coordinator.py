@@ -1,0 +1,312 @@
+"""The research lab's coordinator: create the job, run rounds, anchor and commit them.
+
+A round: select the job's datasets that are authorised now, send the current model to
+their nodes, collect signed updates with a timeout and a quorum, verify every
+attestation, aggregate (weighted FedAvg), store the model and the round manifest in the
+content store and pin them, and only then commit the round on-chain. If the contract
+rejects a participant whose grant ended in between, the round is recomputed without it:
+a model built on an unauthorised dataset is never committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ledger.chain.client import AuthorizationStatus, LedgerClient
+from ledger.errors import ContractRevertError, LedgerError, UnreachableError
+from ledger.provenance import (
+    ManifestParticipant,
+    RoundManifest,
+    attestations_root,
+    model_digest,
+    recover_attestation_signer,
+)
+from ledger.store import ContentStore
+
+from .aggregate import fedavg_states
+from .errors import FLError, QuorumError, RoundNotCommittedError
+from .messages import NodeRefusal, NodeReply, NodeUpdate, RoundRequest
+from .serialize import model_from_bytes, model_to_bytes
+from .spec import ModelSpec
+from .train import evaluate
+
+log = logging.getLogger(__name__)
+
+
+class NodeHandle(Protocol):
+    """How the coordinator reaches a node: in-process, a child process, or over a network."""
+
+    dataset_id: int
+
+    def handle(self, request: RoundRequest) -> NodeReply:
+        """Runs one round on the node; raises if the node cannot be reached."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoreRetryPolicy:
+    """How long a ready round waits for the content store before it is given up (never committed)."""
+
+    attempts: int = 6
+    first_delay_s: float = 0.2
+    factor: float = 2.0
+
+
+@dataclass
+class JobState:
+    """What the coordinator knows of its job: all of it re-readable from chain and store."""
+
+    job_id: int
+    purpose: bytes
+    job_datasets: tuple[int, ...]
+    spec: ModelSpec
+    seed: int
+    last_round: int
+    last_digest: bytes
+    last_model_cid: str
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """One committed round as the demo, CLI and tests report it."""
+
+    round_number: int
+    model_digest: bytes
+    model_cid: str
+    manifest_cid: str
+    participants: tuple[int, ...]
+    refused: dict[int, str]
+    block_number: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    recomputed_without: tuple[int, ...] = ()
+
+
+class Coordinator:
+    """Runs a job's rounds for the lab's account."""
+
+    def __init__(
+        self,
+        client: LedgerClient,
+        store: ContentStore,
+        *,
+        eval_features: np.ndarray | None = None,
+        eval_labels: np.ndarray | None = None,
+        timeout_s: float = 120.0,
+        quorum: int = 1,
+        store_retry: StoreRetryPolicy | None = None,
+    ) -> None:
+        if client.address is None:
+            raise FLError("the coordinator needs a signing account")
+        self.client = client
+        self.store = store
+        self.eval_features = eval_features
+        self.eval_labels = eval_labels
+        self.timeout_s = timeout_s
+        self.quorum = quorum
+        self.store_retry = store_retry or StoreRetryPolicy()
+
+    @property
+    def address(self) -> str:
+        """The lab's account: the job's coordinator and the grantee every check names."""
+        assert self.client.address is not None
+        return self.client.address
+
+    def create_job(
+        self, *, purpose: bytes, datasets: Sequence[int], spec: ModelSpec, initial_state: dict[str, object], seed: int
+    ) -> JobState:
+        """Anchors the initial model, then creates the job on-chain."""
+        job_datasets = tuple(sorted(datasets))
+        initial_bytes = model_to_bytes(initial_state)  # type: ignore[arg-type]
+        initial_cid = self._store_with_retry(initial_bytes)
+        digest = model_digest(initial_bytes)
+        job_id, _ = self.client.create_job(purpose, job_datasets, digest, spec.spec_digest())
+        return JobState(job_id, purpose, job_datasets, spec, seed, 0, digest, initial_cid)
+
+    def run_round(
+        self,
+        job: JobState,
+        nodes: Sequence[NodeHandle],
+        *,
+        on_dispatch: Callable[[int], None] | None = None,
+    ) -> RoundOutcome:
+        """Runs and commits the job's next round; returns what was committed."""
+        round_number = job.last_round + 1
+        refused: dict[int, str] = {}
+        selected = []
+        for node in nodes:
+            status = self.client.authorization_status(node.dataset_id, self.address, job.purpose)
+            if status is AuthorizationStatus.AUTHORIZED and node.dataset_id in job.job_datasets:
+                selected.append(node)
+            else:
+                refused[node.dataset_id] = f"not selected: {status.name.lower()}"
+        if on_dispatch is not None:
+            on_dispatch(round_number)
+        request = RoundRequest(
+            job_id=job.job_id,
+            round_number=round_number,
+            job_datasets=job.job_datasets,
+            base_model_cid=job.last_model_cid,
+            base_digest=job.last_digest,
+            spec_json=job.spec.model_dump_json(),
+            seed=job.seed,
+        )
+        updates = self._collect(selected, request, refused)
+        return self._aggregate_and_commit(job, round_number, updates, refused)
+
+    def _collect(self, nodes: Sequence[NodeHandle], request: RoundRequest, refused: dict[int, str]) -> list[NodeUpdate]:
+        updates: list[NodeUpdate] = []
+        if not nodes:
+            return updates
+        pool = ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="round")
+        try:
+            futures = {node.dataset_id: pool.submit(node.handle, request) for node in nodes}
+            deadline = time.monotonic() + self.timeout_s
+            for dataset_id, future in futures.items():
+                try:
+                    reply = future.result(timeout=max(0.0, deadline - time.monotonic()))
+                except FutureTimeout:
+                    refused[dataset_id] = f"timed out after {self.timeout_s:.0f} s"
+                    continue
+                except Exception as error:  # a dead node is a missing reply, not a failed round
+                    refused[dataset_id] = f"unreachable: {error}"
+                    continue
+                if isinstance(reply, NodeRefusal):
+                    refused[dataset_id] = f"{reply.reason}: {reply.message}"
+                    continue
+                problem = self._verify_update(request, reply)
+                if problem:
+                    refused[dataset_id] = f"rejected update: {problem}"
+                else:
+                    updates.append(reply)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return sorted(updates, key=lambda update: update.dataset_id)
+
+    def _verify_update(self, request: RoundRequest, update: NodeUpdate) -> str | None:
+        att = update.attestation.attestation
+        if (att.job_id, att.round, att.dataset_id) != (request.job_id, request.round_number, update.dataset_id):
+            return "attestation names another job, round or dataset"
+        if att.update_digest != model_digest(update.update_bytes):
+            return "update bytes do not match the attested digest"
+        if att.num_examples != update.num_examples or update.num_examples <= 0:
+            return "example count does not match the attestation"
+        signer = recover_attestation_signer(
+            update.attestation, self.client.chain_id, self.client.deployment.addresses["TrainingLedger"]
+        )
+        owner = self.client.dataset_state(update.dataset_id).owner
+        if signer.lower() != owner.lower():
+            return f"attestation signed by {signer}, not by the dataset owner {owner}"
+        return None
+
+    def _aggregate_and_commit(
+        self, job: JobState, round_number: int, updates: list[NodeUpdate], refused: dict[int, str]
+    ) -> RoundOutcome:
+        dropped: list[int] = []
+        while True:
+            if len(updates) < max(1, self.quorum):
+                raise QuorumError(
+                    f"round {round_number} of job {job.job_id}: {len(updates)} valid update(s), "
+                    f"quorum is {self.quorum}; refused: {refused}"
+                )
+            states = [model_from_bytes(update.update_bytes) for update in updates]
+            counts = [update.num_examples for update in updates]
+            model_state = fedavg_states(states, counts)
+            model_bytes = model_to_bytes(model_state)
+            digest = model_digest(model_bytes)
+            metrics = self._evaluate(job.spec, model_state)
+            model_cid = self._store_with_retry(model_bytes)
+            manifest = self._manifest(job, round_number, updates, digest, model_cid, metrics)
+            manifest_cid = self._store_with_retry(manifest.to_bytes())
+            try:
+                receipt = self.client.commit_round(
+                    job.job_id,
+                    round_number,
+                    job.last_digest,
+                    digest,
+                    manifest_cid,
+                    job.job_datasets,
+                    [update.dataset_id for update in updates],
+                    manifest.attestations_root_bytes(),
+                )
+            except ContractRevertError as revert:
+                dataset_id = revert.args_by_name.get("datasetId")
+                if not isinstance(dataset_id, int) or dataset_id not in {u.dataset_id for u in updates}:
+                    raise
+                # The grant ended between the node's check and the commit: recompute without it.
+                log.warning("round %d: %s; recomputing without that dataset", round_number, revert)
+                refused[dataset_id] = f"dropped at commit: {revert.error_name}"
+                dropped.append(dataset_id)
+                updates = [update for update in updates if update.dataset_id != dataset_id]
+                continue
+            job.last_round, job.last_digest, job.last_model_cid = round_number, digest, model_cid
+            return RoundOutcome(
+                round_number=round_number,
+                model_digest=digest,
+                model_cid=model_cid,
+                manifest_cid=manifest_cid,
+                participants=tuple(update.dataset_id for update in updates),
+                refused=dict(refused),
+                block_number=receipt.block_number,
+                metrics=metrics,
+                recomputed_without=tuple(dropped),
+            )
+
+    def _manifest(
+        self,
+        job: JobState,
+        round_number: int,
+        updates: list[NodeUpdate],
+        digest: bytes,
+        model_cid: str,
+        metrics: dict[str, float],
+    ) -> RoundManifest:
+        total = sum(update.num_examples for update in updates)
+        return RoundManifest(
+            job_id=job.job_id,
+            round=round_number,
+            chain_id=self.client.chain_id,
+            training_ledger=self.client.deployment.addresses["TrainingLedger"],
+            purpose="0x" + job.purpose.hex(),
+            spec_digest="0x" + job.spec.spec_digest().hex(),
+            parent_digest="0x" + job.last_digest.hex(),
+            model_digest="0x" + digest.hex(),
+            model_cid=model_cid,
+            aggregation="fedavg",
+            participants=[
+                ManifestParticipant.from_signed(update.attestation, weight=update.num_examples / total)
+                for update in updates
+            ],
+            attestations_root="0x" + attestations_root([u.attestation for u in updates]).hex(),
+            metrics=metrics,
+        )
+
+    def _evaluate(self, spec: ModelSpec, state: dict[str, object]) -> dict[str, float]:
+        if self.eval_features is None or self.eval_labels is None:
+            return {}
+        return dict(evaluate(spec, state, self.eval_features, self.eval_labels))  # type: ignore[arg-type]
+
+    def _store_with_retry(self, data: bytes) -> str:
+        policy = self.store_retry
+        delay = policy.first_delay_s
+        for attempt in range(1, policy.attempts + 1):
+            try:
+                cid = self.store.put(data)
+                self.store.pin(cid)
+                return cid
+            except (UnreachableError, LedgerError) as error:
+                if attempt == policy.attempts:
+                    raise RoundNotCommittedError(
+                        f"content store unavailable after {attempt} attempts ({error}); the round was not committed"
+                    ) from error
+                log.warning("content store failed (%s); retrying in %.1f s", error, delay)
+                time.sleep(delay)
+                delay *= policy.factor
+        raise AssertionError("unreachable")

@@ -1,0 +1,126 @@
+"""A Flower ClientApp mod: the data owner's on-chain gate before fit, the attestation after.
+
+Put `ledger_gate_mod` in a ClientApp's `mods`; it wraps every `train` message:
+
+1. Before the wrapped ClientApp sees the message, the mod reads the chain through the
+   node's own connection (`fl_node.gate.check_round`): the job's coordinator must hold a
+   valid grant for this node's dataset and the job's purpose, the dataset must be one of
+   the job's and not retired, and the model Flower delivered must hash to the job's last
+   committed digest. Otherwise the node answers with a refusal (a `FitRes` whose status is
+   not OK, carrying the reason code) and the ClientApp never runs: nothing is trained.
+2. After the ClientApp trained, the mod serialises the returned weights exactly as the
+   coordinator will (`fl_node.serialize.model_to_bytes`), and signs the EIP-712 attestation
+   `(jobId, round, datasetId, updateDigest, numExamples)` with the owner's key; it travels in
+   the reply's metrics.
+
+A `train` message that does not come from a ledger strategy is refused too: a node that
+holds governed data trains only for a job the chain knows.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flwr.app import Context, Message
+from flwr.clientapp.typing import ClientAppCallable
+from flwr.common import Code, FitRes, MessageType, Parameters, Status, parameters_to_ndarrays
+from flwr.compat.common.recorddict_compat import (
+    fitres_to_recorddict,
+    recorddict_to_fitins,
+    recorddict_to_fitres,
+)
+from pydantic import ValidationError
+
+from ledger.errors import LedgerError
+from ledger.provenance import Attestation, model_digest, sign_attestation
+
+from .. import gate
+from ..errors import FLError, RoundRefusedError
+from ..serialize import model_to_bytes
+from . import wire
+from .node_site import NodeConfigError, NodeSite
+
+log = logging.getLogger(__name__)
+
+
+def refusal_reply(message: Message, dataset_id: int | None, reason: str, text: str) -> Message:
+    """A `train` reply that declines the round with a reason code and a sentence.
+
+    Flower's legacy status codes have no "refused"; FIT_NOT_IMPLEMENTED is its only non-OK
+    code for fit, so the strategy sees the reply among the round's failures, where
+    `reason` and `text` travel in the metrics and the status message.
+    """
+    fit_res = FitRes(
+        status=Status(code=Code.FIT_NOT_IMPLEMENTED, message=f"refused ({reason}): {text}"),
+        parameters=Parameters(tensors=[], tensor_type="numpy.ndarray"),
+        num_examples=0,
+        metrics=dict(wire.refusal_metrics(dataset_id, reason, text)),
+    )
+    return Message(fitres_to_recorddict(fit_res, keep_input=False), reply_to=message)
+
+
+def ledger_gate_mod(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
+    """Gate a `train` message on-chain, run the ClientApp, attest its update."""
+    if message.metadata.message_type != MessageType.TRAIN or message.has_error():
+        return call_next(message, context)
+    fit_ins = recorddict_to_fitins(message.content, keep_input=True)
+    dataset_id: int | None = None
+    try:
+        site = NodeSite.from_node_config(context.node_config)
+        dataset_id = site.dataset_id
+        if not wire.is_ledger_round(fit_ins.config):
+            return refusal_reply(
+                message, dataset_id, "no_job", "this node trains only for a job on the ledger (no job id sent)"
+            )
+        instructions = wire.RoundInstructions.from_config(fit_ins.config)
+        spec = instructions.spec
+        # The node hashes the model it was actually sent: a coordinator cannot pass off
+        # other weights as the committed model.
+        base_state = wire.ndarrays_to_state(spec, parameters_to_ndarrays(fit_ins.parameters))
+        base_digest = model_digest(model_to_bytes(base_state))
+        gate.check_round(
+            site.client,
+            dataset_id=dataset_id,
+            job_id=instructions.job_id,
+            job_datasets=instructions.job_datasets,
+            base_digest=base_digest,
+        )
+    except RoundRefusedError as refusal:
+        log.warning("dataset %s refuses the round: %s", _hex(dataset_id), refusal)
+        return refusal_reply(message, dataset_id, refusal.reason, str(refusal))
+    except NodeConfigError as error:
+        return refusal_reply(message, dataset_id, "node_misconfigured", str(error))
+    except (wire.WireError, ValidationError, FLError) as error:
+        return refusal_reply(message, dataset_id, "bad_instructions", str(error))
+    except LedgerError as error:
+        # No answer from the chain is no permission: refuse rather than train blind.
+        return refusal_reply(message, dataset_id, "ledger_unavailable", str(error))
+
+    reply = call_next(message, context)
+    if reply.has_error():
+        return reply
+    fit_res = recorddict_to_fitres(reply.content, keep_input=True)
+    if fit_res.status.code != Code.OK:
+        return reply
+    try:
+        update_state = wire.ndarrays_to_state(spec, parameters_to_ndarrays(fit_res.parameters))
+    except wire.WireError as error:
+        return refusal_reply(message, dataset_id, "training_failed", f"the ClientApp returned {error}")
+    attestation = Attestation(
+        job_id=instructions.job_id,
+        round=instructions.round_number,
+        dataset_id=dataset_id,
+        update_digest=model_digest(model_to_bytes(update_state)),
+        num_examples=int(fit_res.num_examples),
+    )
+    signed = sign_attestation(
+        site.account, site.client.chain_id, site.client.deployment.address("TrainingLedger"), attestation
+    )
+    metrics = reply.content.config_records["fitres.metrics"]
+    for key, value in wire.attestation_to_metrics(signed).items():
+        metrics[key] = value
+    return reply
+
+
+def _hex(dataset_id: int | None) -> str:
+    return "?" if dataset_id is None else f"0x{dataset_id:064x}"

@@ -1,0 +1,422 @@
+"""`LedgerClient`: the typed facade over the three contracts.
+
+Reads are `eth_call`s encoded here and sent straight to the provider (one round trip
+each; the chain id is read once at connect). Writes go through `TransactionSender`:
+estimate (a revert raises its specific `ContractRevertError` and nothing is sent) ->
+sign locally -> send -> wait for the receipt with a short poll.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import Web3
+
+from ledger.chain.abi import ARTIFACTS_DIR, CONTRACT_NAMES, ContractABI, load_artifact
+from ledger.chain.revert import RevertDecoder, revert_data_of
+from ledger.chain.sender import TransactionSender, WaitPolicy
+from ledger.chain.transport import RetryPolicy, Transport, make_provider, make_web3
+from ledger.chain.types import (
+    AuthorizationStatus,
+    BlockRef,
+    DatasetState,
+    DecodedEvent,
+    GrantRecord,
+    JobRecord,
+    Receipt,
+)
+from ledger.deploy import Deployment, load_deployment, verify_deployment
+from ledger.errors import ConfigurationError, InvalidArgumentError, RPCError, SignedGrantFormatError
+from ledger.purposes import purpose_id
+from ledger.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BlockId = int | str
+DatasetRef = int | bytes
+
+
+def dataset_id_of(dataset: DatasetRef) -> int:
+    """A dataset id from an int or a 32-byte content root."""
+    if isinstance(dataset, bytes | bytearray):
+        if len(dataset) != 32:
+            raise InvalidArgumentError(f"a content root is 32 bytes, got {len(dataset)}")
+        return int.from_bytes(dataset, "big")
+    if not 0 <= dataset < 2**256:
+        raise InvalidArgumentError(f"dataset id {dataset} is not a uint256")
+    return int(dataset)
+
+
+def _bytes32(value: bytes | str, what: str) -> bytes:
+    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
+    if len(raw) != 32:
+        raise InvalidArgumentError(f"{what} must be 32 bytes, got {len(raw)}")
+    return raw
+
+
+def _block_param(block: BlockId) -> str:
+    return hex(block) if isinstance(block, int) else block
+
+
+def resolve_rpc_url(settings: Settings) -> str:
+    """`settings.rpc_url`, else the running embedded devnet's URL, else its configured port."""
+    if settings.rpc_url:
+        return settings.rpc_url
+    from ledger.devnet import Devnet
+
+    return Devnet(settings).rpc_url() or f"http://127.0.0.1:{settings.devnet_port}"
+
+
+class LedgerClient:
+    """Typed reads and writes of DatasetRegistry, UsageGrants and TrainingLedger."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        chain_id: int,
+        deployment: Deployment,
+        account: LocalAccount | None = None,
+        *,
+        wait: WaitPolicy | None = None,
+        artifacts_dir: Any = ARTIFACTS_DIR,
+    ) -> None:
+        if deployment.chain_id != chain_id:
+            raise ConfigurationError(
+                f"deployment is for chain {deployment.chain_id} but {transport.rpc_url} is chain {chain_id}"
+            )
+        self.transport = transport
+        self.rpc_url = transport.rpc_url
+        self.chain_id = chain_id
+        self.deployment = deployment
+        self.account = account
+        self.address: str | None = None if account is None else str(account.address)
+        self.w3: Web3 = make_web3(transport.provider)
+        self.abis = {name: ContractABI(name, load_artifact(name, artifacts_dir).abi) for name in CONTRACT_NAMES}
+        self.decoder = RevertDecoder(self.abis.values())
+        self._by_address = {deployment.address(n).lower(): self.abis[n] for n in CONTRACT_NAMES}
+        self._wait = wait
+        self._sender = (
+            None if account is None else TransactionSender(transport, chain_id, account, self.decoder, wait)
+        )
+
+    # ----------------------------------------------------------------- construction
+
+    @classmethod
+    def connect(
+        cls,
+        settings: Settings,
+        account: LocalAccount | None = None,
+        deployment: Deployment | None = None,
+        *,
+        rpc_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        wait: WaitPolicy | None = None,
+    ) -> LedgerClient:
+        """Connect to the node of `settings` (or `rpc_url`) and the deployment for its chain id.
+
+        Without `deployment` the manifest `$SOV_HOME/deployments/<chain_id>.json` is loaded and
+        checked against the node's code.
+        """
+        url = rpc_url or resolve_rpc_url(settings)
+        transport = Transport(make_provider(url), url, retry)
+        chain_id = int(transport.request("eth_chainId", []), 16)
+        if deployment is None:
+            deployment = load_deployment(settings, transport, chain_id)
+        return cls(transport, chain_id, deployment, account, wait=wait)
+
+    @classmethod
+    def from_url(
+        cls,
+        rpc_url: str,
+        deployment: Deployment,
+        account: LocalAccount | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        wait: WaitPolicy | None = None,
+        verify: bool = False,
+    ) -> LedgerClient:
+        """Connect to `rpc_url` with a known deployment (no settings, no manifest file)."""
+        transport = Transport(make_provider(rpc_url), rpc_url, retry)
+        chain_id = int(transport.request("eth_chainId", []), 16)
+        if verify:
+            verify_deployment(transport, deployment, chain_id)
+        return cls(transport, chain_id, deployment, account, wait=wait)
+
+    def with_account(self, account: LocalAccount) -> LedgerClient:
+        """A client for the same node and deployment that signs with `account`."""
+        return LedgerClient(self.transport, self.chain_id, self.deployment, account, wait=self._wait)
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _call(self, contract: str, fn: str, args: Sequence[Any], block: BlockId = "latest") -> tuple[Any, ...]:
+        abi = self.abis[contract].function(fn, len(args))
+        call = {"to": self.deployment.address(contract), "data": abi.encode_call(args)}
+        try:
+            result = self.transport.request("eth_call", [call, _block_param(block)])
+        except RPCError as error:
+            data = revert_data_of(error.error)
+            if data is not None:
+                raise self.decoder.decode(data, f"{contract}.{fn}") from None
+            raise
+        return abi.decode_output(bytes.fromhex(str(result)[2:]))
+
+    def _transact(self, contract: str, fn: str, args: Sequence[Any], action: str) -> Receipt:
+        if self._sender is None:
+            raise ConfigurationError(f"{action} needs a signing account; connect with account=...")
+        abi = self.abis[contract].function(fn, len(args))
+        raw = self._sender.transact(self.deployment.address(contract), abi.encode_call(args), action)
+        return self._receipt(raw)
+
+    def _receipt(self, raw: dict[str, Any]) -> Receipt:
+        return Receipt(
+            tx_hash=str(raw["transactionHash"]),
+            block_number=int(raw["blockNumber"], 16),
+            block_hash=str(raw["blockHash"]),
+            gas_used=int(raw["gasUsed"], 16),
+            events=[e for e in (self.decode_log(log_) for log_ in raw.get("logs", [])) if e is not None],
+        )
+
+    def decode_log(self, log_: dict[str, Any]) -> DecodedEvent | None:
+        """Decode a raw JSON-RPC log of one of the three contracts (None for other logs)."""
+        contract = self._by_address.get(str(log_["address"]).lower())
+        topics = [bytes.fromhex(str(t)[2:]) for t in log_.get("topics", [])]
+        if contract is None or not topics:
+            return None
+        event = contract.events.get(topics[0])
+        if event is None:
+            return None
+        return DecodedEvent(
+            contract=contract.name,
+            name=event.name,
+            args=event.decode_log(topics, bytes.fromhex(str(log_["data"])[2:])),
+            address=to_checksum_address(log_["address"]),
+            block_number=int(log_["blockNumber"], 16),
+            block_hash=str(log_["blockHash"]),
+            tx_hash=str(log_["transactionHash"]),
+            log_index=int(log_["logIndex"], 16),
+        )
+
+    # ----------------------------------------------------------------- reads
+
+    def dataset_state(self, dataset_id: DatasetRef, *, block: BlockId = "latest") -> DatasetState:
+        """Deed holder, transfer epoch and retirement of a dataset (zero owner when unknown)."""
+        owner, epoch, retired = self._call("DatasetRegistry", "datasetState", [dataset_id_of(dataset_id)], block)
+        return DatasetState(to_checksum_address(owner), int(epoch), bool(retired))
+
+    def authorization_status(
+        self, dataset_id: DatasetRef, grantee: str, purpose: bytes | str, *, block: BlockId = "latest"
+    ) -> AuthorizationStatus:
+        """Why `grantee` is or is not authorised to use the dataset for `purpose` (at `block`)."""
+        (status,) = self._call(
+            "UsageGrants",
+            "authorizationStatus",
+            [dataset_id_of(dataset_id), to_checksum_address(grantee), purpose_id(purpose)],
+            block,
+        )
+        return AuthorizationStatus(int(status))
+
+    def is_authorized(
+        self, dataset_id: DatasetRef, grantee: str, purpose: bytes | str, *, block: BlockId = "latest"
+    ) -> bool:
+        """The one check every node makes before training."""
+        (ok,) = self._call(
+            "UsageGrants",
+            "isAuthorized",
+            [dataset_id_of(dataset_id), to_checksum_address(grantee), purpose_id(purpose)],
+            block,
+        )
+        return bool(ok)
+
+    def require_authorized(
+        self, dataset_ids: Sequence[DatasetRef], grantee: str, purpose: bytes | str, *, block: BlockId = "latest"
+    ) -> None:
+        """Raise the specific `NotAuthorizedError` of the first dataset that is not authorised."""
+        self._call(
+            "UsageGrants",
+            "requireAuthorized",
+            [[dataset_id_of(d) for d in dataset_ids], to_checksum_address(grantee), purpose_id(purpose)],
+            block,
+        )
+
+    def get_grant(
+        self, dataset_id: DatasetRef, grantee: str, purpose: bytes | str, *, block: BlockId = "latest"
+    ) -> GrantRecord:
+        """The stored grant (all zero when none)."""
+        ((not_before, expires_at, epoch, revoked),) = self._call(
+            "UsageGrants",
+            "getGrant",
+            [dataset_id_of(dataset_id), to_checksum_address(grantee), purpose_id(purpose)],
+            block,
+        )
+        return GrantRecord(int(not_before), int(expires_at), int(epoch), bool(revoked))
+
+    def nonces(self, owner: str, *, block: BlockId = "latest") -> int:
+        """The next nonce a signed grant of `owner` must carry."""
+        (value,) = self._call("UsageGrants", "nonces", [to_checksum_address(owner)], block)
+        return int(value)
+
+    def domain_separator(self) -> bytes:
+        """UsageGrants' EIP-712 domain separator."""
+        (value,) = self._call("UsageGrants", "DOMAIN_SEPARATOR", [])
+        return bytes(value)
+
+    def get_job(self, job_id: int, *, block: BlockId = "latest") -> JobRecord:
+        """A job as stored (raises `UnknownJobError` when there is none)."""
+        ((coordinator, last_round, purpose, last_digest, datasets_hash),) = self._call(
+            "TrainingLedger", "getJob", [job_id], block
+        )
+        return JobRecord(to_checksum_address(coordinator), int(last_round), bytes(purpose), bytes(last_digest),
+                         bytes(datasets_hash))
+
+    def job_count(self, *, block: BlockId = "latest") -> int:
+        """How many jobs exist (ids run from 1)."""
+        (count,) = self._call("TrainingLedger", "jobCount", [], block)
+        return int(count)
+
+    def latest_block(self) -> BlockRef:
+        """Number, hash and timestamp of the latest block."""
+        return self.block("latest")
+
+    def block(self, block: BlockId) -> BlockRef:
+        """Number, hash and timestamp of a block."""
+        raw = self.transport.request("eth_getBlockByNumber", [_block_param(block), False])
+        if raw is None:
+            raise LookupError(f"block {block} does not exist at {self.rpc_url}")
+        return BlockRef(int(raw["number"], 16), str(raw["hash"]), int(raw["timestamp"], 16))
+
+    def get_logs(self, from_block: int, to_block: BlockId = "latest") -> list[DecodedEvent]:
+        """Decoded events of the three contracts in a block range (for the event index)."""
+        raw = self.transport.request(
+            "eth_getLogs",
+            [{"fromBlock": hex(from_block), "toBlock": _block_param(to_block),
+              "address": [self.deployment.address(n) for n in CONTRACT_NAMES]}],
+        )
+        return [e for e in (self.decode_log(item) for item in raw) if e is not None]
+
+    # ----------------------------------------------------------------- writes
+
+    def register_dataset(self, content_root: bytes, parent_id: int = 0, uri: str = "") -> tuple[int, Receipt]:
+        """Register the dataset whose content root is `content_root`; returns (datasetId, receipt)."""
+        root = _bytes32(content_root, "content root")
+        receipt = self._transact(
+            "DatasetRegistry", "register", [root, dataset_id_of(parent_id), uri], "register dataset"
+        )
+        return int.from_bytes(root, "big"), receipt
+
+    def retire_dataset(self, dataset_id: DatasetRef) -> Receipt:
+        """Withdraw consent: no grant on the dataset authorises from this block on (irreversible)."""
+        return self._transact("DatasetRegistry", "retire", [dataset_id_of(dataset_id)], "retire dataset")
+
+    def transfer_dataset(self, dataset_id: DatasetRef, to: str) -> Receipt:
+        """Hand the dataset's deed to `to` (grants of the previous owner stop authorising)."""
+        did = dataset_id_of(dataset_id)
+        owner = self.dataset_state(did).owner
+        return self._transact(
+            "DatasetRegistry", "safeTransferFrom", [owner, to_checksum_address(to), did], "transfer dataset"
+        )
+
+    def set_operator(self, operator: str, approved: bool) -> Receipt:
+        """Let `operator` grant and revoke on all of this account's datasets (or stop letting it)."""
+        return self._transact(
+            "DatasetRegistry", "setApprovalForAll", [to_checksum_address(operator), approved], "set operator"
+        )
+
+    def issue_grant(
+        self, dataset_id: DatasetRef, grantee: str, purpose: bytes | str, not_before: int, expires_at: int
+    ) -> Receipt:
+        """Grant `grantee` use of the dataset for `purpose` from `not_before` to `expires_at` (inclusive)."""
+        return self._transact(
+            "UsageGrants",
+            "issueGrant",
+            [dataset_id_of(dataset_id), to_checksum_address(grantee), purpose_id(purpose), not_before, expires_at],
+            "issue grant",
+        )
+
+    def issue_grant_by_sig(self, signed: dict[str, Any]) -> Receipt:
+        """Submit a grant the owner signed off-chain (the eth_signTypedData_v4 JSON plus `signature`)."""
+        from ledger.signed_grants import grant_from_signed
+
+        grant = grant_from_signed(signed)
+        domain = signed["domain"]
+        if int(domain["chainId"]) != self.chain_id:
+            raise SignedGrantFormatError(
+                f"the grant was signed for chain {domain['chainId']}, this node is chain {self.chain_id}"
+            )
+        if str(domain["verifyingContract"]).lower() != self.deployment.address("UsageGrants").lower():
+            raise SignedGrantFormatError(
+                f"the grant was signed for UsageGrants at {domain['verifyingContract']}, "
+                f"this deployment's is {self.deployment.address('UsageGrants')}"
+            )
+        return self._transact(
+            "UsageGrants",
+            "issueGrantBySig",
+            [grant.dataset_id, grant.grantee, grant.purpose, grant.not_before, grant.expires_at, grant.nonce,
+             grant.deadline, grant.signature],
+            "redeem signed grant",
+        )
+
+    def revoke_grant(self, dataset_id: DatasetRef, grantee: str, purpose: bytes | str) -> Receipt:
+        """Revoke a grant (owner or operator)."""
+        return self._transact(
+            "UsageGrants",
+            "revokeGrant",
+            [dataset_id_of(dataset_id), to_checksum_address(grantee), purpose_id(purpose)],
+            "revoke grant",
+        )
+
+    def renounce_grant(self, dataset_id: DatasetRef, purpose: bytes | str) -> Receipt:
+        """The grantee (this account) gives up its grant."""
+        return self._transact(
+            "UsageGrants", "renounceGrant", [dataset_id_of(dataset_id), purpose_id(purpose)], "renounce grant"
+        )
+
+    def create_job(
+        self,
+        purpose: bytes | str,
+        datasets: Sequence[DatasetRef],
+        initial_model_digest: bytes,
+        spec_digest: bytes,
+    ) -> tuple[int, Receipt]:
+        """Create a training job coordinated by this account; returns (jobId, receipt)."""
+        receipt = self._transact(
+            "TrainingLedger",
+            "createJob",
+            [purpose_id(purpose), [dataset_id_of(d) for d in datasets],
+             _bytes32(initial_model_digest, "initial model digest"), _bytes32(spec_digest, "spec digest")],
+            "create job",
+        )
+        return int(receipt.event("JobCreated").args["jobId"]), receipt
+
+    def commit_round(
+        self,
+        job_id: int,
+        round_number: int,
+        parent_digest: bytes,
+        model_digest: bytes,
+        manifest_cid: str,
+        job_datasets: Sequence[DatasetRef],
+        participants: Sequence[DatasetRef],
+        attestations_root: bytes,
+    ) -> Receipt:
+        """Commit round `round_number` of a job; `participants` are dataset ids from `job_datasets`."""
+        job_ids = [dataset_id_of(d) for d in job_datasets]
+        position = {d: i for i, d in enumerate(job_ids)}
+        mask = 0
+        for participant in participants:
+            pid = dataset_id_of(participant)
+            if pid not in position:
+                raise InvalidArgumentError(
+                    f"participant dataset 0x{pid:064x} is not one of job {job_id}'s {len(job_ids)} datasets"
+                )
+            mask |= 1 << position[pid]
+        return self._transact(
+            "TrainingLedger",
+            "commitRound",
+            [job_id, round_number, _bytes32(parent_digest, "parent digest"), _bytes32(model_digest, "model digest"),
+             manifest_cid, job_ids, mask, _bytes32(attestations_root, "attestations root")],
+            "commit round",
+        )

@@ -1,0 +1,1235 @@
+"""The event index: every event of the three contracts, in SQLite, kept in step with the chain.
+
+The chain is the source of truth; the index is a cache that can always be rebuilt
+(`EventIndex.rebuild`). What makes it trustworthy:
+
+- **Incremental and resumable.** Logs are fetched in block ranges from the deployment
+  block on; the rows of a range and the new cursor are written in one SQLite
+  transaction (WAL), so a crash leaves either the whole range or none of it.
+- **Reorg-aware.** The hash of the last block of every range and of every block that
+  carries an event is stored. Before each range the stored cursor block is compared with
+  the chain; on a mismatch the index walks down its stored blocks to the highest one the
+  chain still has (everything below it is then canonical, by the hash chain) and deletes
+  every row above it. Each fetched log must carry the hash of the block the chain reports,
+  and a range must start on the child of the stored cursor block, or it is fetched again.
+- **Append-only history.** Rows are facts at a (block, log index) position: grants are
+  kept as their issue/revoke history, deeds as their transfers. Current state and "the
+  grant as it stood at a round's block" are derived from the history by queries, so a
+  rewind is a plain `DELETE ... WHERE block_number > fork`.
+
+Ids that are uint256 (dataset ids) are stored as `0x` + 64 hex digits so that they sort
+numerically as text; 32-byte values as `0x` hex; addresses EIP-55 checksummed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from eth_abi import decode as abi_decode
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from web3 import Web3
+from web3.exceptions import BlockNotFound
+
+from ledger.errors import ConfigurationError, LedgerError, UnreachableError
+from ledger.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
+CONTRACT_NAMES = ("DatasetRegistry", "UsageGrants", "TrainingLedger")
+SCHEMA_VERSION = "1"
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+DEFAULT_CHUNK_SIZE = 2000
+# A range whose logs keep disagreeing with the chain's headers means the chain is
+# reorganising under us faster than we can read it; give up rather than spin.
+MAX_RANGE_RETRIES = 8
+
+
+class EventIndexError(LedgerError):
+    """Root of event-index failures."""
+
+
+class NotIndexedError(EventIndexError, LookupError):
+    """The index holds no such dataset, job or round (it may not be synced far enough)."""
+
+
+class ChainMovedError(EventIndexError, RuntimeError):
+    """The chain kept reorganising while a block range was read; retry the sync."""
+
+
+class GrantStatus(IntEnum):
+    """Why a grant does or does not authorise; same values and precedence as `IUsageGrants.Status`."""
+
+    AUTHORIZED = 0
+    NO_GRANT = 1
+    NOT_YET_VALID = 2
+    EXPIRED = 3
+    REVOKED = 4
+    DATASET_RETIRED = 5
+    OWNER_CHANGED = 6
+    UNKNOWN_DATASET = 7
+
+
+class DeploymentLike(Protocol):
+    """What the index needs to know about a deployment (`ledger.deploy.Deployment` fits)."""
+
+    @property
+    def chain_id(self) -> int: ...
+
+    @property
+    def addresses(self) -> Mapping[str, str]: ...
+
+    @property
+    def deployed_block(self) -> int: ...
+
+
+class ChainSource(Protocol):
+    """Anything with a `Web3` and a deployment (`ledger.chain.client.LedgerClient` fits)."""
+
+    @property
+    def w3(self) -> Web3: ...
+
+    @property
+    def deployment(self) -> DeploymentLike: ...
+
+
+# ---------------------------------------------------------------------------------------
+# records returned by queries
+
+
+@dataclass(frozen=True, slots=True)
+class DeedTransfer:
+    """An ERC-721 Transfer of a dataset deed (`from_address` is the zero address for the mint)."""
+
+    dataset_id: int
+    from_address: str
+    to_address: str
+    block_number: int
+    log_index: int
+    tx_hash: str
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedDataset:
+    """A registered dataset as the index sees it at its synced block."""
+
+    dataset_id: int
+    registrant: str
+    owner: str
+    parent_id: int
+    uri: str
+    block_number: int
+    log_index: int
+    tx_hash: str
+    timestamp: int
+    epoch: int
+    retired_block: int | None
+    retired_tx: str | None
+    transfers: tuple[DeedTransfer, ...]
+
+    @property
+    def retired(self) -> bool:
+        """Whether consent was withdrawn."""
+        return self.retired_block is not None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantEvent:
+    """One GrantIssued (`kind == "issued"`, with its window) or GrantRevoked event."""
+
+    dataset_id: int
+    grantee: str
+    purpose: bytes
+    kind: Literal["issued", "revoked"]
+    not_before: int | None
+    expires_at: int | None
+    block_number: int
+    log_index: int
+    tx_hash: str
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedGrant:
+    """The current grant for a (dataset, grantee, purpose): its latest issue and what followed it."""
+
+    dataset_id: int
+    grantee: str
+    purpose: bytes
+    not_before: int
+    expires_at: int
+    issued_block: int
+    issued_tx: str
+    epoch: int
+    revoked_block: int | None
+    revoked_tx: str | None
+    owner_changed_block: int | None
+    dataset_retired_block: int | None
+
+    @property
+    def revoked(self) -> bool:
+        """Revoked by the owner or an operator, or renounced by the grantee."""
+        return self.revoked_block is not None
+
+    def status_at(self, timestamp: int) -> GrantStatus:
+        """The status a check at `timestamp` would give, with the contract's precedence."""
+        return _grant_status(
+            issued=True,
+            registered=True,
+            retired=self.dataset_retired_block is not None,
+            revoked=self.revoked,
+            owner_changed=self.owner_changed_block is not None,
+            not_before=self.not_before,
+            expires_at=self.expires_at,
+            timestamp=timestamp,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GrantStateAt:
+    """A grant as it stood at a chain position (a round's block, before the round's log).
+
+    `issued` is the GrantIssued in force, `revocation` a GrantRevoked after it,
+    `owner_change` the first deed transfer after it (grants do not survive one), all
+    strictly before the position; `status` is what `authorizationStatus` returned there.
+    """
+
+    dataset_id: int
+    grantee: str
+    purpose: bytes
+    block_number: int
+    log_index: int | None
+    timestamp: int
+    status: GrantStatus
+    issued: GrantEvent | None
+    revocation: GrantEvent | None
+    owner_change: DeedTransfer | None
+    retired_block: int | None
+    dataset_registered: bool
+
+    @property
+    def authorized(self) -> bool:
+        """Whether the grant authorised at that position."""
+        return self.status is GrantStatus.AUTHORIZED
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedJob:
+    """A JobCreated event and how many rounds the index has for the job."""
+
+    job_id: int
+    coordinator: str
+    purpose: bytes
+    datasets: tuple[int, ...]
+    initial_model_digest: bytes
+    spec_digest: bytes
+    block_number: int
+    block_hash: str
+    log_index: int
+    tx_hash: str
+    timestamp: int
+    rounds_committed: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedRound:
+    """A RoundCommitted event with the block it landed in."""
+
+    job_id: int
+    round: int
+    parent_digest: bytes
+    model_digest: bytes
+    manifest_cid: str
+    participants: tuple[int, ...]
+    attestations_root: bytes
+    block_number: int
+    block_hash: str
+    log_index: int
+    tx_hash: str
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedEvent:
+    """Any decoded event of the three contracts (including ones without a dedicated table)."""
+
+    contract: str
+    event: str
+    args: dict[str, Any]
+    block_number: int
+    log_index: int
+    tx_hash: str
+    block_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncProgress:
+    """Reported after each block range is committed."""
+
+    from_block: int
+    to_block: int
+    head: int
+    events: int
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+
+def _id_text(value: int) -> str:
+    return f"0x{value:064x}"
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _unhex(text: str) -> bytes:
+    return bytes.fromhex(text[2:])
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return _hex(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        # JSON readers lose integers past 2**53: keep large ones exact as hex.
+        return value if abs(value) < 2**53 else _id_text(value)
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _grant_status(
+    *,
+    issued: bool,
+    registered: bool,
+    retired: bool,
+    revoked: bool,
+    owner_changed: bool,
+    not_before: int | None,
+    expires_at: int | None,
+    timestamp: int,
+) -> GrantStatus:
+    # Same order as UsageGrants._status, so the index and the contract agree on the reason.
+    if not issued:
+        return GrantStatus.NO_GRANT if registered else GrantStatus.UNKNOWN_DATASET
+    if retired:
+        return GrantStatus.DATASET_RETIRED
+    if revoked:
+        return GrantStatus.REVOKED
+    if owner_changed:
+        return GrantStatus.OWNER_CHANGED
+    assert not_before is not None and expires_at is not None
+    if timestamp < not_before:
+        return GrantStatus.NOT_YET_VALID
+    if timestamp > expires_at:
+        return GrantStatus.EXPIRED
+    return GrantStatus.AUTHORIZED
+
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class _EventSpec:
+    contract: str
+    name: str
+    indexed: tuple[tuple[str, str], ...]
+    data: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _DecodedLog:
+    spec: _EventSpec
+    args: dict[str, Any]
+    block_number: int
+    log_index: int
+    tx_hash: str
+    block_hash: str
+
+
+class _RangeMoved(Exception):
+    """The chain changed while a range was read (internal: the range is retried)."""
+
+
+def load_event_specs(artifacts_dir: Path = ARTIFACTS_DIR) -> dict[str, dict[bytes, _EventSpec]]:
+    """Event decoders by contract name and topic0, from the shipped ABIs."""
+    specs: dict[str, dict[bytes, _EventSpec]] = {}
+    for name in CONTRACT_NAMES:
+        path = artifacts_dir / f"{name}.json"
+        try:
+            abi = json.loads(path.read_text())["abi"]
+        except (OSError, ValueError, KeyError) as error:
+            raise ConfigurationError(f"cannot read the ABI of {name} from {path}: {error}") from error
+        by_topic: dict[bytes, _EventSpec] = {}
+        for entry in abi:
+            if entry.get("type") != "event" or entry.get("anonymous"):
+                continue
+            inputs = entry["inputs"]
+            by_topic[bytes(event_abi_to_log_topic(entry))] = _EventSpec(
+                contract=name,
+                name=entry["name"],
+                indexed=tuple((i["name"], i["type"]) for i in inputs if i["indexed"]),
+                data=tuple((i["name"], i["type"]) for i in inputs if not i["indexed"]),
+            )
+        specs[name] = by_topic
+    return specs
+
+
+def _normalise(abi_type: str, value: Any) -> Any:
+    if abi_type == "address":
+        return to_checksum_address(value)
+    if abi_type.endswith("[]"):
+        return [_normalise(abi_type[:-2], item) for item in value]
+    if isinstance(value, bytes):
+        return bytes(value)
+    return value
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    number INTEGER PRIMARY KEY, hash TEXT NOT NULL, timestamp INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    block_number INTEGER NOT NULL, log_index INTEGER NOT NULL, tx_hash TEXT NOT NULL,
+    block_hash TEXT NOT NULL, contract TEXT NOT NULL, event TEXT NOT NULL, args TEXT NOT NULL,
+    PRIMARY KEY (block_number, log_index));
+CREATE TABLE IF NOT EXISTS datasets (
+    dataset_id TEXT NOT NULL, registrant TEXT NOT NULL, parent_id TEXT NOT NULL, uri TEXT NOT NULL,
+    block_number INTEGER NOT NULL, log_index INTEGER NOT NULL, tx_hash TEXT NOT NULL,
+    timestamp INTEGER NOT NULL, PRIMARY KEY (dataset_id));
+CREATE TABLE IF NOT EXISTS dataset_retirements (
+    dataset_id TEXT NOT NULL, block_number INTEGER NOT NULL, log_index INTEGER NOT NULL,
+    tx_hash TEXT NOT NULL, PRIMARY KEY (dataset_id));
+CREATE TABLE IF NOT EXISTS deed_transfers (
+    dataset_id TEXT NOT NULL, from_address TEXT NOT NULL, to_address TEXT NOT NULL,
+    block_number INTEGER NOT NULL, log_index INTEGER NOT NULL, tx_hash TEXT NOT NULL,
+    timestamp INTEGER NOT NULL, PRIMARY KEY (block_number, log_index));
+CREATE INDEX IF NOT EXISTS deed_transfers_by_dataset ON deed_transfers (dataset_id, block_number, log_index);
+CREATE TABLE IF NOT EXISTS grant_events (
+    dataset_id TEXT NOT NULL, grantee TEXT NOT NULL, purpose TEXT NOT NULL, kind TEXT NOT NULL,
+    not_before INTEGER, expires_at INTEGER, block_number INTEGER NOT NULL, log_index INTEGER NOT NULL,
+    tx_hash TEXT NOT NULL, timestamp INTEGER NOT NULL, PRIMARY KEY (block_number, log_index));
+CREATE INDEX IF NOT EXISTS grant_events_by_key
+    ON grant_events (dataset_id, grantee, purpose, block_number, log_index);
+CREATE INDEX IF NOT EXISTS grant_events_by_grantee ON grant_events (grantee);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id INTEGER PRIMARY KEY, coordinator TEXT NOT NULL, purpose TEXT NOT NULL, datasets TEXT NOT NULL,
+    initial_model_digest TEXT NOT NULL, spec_digest TEXT NOT NULL, block_number INTEGER NOT NULL,
+    block_hash TEXT NOT NULL, log_index INTEGER NOT NULL, tx_hash TEXT NOT NULL, timestamp INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS job_datasets (
+    job_id INTEGER NOT NULL, position INTEGER NOT NULL, dataset_id TEXT NOT NULL,
+    block_number INTEGER NOT NULL, PRIMARY KEY (job_id, position));
+CREATE TABLE IF NOT EXISTS rounds (
+    job_id INTEGER NOT NULL, round INTEGER NOT NULL, parent_digest TEXT NOT NULL, model_digest TEXT NOT NULL,
+    manifest_cid TEXT NOT NULL, participants TEXT NOT NULL, attestations_root TEXT NOT NULL,
+    block_number INTEGER NOT NULL, block_hash TEXT NOT NULL, log_index INTEGER NOT NULL,
+    tx_hash TEXT NOT NULL, timestamp INTEGER NOT NULL, PRIMARY KEY (job_id, round));
+CREATE INDEX IF NOT EXISTS rounds_by_model ON rounds (model_digest);
+CREATE TABLE IF NOT EXISTS round_participants (
+    job_id INTEGER NOT NULL, round INTEGER NOT NULL, dataset_id TEXT NOT NULL, block_number INTEGER NOT NULL,
+    PRIMARY KEY (job_id, round, dataset_id));
+CREATE INDEX IF NOT EXISTS round_participants_by_dataset ON round_participants (dataset_id);
+"""
+
+# Every table whose rows belong to a block: a rewind deletes from each above the fork.
+_BLOCK_TABLES = (
+    "events",
+    "datasets",
+    "dataset_retirements",
+    "deed_transfers",
+    "grant_events",
+    "jobs",
+    "job_datasets",
+    "rounds",
+    "round_participants",
+    "blocks",
+)
+
+
+class EventIndex:
+    """SQLite index of the DatasetRegistry, UsageGrants and TrainingLedger events.
+
+    `EventIndex(settings, client)` with a `LedgerClient`, or
+    `EventIndex(path, w3=w3, deployment=deployment)` with plain parts. One index file
+    belongs to one deployment: opening it for another (chain id, addresses or deployment
+    block differ) starts it afresh, since the index is only a cache of the chain.
+    """
+
+    def __init__(
+        self,
+        settings_or_path: Settings | str | Path,
+        client: ChainSource | None = None,
+        *,
+        w3: Web3 | None = None,
+        deployment: DeploymentLike | None = None,
+        confirmations: int = 0,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        artifacts_dir: Path = ARTIFACTS_DIR,
+    ) -> None:
+        if client is not None:
+            w3 = w3 or client.w3
+            deployment = deployment or client.deployment
+        if w3 is None or deployment is None:
+            raise ConfigurationError("EventIndex needs a client, or both w3= and deployment=")
+        if chunk_size < 1:
+            raise ConfigurationError(f"chunk_size must be at least 1; got {chunk_size}")
+        if confirmations < 0:
+            raise ConfigurationError(f"confirmations must be 0 or more; got {confirmations}")
+        self.path = (
+            settings_or_path.index_path if isinstance(settings_or_path, Settings) else Path(settings_or_path)
+        )
+        self.w3 = w3
+        self.chain_id = int(deployment.chain_id)
+        self.deployed_block = int(deployment.deployed_block)
+        missing = [name for name in CONTRACT_NAMES if name not in deployment.addresses]
+        if missing:
+            raise ConfigurationError(f"deployment has no address for {', '.join(missing)}")
+        self.addresses = {name: to_checksum_address(deployment.addresses[name]) for name in CONTRACT_NAMES}
+        self.confirmations = confirmations
+        self.chunk_size = chunk_size
+        specs = load_event_specs(artifacts_dir)
+        self._specs = {self.addresses[name].lower(): specs[name] for name in CONTRACT_NAMES}
+        self._lock = threading.RLock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash; a power cut may lose the last range,
+        # which the next sync fetches again.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        self._create_schema()
+        self._bind_deployment()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Closes the database connection."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> EventIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front, so two syncing processes serialise
+        # instead of failing at commit time.
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _create_schema(self) -> None:
+        with self._lock:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _binding(self) -> dict[str, str]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "chain_id": str(self.chain_id),
+            "addresses": json.dumps(self.addresses, sort_keys=True),
+            "deployed_block": str(self.deployed_block),
+        }
+
+    def _bind_deployment(self) -> None:
+        with self._write() as db:
+            stored = {key: self._meta(key) for key in self._binding()}
+            if stored == self._binding() and self._meta("cursor") is not None:
+                return
+            if any(value is not None for value in stored.values()):
+                log.warning("event index %s belonged to another deployment; starting it afresh", self.path)
+            self._clear(db)
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(self._binding().items())
+            )
+
+    def _clear(self, db: sqlite3.Connection) -> None:
+        for table in _BLOCK_TABLES:
+            db.execute(f"DELETE FROM {table}")
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?)", (str(self.deployed_block - 1),)
+        )
+
+    def synced_block(self) -> int:
+        """The last block whose events are all in the index (deployment block - 1 when empty)."""
+        with self._lock:
+            value = self._meta("cursor")
+        assert value is not None
+        return int(value)
+
+    # ------------------------------------------------------------------ chain access
+
+    def _rpc_url(self) -> str:
+        return str(getattr(self.w3.provider, "endpoint_uri", None) or getattr(self.w3.provider, "ipc_path", "?"))
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except OSError as error:
+            raise UnreachableError(f"chain RPC {self._rpc_url()} did not answer {what}: {error}") from error
+
+    def _header(self, number: int) -> _Header | None:
+        try:
+            block = self._call(f"eth_getBlockByNumber({number})", lambda: self.w3.eth.get_block(number))
+        except BlockNotFound:
+            return None
+        if block is None:
+            return None
+        return _Header(
+            number=int(block["number"]),
+            hash=_hex(block["hash"]),
+            parent_hash=_hex(block["parentHash"]),
+            timestamp=int(block["timestamp"]),
+        )
+
+    def _head(self) -> int:
+        return int(self._call("eth_blockNumber", lambda: self.w3.eth.block_number))
+
+    def _get_logs(self, start: int, end: int) -> list[Any]:
+        params: Any = {"address": list(self.addresses.values()), "fromBlock": start, "toBlock": end}
+        return list(self._call(f"eth_getLogs({start}..{end})", lambda: self.w3.eth.get_logs(params)))
+
+    # ------------------------------------------------------------------ sync
+
+    def sync(
+        self,
+        to_block: int | None = None,
+        *,
+        max_ranges: int | None = None,
+        on_range: Callable[[SyncProgress], None] | None = None,
+    ) -> int:
+        """Indexes new events up to `to_block` (default: head - confirmations); returns how many.
+
+        Rewinds first if the chain reorganised below the synced block. `max_ranges` stops
+        after that many committed block ranges (the next call resumes), `on_range` is called
+        after each one (progress bars).
+        """
+        total = 0
+        ranges = 0
+        retries = 0
+        while max_ranges is None or ranges < max_ranges:
+            self._rewind_if_reorged()
+            cursor = self.synced_block()
+            head = self._head() - self.confirmations
+            target = head if to_block is None else min(head, to_block)
+            if cursor >= target:
+                break
+            start = cursor + 1
+            end = min(start + self.chunk_size - 1, target)
+            try:
+                decoded, headers = self._read_range(start, end, cursor)
+            except _RangeMoved as moved:
+                retries += 1
+                log.info("chain moved while reading blocks %d..%d (%s); retrying", start, end, moved)
+                if retries > MAX_RANGE_RETRIES:
+                    raise ChainMovedError(
+                        f"chain at {self._rpc_url()} kept reorganising while blocks {start}..{end} were read "
+                        f"({retries} attempts); sync again later"
+                    ) from None
+                continue
+            written = self._store_range(cursor, end, decoded, headers)
+            if written is None:
+                # Another process advanced the cursor meanwhile; continue from its position.
+                continue
+            retries = 0
+            total += written
+            ranges += 1
+            if on_range is not None:
+                on_range(SyncProgress(from_block=start, to_block=end, head=target, events=written))
+        return total
+
+    def rebuild(self) -> int:
+        """Drops every indexed row and re-syncs from the deployment block; returns the event count."""
+        with self._write() as db:
+            self._clear(db)
+        return self.sync()
+
+    def _read_range(self, start: int, end: int, cursor: int) -> tuple[list[_DecodedLog], dict[int, _Header]]:
+        try:
+            raw_logs = self._get_logs(start, end)
+        except UnreachableError:
+            raise
+        except Exception as error:
+            # Providers cap eth_getLogs by range or result size: halve the range and retry.
+            if end > start:
+                self.chunk_size = max(1, (end - start + 1) // 2)
+                raise _RangeMoved(f"eth_getLogs refused {start}..{end} ({error}); range now {self.chunk_size}")
+            raise EventIndexError(f"eth_getLogs({start}..{end}) failed at {self._rpc_url()}: {error}") from error
+        decoded: list[_DecodedLog] = []
+        for raw in raw_logs:
+            if raw.get("removed"):
+                continue
+            spec = self._specs.get(str(raw["address"]).lower(), {}).get(bytes(raw["topics"][0]) if raw["topics"] else b"")
+            if spec is None:
+                continue
+            decoded.append(self._decode(spec, raw))
+        headers: dict[int, _Header] = {}
+        for number in sorted({entry.block_number for entry in decoded} | {start, end}):
+            header = self._header(number)
+            if header is None:
+                raise _RangeMoved(f"block {number} disappeared")
+            headers[number] = header
+        for entry in decoded:
+            if headers[entry.block_number].hash != entry.block_hash:
+                raise _RangeMoved(f"log in block {entry.block_number} is from block {entry.block_hash}")
+        with self._lock:
+            row = self._db.execute("SELECT hash FROM blocks WHERE number = ?", (cursor,)).fetchone()
+        if row is not None and headers[start].parent_hash != row[0]:
+            raise _RangeMoved(f"block {start} no longer follows the indexed block {cursor}")
+        again = self._header(end)
+        if again is None or again.hash != headers[end].hash:
+            raise _RangeMoved(f"block {end} changed while the range was read")
+        decoded.sort(key=lambda entry: (entry.block_number, entry.log_index))
+        return decoded, headers
+
+    def _decode(self, spec: _EventSpec, raw: Any) -> _DecodedLog:
+        topics = [bytes(topic) for topic in raw["topics"][1:]]
+        args: dict[str, Any] = {}
+        for (name, abi_type), topic in zip(spec.indexed, topics, strict=True):
+            args[name] = _normalise(abi_type, abi_decode([abi_type], topic)[0])
+        values = abi_decode([abi_type for _, abi_type in spec.data], bytes(raw["data"]))
+        for (name, abi_type), value in zip(spec.data, values, strict=True):
+            args[name] = _normalise(abi_type, value)
+        return _DecodedLog(
+            spec=spec,
+            args=args,
+            block_number=int(raw["blockNumber"]),
+            log_index=int(raw["logIndex"]),
+            tx_hash=_hex(raw["transactionHash"]),
+            block_hash=_hex(raw["blockHash"]),
+        )
+
+    def _store_range(
+        self, cursor: int, end: int, decoded: Sequence[_DecodedLog], headers: Mapping[int, _Header]
+    ) -> int | None:
+        with self._write() as db:
+            if self._meta("cursor") != str(cursor):
+                return None
+            for entry in decoded:
+                self._insert(db, entry, headers[entry.block_number])
+            keep = {entry.block_number for entry in decoded} | {end}
+            db.executemany(
+                "INSERT OR REPLACE INTO blocks (number, hash, timestamp) VALUES (?, ?, ?)",
+                [(n, headers[n].hash, headers[n].timestamp) for n in sorted(keep)],
+            )
+            db.execute("UPDATE meta SET value = ? WHERE key = 'cursor'", (str(end),))
+        return len(decoded)
+
+    def _insert(self, db: sqlite3.Connection, entry: _DecodedLog, header: _Header) -> None:
+        a = entry.args
+        position = (entry.block_number, entry.log_index, entry.tx_hash)
+        db.execute(
+            "INSERT INTO events (block_number, log_index, tx_hash, block_hash, contract, event, args) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                *position[:3],
+                entry.block_hash,
+                entry.spec.contract,
+                entry.spec.name,
+                json.dumps({k: _jsonable(v) for k, v in a.items()}, sort_keys=True),
+            ),
+        )
+        key = (entry.spec.contract, entry.spec.name)
+        if key == ("DatasetRegistry", "DatasetRegistered"):
+            db.execute(
+                "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _id_text(a["datasetId"]),
+                    a["owner"],
+                    _id_text(a["parentId"]),
+                    a["uri"],
+                    *position,
+                    header.timestamp,
+                ),
+            )
+        elif key == ("DatasetRegistry", "DatasetRetired"):
+            db.execute("INSERT INTO dataset_retirements VALUES (?, ?, ?, ?)", (_id_text(a["datasetId"]), *position))
+        elif key == ("DatasetRegistry", "Transfer"):
+            db.execute(
+                "INSERT INTO deed_transfers VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_id_text(a["tokenId"]), a["from"], a["to"], *position, header.timestamp),
+            )
+        elif key == ("UsageGrants", "GrantIssued"):
+            db.execute(
+                "INSERT INTO grant_events VALUES (?, ?, ?, 'issued', ?, ?, ?, ?, ?, ?)",
+                (
+                    _id_text(a["datasetId"]),
+                    a["grantee"],
+                    _hex(a["purpose"]),
+                    a["notBefore"],
+                    a["expiresAt"],
+                    *position,
+                    header.timestamp,
+                ),
+            )
+        elif key == ("UsageGrants", "GrantRevoked"):
+            db.execute(
+                "INSERT INTO grant_events VALUES (?, ?, ?, 'revoked', NULL, NULL, ?, ?, ?, ?)",
+                (_id_text(a["datasetId"]), a["grantee"], _hex(a["purpose"]), *position, header.timestamp),
+            )
+        elif key == ("TrainingLedger", "JobCreated"):
+            datasets = [_id_text(d) for d in a["datasets"]]
+            db.execute(
+                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    a["jobId"],
+                    a["coordinator"],
+                    _hex(a["purpose"]),
+                    json.dumps(datasets),
+                    _hex(a["initialModelDigest"]),
+                    _hex(a["specDigest"]),
+                    entry.block_number,
+                    entry.block_hash,
+                    entry.log_index,
+                    entry.tx_hash,
+                    header.timestamp,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO job_datasets VALUES (?, ?, ?, ?)",
+                [(a["jobId"], i, d, entry.block_number) for i, d in enumerate(datasets)],
+            )
+        elif key == ("TrainingLedger", "RoundCommitted"):
+            participants = [_id_text(d) for d in a["participants"]]
+            db.execute(
+                "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    a["jobId"],
+                    a["round"],
+                    _hex(a["parentDigest"]),
+                    _hex(a["modelDigest"]),
+                    a["manifestCid"],
+                    json.dumps(participants),
+                    _hex(a["attestationsRoot"]),
+                    entry.block_number,
+                    entry.block_hash,
+                    entry.log_index,
+                    entry.tx_hash,
+                    header.timestamp,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO round_participants VALUES (?, ?, ?, ?)",
+                [(a["jobId"], a["round"], d, entry.block_number) for d in participants],
+            )
+
+    # ------------------------------------------------------------------ reorgs
+
+    def _rewind_if_reorged(self) -> int | None:
+        """Rewinds to the highest stored block the chain still has; returns it, or None if no reorg."""
+        with self._lock:
+            stored = self._db.execute("SELECT number, hash FROM blocks ORDER BY number DESC").fetchall()
+        if not stored:
+            return None
+        number, expected = stored[0]
+        header = self._header(int(number))
+        if header is not None and header.hash == expected:
+            return None
+        fork = self.deployed_block - 1
+        for number, expected in stored[1:]:
+            header = self._header(int(number))
+            if header is not None and header.hash == expected:
+                fork = int(number)
+                break
+        self._rewind(fork)
+        log.warning("chain reorganised: event index rewound to block %d", fork)
+        return fork
+
+    def _rewind(self, fork: int) -> None:
+        with self._write() as db:
+            for table in _BLOCK_TABLES:
+                column = "number" if table == "blocks" else "block_number"
+                db.execute(f"DELETE FROM {table} WHERE {column} > ?", (fork,))
+            db.execute("UPDATE meta SET value = ? WHERE key = 'cursor'", (str(fork),))
+
+    # ------------------------------------------------------------------ queries
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]  # type: ignore[misc]
+
+    def block_hash(self, number: int) -> str | None:
+        """The stored hash of block `number` (blocks with events and range ends only)."""
+        rows = self._rows("SELECT hash FROM blocks WHERE number = ?", (number,))
+        return None if not rows else str(rows[0]["hash"])
+
+    def block_timestamp(self, number: int) -> int:
+        """The timestamp of block `number`: stored when the block carries an event, else read from the chain."""
+        rows = self._rows("SELECT timestamp FROM blocks WHERE number = ?", (number,))
+        if rows:
+            return int(rows[0]["timestamp"])
+        header = self._header(number)
+        if header is None:
+            raise NotIndexedError(f"block {number} does not exist on chain {self.chain_id} ({self._rpc_url()})")
+        return header.timestamp
+
+    def events(self, contract: str | None = None, event: str | None = None) -> list[IndexedEvent]:
+        """Every decoded event (optionally of one contract and/or event name), in chain order."""
+        sql = "SELECT * FROM events WHERE (? IS NULL OR contract = ?) AND (? IS NULL OR event = ?)"
+        rows = self._rows(sql + " ORDER BY block_number, log_index", (contract, contract, event, event))
+        return [
+            IndexedEvent(
+                contract=r["contract"],
+                event=r["event"],
+                args=json.loads(r["args"]),
+                block_number=r["block_number"],
+                log_index=r["log_index"],
+                tx_hash=r["tx_hash"],
+                block_hash=r["block_hash"],
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _transfer(r: Mapping[str, Any]) -> DeedTransfer:
+        return DeedTransfer(
+            dataset_id=int(r["dataset_id"], 16),
+            from_address=r["from_address"],
+            to_address=r["to_address"],
+            block_number=r["block_number"],
+            log_index=r["log_index"],
+            tx_hash=r["tx_hash"],
+            timestamp=r["timestamp"],
+        )
+
+    def _datasets(self, dataset_id: int | None) -> list[IndexedDataset]:
+        key = None if dataset_id is None else _id_text(dataset_id)
+        rows = self._rows(
+            "SELECT d.*, r.block_number AS retired_block, r.tx_hash AS retired_tx FROM datasets d "
+            "LEFT JOIN dataset_retirements r ON r.dataset_id = d.dataset_id "
+            "WHERE (? IS NULL OR d.dataset_id = ?) ORDER BY d.block_number, d.log_index",
+            (key, key),
+        )
+        transfers: dict[str, list[DeedTransfer]] = {}
+        for t in self._rows(
+            "SELECT * FROM deed_transfers WHERE (? IS NULL OR dataset_id = ?) ORDER BY block_number, log_index",
+            (key, key),
+        ):
+            transfers.setdefault(t["dataset_id"], []).append(self._transfer(t))
+        result = []
+        for r in rows:
+            history = tuple(transfers.get(r["dataset_id"], ()))
+            owner = history[-1].to_address if history else r["registrant"]
+            result.append(
+                IndexedDataset(
+                    dataset_id=int(r["dataset_id"], 16),
+                    registrant=r["registrant"],
+                    owner=owner,
+                    parent_id=int(r["parent_id"], 16),
+                    uri=r["uri"],
+                    block_number=r["block_number"],
+                    log_index=r["log_index"],
+                    tx_hash=r["tx_hash"],
+                    timestamp=r["timestamp"],
+                    epoch=sum(1 for t in history if t.from_address != ZERO_ADDRESS and t.to_address != ZERO_ADDRESS),
+                    retired_block=r["retired_block"],
+                    retired_tx=r["retired_tx"],
+                    transfers=history,
+                )
+            )
+        return result
+
+    def datasets(self) -> list[IndexedDataset]:
+        """Every registered dataset, in registration order."""
+        return self._datasets(None)
+
+    def dataset(self, dataset_id: int) -> IndexedDataset:
+        """One dataset; raises `NotIndexedError` when the index has not seen it registered."""
+        found = self._datasets(dataset_id)
+        if not found:
+            raise NotIndexedError(
+                f"dataset {_id_text(dataset_id)} is not registered as of block {self.synced_block()} "
+                f"(sync the index if it was registered since)"
+            )
+        return found[0]
+
+    def owner_at(self, dataset_id: int, block_number: int, log_index: int | None = None) -> str | None:
+        """Who held the deed just before (block_number, log_index) (end of block when None)."""
+        rows = self._rows(
+            "SELECT to_address FROM deed_transfers WHERE dataset_id = ? AND "
+            + _before_clause()
+            + " ORDER BY block_number DESC, log_index DESC LIMIT 1",
+            (_id_text(dataset_id), *_before_params(block_number, log_index)),
+        )
+        if not rows or rows[0]["to_address"] == ZERO_ADDRESS:
+            return None
+        return str(rows[0]["to_address"])
+
+    @staticmethod
+    def _grant_event(r: Mapping[str, Any]) -> GrantEvent:
+        return GrantEvent(
+            dataset_id=int(r["dataset_id"], 16),
+            grantee=r["grantee"],
+            purpose=_unhex(r["purpose"]),
+            kind=r["kind"],
+            not_before=r["not_before"],
+            expires_at=r["expires_at"],
+            block_number=r["block_number"],
+            log_index=r["log_index"],
+            tx_hash=r["tx_hash"],
+            timestamp=r["timestamp"],
+        )
+
+    def grant_history(self, dataset_id: int, grantee: str, purpose: bytes) -> list[GrantEvent]:
+        """Every GrantIssued / GrantRevoked for the key, in chain order."""
+        rows = self._rows(
+            "SELECT * FROM grant_events WHERE dataset_id = ? AND grantee = ? AND purpose = ? "
+            "ORDER BY block_number, log_index",
+            (_id_text(dataset_id), to_checksum_address(grantee), _hex(purpose)),
+        )
+        return [self._grant_event(r) for r in rows]
+
+    def grants(self, dataset_id: int | None = None, grantee: str | None = None) -> list[IndexedGrant]:
+        """The current grant of every key ever issued (optionally filtered), with what ended it if anything."""
+        ds = None if dataset_id is None else _id_text(dataset_id)
+        who = None if grantee is None else to_checksum_address(grantee)
+        rows = self._rows(
+            "SELECT * FROM grant_events WHERE (? IS NULL OR dataset_id = ?) AND (? IS NULL OR grantee = ?) "
+            "ORDER BY block_number, log_index",
+            (ds, ds, who, who),
+        )
+        latest: dict[tuple[str, str, str], GrantEvent] = {}
+        revoked: dict[tuple[str, str, str], GrantEvent] = {}
+        for r in rows:
+            key = (r["dataset_id"], r["grantee"], r["purpose"])
+            event = self._grant_event(r)
+            if event.kind == "issued":
+                latest[key] = event
+                revoked.pop(key, None)
+            elif key in latest and key not in revoked:
+                revoked[key] = event
+        datasets = {d.dataset_id: d for d in (self._datasets(dataset_id) if latest else [])}
+        result = []
+        for key, issued in latest.items():
+            dataset = datasets.get(issued.dataset_id)
+            transfers = dataset.transfers if dataset is not None else ()
+            at = (issued.block_number, issued.log_index)
+            later = [
+                t
+                for t in transfers
+                if t.from_address != ZERO_ADDRESS and t.to_address != ZERO_ADDRESS and (t.block_number, t.log_index) > at
+            ]
+            epoch = sum(
+                1
+                for t in transfers
+                if t.from_address != ZERO_ADDRESS and t.to_address != ZERO_ADDRESS and (t.block_number, t.log_index) < at
+            )
+            revocation = revoked.get(key)
+            result.append(
+                IndexedGrant(
+                    dataset_id=issued.dataset_id,
+                    grantee=issued.grantee,
+                    purpose=issued.purpose,
+                    not_before=issued.not_before or 0,
+                    expires_at=issued.expires_at or 0,
+                    issued_block=issued.block_number,
+                    issued_tx=issued.tx_hash,
+                    epoch=epoch,
+                    revoked_block=None if revocation is None else revocation.block_number,
+                    revoked_tx=None if revocation is None else revocation.tx_hash,
+                    owner_changed_block=later[0].block_number if later else None,
+                    dataset_retired_block=None if dataset is None else dataset.retired_block,
+                )
+            )
+        result.sort(key=lambda g: (g.dataset_id, g.grantee, g.purpose))
+        return result
+
+    def grant_state_at(
+        self,
+        dataset_id: int,
+        grantee: str,
+        purpose: bytes,
+        block_number: int,
+        log_index: int | None = None,
+        *,
+        timestamp: int | None = None,
+    ) -> GrantStateAt:
+        """The grant as it stood just before (block_number, log_index), from the indexed history.
+
+        With `log_index=None` the whole block counts (the state after it). For a round pass
+        the round's block and log index: the contract checked authorisation when the
+        commitment executed, after every earlier transaction of the block. `timestamp`
+        defaults to the block's timestamp (what `block.timestamp` was for the check).
+        """
+        if block_number > self.synced_block():
+            raise NotIndexedError(
+                f"block {block_number} is past the index's synced block {self.synced_block()}; sync first"
+            )
+        ds = _id_text(dataset_id)
+        who = to_checksum_address(grantee)
+        before = _before_clause()
+        params = _before_params(block_number, log_index)
+        registered = bool(
+            self._rows("SELECT 1 FROM datasets WHERE dataset_id = ? AND " + before, (ds, *params))
+        )
+        retired_rows = self._rows(
+            "SELECT block_number FROM dataset_retirements WHERE dataset_id = ? AND " + before, (ds, *params)
+        )
+        events = [
+            self._grant_event(r)
+            for r in self._rows(
+                "SELECT * FROM grant_events WHERE dataset_id = ? AND grantee = ? AND purpose = ? AND "
+                + before
+                + " ORDER BY block_number, log_index",
+                (ds, who, _hex(purpose), *params),
+            )
+        ]
+        issued = next((e for e in reversed(events) if e.kind == "issued"), None)
+        revocation = None
+        owner_change = None
+        if issued is not None:
+            at = (issued.block_number, issued.log_index)
+            revocation = next(
+                (e for e in events if e.kind == "revoked" and (e.block_number, e.log_index) > at), None
+            )
+            transfers = self._rows(
+                "SELECT * FROM deed_transfers WHERE dataset_id = ? AND from_address != ? AND to_address != ? AND "
+                "(block_number > ? OR (block_number = ? AND log_index > ?)) AND "
+                + before
+                + " ORDER BY block_number, log_index LIMIT 1",
+                (ds, ZERO_ADDRESS, ZERO_ADDRESS, at[0], at[0], at[1], *params),
+            )
+            owner_change = self._transfer(transfers[0]) if transfers else None
+        when = self.block_timestamp(block_number) if timestamp is None else timestamp
+        status = _grant_status(
+            issued=issued is not None,
+            registered=registered,
+            retired=bool(retired_rows),
+            revoked=revocation is not None,
+            owner_changed=owner_change is not None,
+            not_before=None if issued is None else issued.not_before,
+            expires_at=None if issued is None else issued.expires_at,
+            timestamp=when,
+        )
+        return GrantStateAt(
+            dataset_id=dataset_id,
+            grantee=who,
+            purpose=bytes(purpose),
+            block_number=block_number,
+            log_index=log_index,
+            timestamp=when,
+            status=status,
+            issued=issued,
+            revocation=revocation,
+            owner_change=owner_change,
+            retired_block=retired_rows[0]["block_number"] if retired_rows else None,
+            dataset_registered=registered,
+        )
+
+    def _jobs(self, job_id: int | None) -> list[IndexedJob]:
+        rows = self._rows(
+            "SELECT j.*, (SELECT COUNT(*) FROM rounds r WHERE r.job_id = j.job_id) AS rounds_committed "
+            "FROM jobs j WHERE (? IS NULL OR j.job_id = ?) ORDER BY j.job_id",
+            (job_id, job_id),
+        )
+        return [
+            IndexedJob(
+                job_id=r["job_id"],
+                coordinator=r["coordinator"],
+                purpose=_unhex(r["purpose"]),
+                datasets=tuple(int(d, 16) for d in json.loads(r["datasets"])),
+                initial_model_digest=_unhex(r["initial_model_digest"]),
+                spec_digest=_unhex(r["spec_digest"]),
+                block_number=r["block_number"],
+                block_hash=r["block_hash"],
+                log_index=r["log_index"],
+                tx_hash=r["tx_hash"],
+                timestamp=r["timestamp"],
+                rounds_committed=r["rounds_committed"],
+            )
+            for r in rows
+        ]
+
+    def jobs(self) -> list[IndexedJob]:
+        """Every job, by id."""
+        return self._jobs(None)
+
+    def job(self, job_id: int) -> IndexedJob:
+        """One job; raises `NotIndexedError` when the index has not seen it created."""
+        found = self._jobs(job_id)
+        if not found:
+            raise NotIndexedError(
+                f"job {job_id} is not in the index (synced to block {self.synced_block()}); "
+                f"known jobs: {[j.job_id for j in self._jobs(None)] or 'none'}"
+            )
+        return found[0]
+
+    @staticmethod
+    def _round(r: Mapping[str, Any]) -> IndexedRound:
+        return IndexedRound(
+            job_id=r["job_id"],
+            round=r["round"],
+            parent_digest=_unhex(r["parent_digest"]),
+            model_digest=_unhex(r["model_digest"]),
+            manifest_cid=r["manifest_cid"],
+            participants=tuple(int(d, 16) for d in json.loads(r["participants"])),
+            attestations_root=_unhex(r["attestations_root"]),
+            block_number=r["block_number"],
+            block_hash=r["block_hash"],
+            log_index=r["log_index"],
+            tx_hash=r["tx_hash"],
+            timestamp=r["timestamp"],
+        )
+
+    def rounds(self, job_id: int) -> list[IndexedRound]:
+        """The committed rounds of a job, by round number."""
+        rows = self._rows("SELECT * FROM rounds WHERE job_id = ? ORDER BY round", (job_id,))
+        return [self._round(r) for r in rows]
+
+    def rounds_using_dataset(self, dataset_id: int) -> list[IndexedRound]:
+        """Every committed round (of any job) that had `dataset_id` among its participants, in chain order."""
+        rows = self._rows(
+            "SELECT r.* FROM rounds r JOIN round_participants p ON p.job_id = r.job_id AND p.round = r.round "
+            "WHERE p.dataset_id = ? ORDER BY r.block_number, r.log_index",
+            (_id_text(dataset_id),),
+        )
+        return [self._round(r) for r in rows]
+
+    def rounds_by_model_digest(self, digest: bytes) -> list[IndexedRound]:
+        """The rounds whose aggregated model has this digest (an audit's entry point from a model file)."""
+        rows = self._rows(
+            "SELECT * FROM rounds WHERE model_digest = ? ORDER BY block_number, log_index", (_hex(digest),)
+        )
+        return [self._round(r) for r in rows]
+
+
+def _before_clause() -> str:
+    # Strictly before (block, log index); with no log index, everything up to the block's end.
+    return "(block_number < ? OR (block_number = ? AND (? IS NULL OR log_index < ?)))"
+
+
+def _before_params(block_number: int, log_index: int | None) -> tuple[Any, ...]:
+    return (block_number, block_number, log_index, log_index)

@@ -1,0 +1,510 @@
+"""Provenance record formats: model digests, node attestations and round manifests.
+
+These are the records an auditor re-derives a model's lineage from, without any
+federated-learning code:
+
+- `model_digest`: sha256 of the serialised model file; the value the chain hash-chains.
+- `Attestation`: what a node signs after training, as EIP-712 typed data
+  `Attestation(uint256 jobId,uint64 round,uint256 datasetId,bytes32 updateDigest,uint64 numExamples)`
+  under the domain {name "TrainingLedger", version "1", chainId, verifyingContract = the
+  TrainingLedger address}. Its EIP-712 digest is also its leaf in the round's attestation
+  Merkle tree (`ledger.merkle`), whose root `commitRound` puts on chain.
+- `RoundManifest`: the JSON document stored in the content store whose CID `commitRound`
+  records. It is written as canonical JSON (sorted keys, no whitespace, UTF-8) so the
+  same manifest always has the same bytes and CID.
+
+JSON conventions: 32-byte values (digests, purpose, attestation root) and dataset ids are
+`0x` + 64 lowercase hex digits (uint256 ids exceed the precision of JSON numbers in most
+readers); addresses are EIP-55 checksummed; small counters are JSON integers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol, Self
+
+from eth_keys import keys
+from eth_keys.exceptions import BadSignature
+from eth_utils import is_checksum_address, is_hex_address, keccak, to_checksum_address
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from ledger.errors import LedgerError
+from ledger.merkle import merkle_root
+
+MANIFEST_SCHEMA = "sovereign-ledger/round-manifest/v1"
+DOMAIN_NAME = "TrainingLedger"
+DOMAIN_VERSION = "1"
+ATTESTATION_TYPE = (
+    "Attestation(uint256 jobId,uint64 round,uint256 datasetId,bytes32 updateDigest,uint64 numExamples)"
+)
+EIP712_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+ATTESTATION_TYPEHASH = keccak(text=ATTESTATION_TYPE)
+EIP712_DOMAIN_TYPEHASH = keccak(text=EIP712_DOMAIN_TYPE)
+
+UINT64_MAX = 2**64 - 1
+UINT256_MAX = 2**256 - 1
+# secp256k1 group order; signatures with s above half of it are malleated twins that
+# OpenZeppelin's ECDSA (and so any Solidity verifier) rejects.
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
+_HEX_SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
+_CID_V1_BASE32 = re.compile(r"b[a-z2-7]{20,}")
+WEIGHT_TOLERANCE = 1e-12
+
+
+class AttestationError(LedgerError, ValueError):
+    """An attestation field or signature is malformed."""
+
+
+class ManifestError(LedgerError, ValueError):
+    """A round manifest is malformed or inconsistent; the message names the field."""
+
+
+class _Signer(Protocol):
+    """What `sign_attestation` needs from an account (eth-account's `LocalAccount` fits)."""
+
+    @property
+    def address(self) -> str: ...
+
+    def unsafe_sign_hash(self, message_hash: bytes) -> Any: ...
+
+
+# ---------------------------------------------------------------------------------------
+# digests and attestations
+
+
+def model_digest(model_bytes: bytes) -> bytes:
+    """sha256 of a serialised model file: the 32-byte value the TrainingLedger hash-chains."""
+    return hashlib.sha256(model_bytes).digest()
+
+
+def _check_uint(name: str, value: object, maximum: int, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AttestationError(f"{name} must be an integer; got {type(value).__name__} {value!r}")
+    if not minimum <= value <= maximum:
+        raise AttestationError(f"{name} must be between {minimum} and {maximum}; got {value}")
+    return value
+
+
+def _check_address(name: str, value: object) -> str:
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise AttestationError(f"{name} must be a 20-byte hex address; got {value!r}")
+    return to_checksum_address(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Attestation:
+    """A node's statement that it trained round `round` of `job_id` on `dataset_id`.
+
+    `update_digest` is the sha256 of the node's serialised model update and
+    `num_examples` the number of local examples it trained on (FedAvg's weight).
+    """
+
+    job_id: int
+    round: int
+    dataset_id: int
+    update_digest: bytes
+    num_examples: int
+
+    def __post_init__(self) -> None:
+        _check_uint("job_id", self.job_id, UINT256_MAX)
+        _check_uint("round", self.round, UINT64_MAX)
+        _check_uint("dataset_id", self.dataset_id, UINT256_MAX)
+        _check_uint("num_examples", self.num_examples, UINT64_MAX)
+        if not isinstance(self.update_digest, bytes) or len(self.update_digest) != 32:
+            raise AttestationError(f"update_digest must be 32 bytes; got {self.update_digest!r}")
+
+    def struct_hash(self) -> bytes:
+        """EIP-712 `hashStruct` of this attestation."""
+        return keccak(
+            ATTESTATION_TYPEHASH
+            + self.job_id.to_bytes(32, "big")
+            + self.round.to_bytes(32, "big")
+            + self.dataset_id.to_bytes(32, "big")
+            + self.update_digest
+            + self.num_examples.to_bytes(32, "big")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedAttestation:
+    """An attestation with the domain it was signed under, its signature and claimed signer.
+
+    `signer` is what the signing side reported; verifiers must use
+    `recover_attestation_signer` and never trust this field.
+    """
+
+    attestation: Attestation
+    chain_id: int
+    ledger_address: str
+    signature: str
+    signer: str
+
+    def leaf(self) -> bytes:
+        """The EIP-712 digest under this record's own domain (its Merkle leaf)."""
+        return attestation_leaf(self.chain_id, self.ledger_address, self.attestation)
+
+
+def domain_separator(chain_id: int, ledger_address: str) -> bytes:
+    """The EIP-712 domain separator of the TrainingLedger at `ledger_address` on `chain_id`."""
+    _check_uint("chain_id", chain_id, UINT256_MAX)
+    address = _check_address("ledger_address", ledger_address)
+    return keccak(
+        EIP712_DOMAIN_TYPEHASH
+        + keccak(text=DOMAIN_NAME)
+        + keccak(text=DOMAIN_VERSION)
+        + chain_id.to_bytes(32, "big")
+        + bytes(12)
+        + bytes.fromhex(address[2:])
+    )
+
+
+def attestation_leaf(chain_id: int, ledger_address: str, attestation: Attestation) -> bytes:
+    """The EIP-712 digest `keccak256(0x1901 ++ domainSeparator ++ hashStruct(attestation))`.
+
+    This is what the node signs and the leaf of the round's attestation Merkle tree.
+    """
+    return keccak(b"\x19\x01" + domain_separator(chain_id, ledger_address) + attestation.struct_hash())
+
+
+def attestation_typed_data(chain_id: int, ledger_address: str, attestation: Attestation) -> dict[str, Any]:
+    """The `eth_signTypedData_v4` JSON for `attestation`, for wallets and other libraries."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Attestation": [
+                {"name": "jobId", "type": "uint256"},
+                {"name": "round", "type": "uint64"},
+                {"name": "datasetId", "type": "uint256"},
+                {"name": "updateDigest", "type": "bytes32"},
+                {"name": "numExamples", "type": "uint64"},
+            ],
+        },
+        "primaryType": "Attestation",
+        "domain": {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": chain_id,
+            "verifyingContract": _check_address("ledger_address", ledger_address),
+        },
+        "message": {
+            "jobId": attestation.job_id,
+            "round": attestation.round,
+            "datasetId": attestation.dataset_id,
+            "updateDigest": "0x" + attestation.update_digest.hex(),
+            "numExamples": attestation.num_examples,
+        },
+    }
+
+
+def sign_attestation(
+    account: _Signer, chain_id: int, ledger_address: str, attestation: Attestation
+) -> SignedAttestation:
+    """Signs `attestation` as EIP-712 typed data with a node's local account."""
+    digest = attestation_leaf(chain_id, ledger_address, attestation)
+    signed = account.unsafe_sign_hash(digest)
+    signature = "0x" + bytes(signed.signature).hex()
+    return SignedAttestation(
+        attestation=attestation,
+        chain_id=chain_id,
+        ledger_address=to_checksum_address(ledger_address),
+        signature=signature,
+        signer=to_checksum_address(account.address),
+    )
+
+
+def recover_signer(digest: bytes, signature: str) -> str:
+    """The address whose key produced the 65-byte `signature` over `digest` (low-s only)."""
+    if not isinstance(signature, str) or not _HEX_SIGNATURE.fullmatch(signature):
+        raise AttestationError(f"signature must be 0x + 130 hex digits (65 bytes); got {signature!r}")
+    raw = bytes.fromhex(signature[2:])
+    r = int.from_bytes(raw[:32], "big")
+    s = int.from_bytes(raw[32:64], "big")
+    v = raw[64] - 27 if raw[64] >= 27 else raw[64]
+    if v not in (0, 1):
+        raise AttestationError(f"signature recovery id v must be 27 or 28; got {raw[64]}")
+    if not (0 < r < _SECP256K1_N and 0 < s <= _SECP256K1_N // 2):
+        raise AttestationError("signature is malleable or out of range (s must be in the lower half)")
+    try:
+        public_key = keys.Signature(vrs=(v, r, s)).recover_public_key_from_msg_hash(digest)
+    except (BadSignature, ValueError) as error:
+        raise AttestationError(f"signature does not recover a public key: {error}") from error
+    return str(public_key.to_checksum_address())
+
+
+def recover_attestation_signer(signed: SignedAttestation, chain_id: int, ledger_address: str) -> str:
+    """The address that signed `signed.attestation` under the given (trusted) domain.
+
+    The domain comes from the verifier (the deployment it trusts), not from the record, so
+    a signature made for another chain or contract recovers a different address.
+    """
+    return recover_signer(attestation_leaf(chain_id, ledger_address, signed.attestation), signed.signature)
+
+
+def attestations_root(signed_attestations: Sequence[SignedAttestation]) -> bytes:
+    """The Merkle root (`ledger.merkle.merkle_root`) over the attestations' EIP-712 digests."""
+    if not signed_attestations:
+        raise ManifestError("a round needs at least one attestation; got none")
+    domains = {(s.chain_id, to_checksum_address(s.ledger_address)) for s in signed_attestations}
+    if len(domains) != 1:
+        raise ManifestError(f"attestations of one round must share one EIP-712 domain; got {sorted(domains)}")
+    return merkle_root([s.leaf() for s in signed_attestations])
+
+
+# ---------------------------------------------------------------------------------------
+# JSON field types: python callers pass ints/bytes, JSON carries fixed-width hex strings
+
+
+def _parse_bytes32(value: object, info: ValidationInfo) -> bytes:
+    if isinstance(value, bytes) and info.mode == "python":
+        if len(value) != 32:
+            raise ValueError(f"expected 32 bytes, got {len(value)}")
+        return value
+    if isinstance(value, str) and _HEX32.fullmatch(value):
+        return bytes.fromhex(value[2:])
+    raise ValueError(f"expected 0x followed by 64 hex digits, got {value!r}")
+
+
+def _parse_uint256_id(value: object, info: ValidationInfo) -> int:
+    if info.mode == "python" and isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= UINT256_MAX:
+            raise ValueError(f"expected a uint256, got {value}")
+        return value
+    if isinstance(value, str) and _HEX32.fullmatch(value):
+        return int(value[2:], 16)
+    raise ValueError(f"expected 0x followed by 64 hex digits (a uint256 id), got {value!r}")
+
+
+def _parse_address(value: object) -> str:
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise ValueError(f"expected a 20-byte hex address, got {value!r}")
+    # Mixed case claims an EIP-55 checksum; a wrong one means a typo.
+    if value[2:] != value[2:].lower() and value[2:] != value[2:].upper() and not is_checksum_address(value):
+        raise ValueError(f"address {value} has an invalid EIP-55 checksum")
+    return str(to_checksum_address(value))
+
+
+def _parse_signature(value: object) -> str:
+    if not isinstance(value, str) or not _HEX_SIGNATURE.fullmatch(value):
+        raise ValueError(f"expected 0x followed by 130 hex digits (a 65-byte signature), got {value!r}")
+    return value.lower()
+
+
+def _parse_cid(value: object) -> str:
+    if not isinstance(value, str) or not _CID_V1_BASE32.fullmatch(value):
+        raise ValueError(f"expected a CIDv1 in base32 (lowercase, starting with 'b'), got {value!r}")
+    return value
+
+
+Bytes32 = Annotated[
+    bytes, BeforeValidator(_parse_bytes32), PlainSerializer(lambda v: "0x" + v.hex(), return_type=str)
+]
+Uint256Id = Annotated[
+    int, BeforeValidator(_parse_uint256_id), PlainSerializer(lambda v: f"0x{v:064x}", return_type=str)
+]
+Address = Annotated[str, BeforeValidator(_parse_address)]
+Signature = Annotated[str, BeforeValidator(_parse_signature)]
+CidV1 = Annotated[str, BeforeValidator(_parse_cid)]
+Uint64 = Annotated[int, Field(ge=0, le=UINT64_MAX)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Participant(BaseModel):
+    """One dataset's contribution to a round, with its node's signed attestation."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    dataset_id: Uint256Id
+    node: Address
+    num_examples: Annotated[int, Field(ge=1, le=UINT64_MAX)]
+    weight: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+    update_digest: Bytes32
+    signature: Signature
+
+    def attestation(self, job_id: int, round_number: int) -> Attestation:
+        """The attestation this participant's node signed for round `round_number` of `job_id`."""
+        return Attestation(
+            job_id=job_id,
+            round=round_number,
+            dataset_id=self.dataset_id,
+            update_digest=self.update_digest,
+            num_examples=self.num_examples,
+        )
+
+
+class RoundManifest(BaseModel):
+    """The round manifest: what `commitRound`'s manifest CID points at."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_: Literal["sovereign-ledger/round-manifest/v1"] = Field(default=MANIFEST_SCHEMA, alias="schema")
+    job_id: Annotated[int, Field(ge=1, le=UINT256_MAX)]
+    round: Annotated[int, Field(ge=1, le=UINT64_MAX)]
+    chain_id: Annotated[int, Field(ge=1)]
+    training_ledger: Address
+    purpose: Bytes32
+    spec_digest: Bytes32
+    parent_digest: Bytes32
+    model_digest: Bytes32
+    model_cid: CidV1
+    aggregation: Literal["fedavg"] = "fedavg"
+    participants: Annotated[list[Participant], Field(min_length=1, max_length=256)]
+    attestations_root: Bytes32
+    metrics: dict[str, FiniteFloat] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _participants_ascending(self) -> Self:
+        # Same order as the job's dataset list on chain; also rules out duplicates.
+        ids = [p.dataset_id for p in self.participants]
+        for position, (previous, current) in enumerate(zip(ids, ids[1:], strict=False), start=1):
+            if current <= previous:
+                raise ValueError(
+                    f"participants must be in strictly ascending dataset_id order; participant {position} "
+                    f"(0x{current:064x}) does not follow 0x{previous:064x}"
+                )
+        return self
+
+    @classmethod
+    def from_attestations(
+        cls,
+        *,
+        purpose: bytes,
+        spec_digest: bytes,
+        parent_digest: bytes,
+        model_digest: bytes,
+        model_cid: str,
+        signed_attestations: Sequence[SignedAttestation],
+        metrics: Mapping[str, float] | None = None,
+    ) -> RoundManifest:
+        """Builds a manifest from the round's signed attestations.
+
+        Job, round, chain and ledger come from the attestations (which must agree); weights
+        are `num_examples / total` and the attestation root is computed here, so a
+        coordinator cannot get them out of step.
+        """
+        if not signed_attestations:
+            raise ManifestError("a round needs at least one signed attestation; got none")
+        first = signed_attestations[0]
+        for signed in signed_attestations:
+            a = signed.attestation
+            if (a.job_id, a.round) != (first.attestation.job_id, first.attestation.round):
+                raise ManifestError(
+                    f"attestation for dataset 0x{a.dataset_id:064x} is for job {a.job_id} round {a.round}; "
+                    f"expected job {first.attestation.job_id} round {first.attestation.round}"
+                )
+        root = attestations_root(signed_attestations)
+        total = sum(s.attestation.num_examples for s in signed_attestations)
+        ordered = sorted(signed_attestations, key=lambda s: s.attestation.dataset_id)
+        try:
+            return cls(
+                job_id=first.attestation.job_id,
+                round=first.attestation.round,
+                chain_id=first.chain_id,
+                training_ledger=first.ledger_address,
+                purpose=purpose,
+                spec_digest=spec_digest,
+                parent_digest=parent_digest,
+                model_digest=model_digest,
+                model_cid=model_cid,
+                participants=[
+                    Participant(
+                        dataset_id=s.attestation.dataset_id,
+                        node=s.signer,
+                        num_examples=s.attestation.num_examples,
+                        weight=s.attestation.num_examples / total,
+                        update_digest=s.attestation.update_digest,
+                        signature=s.signature,
+                    )
+                    for s in ordered
+                ],
+                attestations_root=root,
+                metrics=dict(metrics or {}),
+            )
+        except ValidationError as error:
+            raise ManifestError(_describe(error)) from None
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: sorted keys, no whitespace, UTF-8; same manifest -> same bytes."""
+        return json.dumps(
+            self.model_dump(mode="json", by_alias=True),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        ).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RoundManifest:
+        """Parses and validates a manifest; raises `ManifestError` naming every bad field."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ManifestError(f"round manifest is not UTF-8: {error}") from None
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as error:
+            raise ManifestError(_describe(error)) from None
+
+    def signed_attestations(self) -> list[SignedAttestation]:
+        """The participants' attestations with the signer each one claims, under this manifest's domain."""
+        return [
+            SignedAttestation(
+                attestation=p.attestation(self.job_id, self.round),
+                chain_id=self.chain_id,
+                ledger_address=self.training_ledger,
+                signature=p.signature,
+                signer=p.node,
+            )
+            for p in self.participants
+        ]
+
+    def computed_attestations_root(self) -> bytes:
+        """The attestation root recomputed from the participants (compare with the committed one)."""
+        return attestations_root(self.signed_attestations())
+
+    def check_attestations_root(self) -> None:
+        """Raises `ManifestError` unless `attestations_root` matches the participants."""
+        computed = self.computed_attestations_root()
+        if computed != self.attestations_root:
+            raise ManifestError(
+                f"job {self.job_id} round {self.round}: attestations_root 0x{self.attestations_root.hex()} "
+                f"does not match the participants' attestations (0x{computed.hex()})"
+            )
+
+    def check_weights(self) -> None:
+        """Raises `ManifestError` unless every weight is `num_examples / total` (FedAvg)."""
+        total = sum(p.num_examples for p in self.participants)
+        for p in self.participants:
+            expected = p.num_examples / total
+            if not math.isclose(p.weight, expected, rel_tol=0.0, abs_tol=WEIGHT_TOLERANCE):
+                raise ManifestError(
+                    f"job {self.job_id} round {self.round}: participant 0x{p.dataset_id:064x} has weight "
+                    f"{p.weight!r} but attests {p.num_examples} of {total} examples (expected {expected!r})"
+                )
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "(document)"
+        problems.append(f"{where}: {item['msg']}")
+    return "invalid round manifest: " + "; ".join(problems)

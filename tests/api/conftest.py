@@ -1,0 +1,77 @@
+"""Fixtures for the HTTP service: a real anvil devnet with the contracts deployed, the app in-process.
+
+Every test gets its own `SOV_HOME` (event index, blockstore) but the devnet and its deployment are
+shared per module; tests register fresh random datasets so they never depend on each other's state.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from api.app import create_app
+from api.auth import ApiSettings
+from web3 import Web3
+from ledger.deploy import Deployment, deploy_contracts, save_deployment
+from ledger.devnet import NodeProcess, start_anvil
+from ledger.keys import dev_account
+from ledger.settings import Settings
+
+TOKEN = "test-token-" + secrets.token_hex(16)
+
+
+@dataclass
+class Devnet:
+    """A running anvil with the three contracts deployed by dev0."""
+
+    node: NodeProcess
+    deployment: Deployment
+
+
+@pytest.fixture(scope="module")
+def devnet() -> Iterator[Devnet]:
+    node = start_anvil()
+    try:
+        deployment = deploy_contracts(Web3(Web3.HTTPProvider(node.rpc_url)), dev_account(0))
+        yield Devnet(node, deployment)
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, devnet: Devnet) -> Settings:
+    home = tmp_path / "sov-home"
+    result = Settings(home=home, rpc_url=devnet.node.rpc_url)
+    save_deployment(result, devnet.deployment)
+    return result
+
+
+@pytest.fixture
+def api_settings() -> ApiSettings:
+    return ApiSettings(token=SecretStr(TOKEN), account="dev0", index_sync_interval=0.0)
+
+
+@pytest.fixture
+def client(settings: Settings, api_settings: ApiSettings) -> Iterator[TestClient]:
+    app = create_app(settings, api_settings)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    """The header every write needs."""
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def new_root() -> Callable[[], str]:
+    """Makes fresh content roots, as the API takes them."""
+    return lambda: "0x" + secrets.token_hex(32)
+

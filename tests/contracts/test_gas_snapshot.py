@@ -1,0 +1,129 @@
+"""Gas snapshot of the user-facing transactions, with the issue's targets.
+
+Transaction gas (receipt `gasUsed`, the 21k base included) is measured on a fresh anvil.
+`UPDATE_GAS_SNAPSHOT=1` rewrites contracts/gas-snapshot.json; otherwise any drift from the
+committed numbers fails, so a change in cost shows up in review.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from eth_account.messages import encode_typed_data
+from web3 import Web3
+
+from tests.contracts.conftest import REPO, Chain, content_roots, deploy_all
+
+SNAPSHOT = REPO / "contracts" / "gas-snapshot.json"
+AI_TRAINING = Web3.keccak(text="ai-training")
+YEAR = 365 * 24 * 3600
+
+
+def target(name: str) -> int:
+    """The issue's ceiling for each measured transaction."""
+    fixed = {"register": 100_000, "grant": 60_000, "grant_by_signature": 90_000, "revoke": 40_000}
+    if name in fixed:
+        return fixed[name]
+    participants = int(name.rsplit("_", 1)[1])
+    return 60_000 + 7_000 * participants
+
+
+def measure(chain: Chain) -> dict[str, int]:
+    """Run each measured transaction once, in a fresh deployment, and collect gasUsed."""
+    deployer, owner, coordinator, relayer, other_owner = chain.accounts[:5]
+    c = deploy_all(chain, deployer)
+    now = int(time.time())
+    gas: dict[str, int] = {}
+
+    root = content_roots(1, b"single")[0]
+    gas["register"] = chain.send(owner, c.registry.functions.register(root, 0, "ipfs://dataset"))["gasUsed"]
+    dataset_id = int.from_bytes(root, "big")
+
+    issue = c.grants.functions.issueGrant(dataset_id, coordinator.address, AI_TRAINING, 0, now + YEAR)
+    gas["grant"] = chain.send(owner, issue)["gasUsed"]
+    revoke = c.grants.functions.revokeGrant(dataset_id, coordinator.address, AI_TRAINING)
+    gas["revoke"] = chain.send(owner, revoke)["gasUsed"]
+
+    # An owner's first signed grant (nonce 0 -> 1), submitted by someone else.
+    signed_root = content_roots(1, b"signed")[0]
+    chain.send(other_owner, c.registry.functions.register(signed_root, 0, ""))
+    signed_id = int.from_bytes(signed_root, "big")
+    message = {
+        "datasetId": signed_id,
+        "grantee": coordinator.address,
+        "purpose": AI_TRAINING,
+        "notBefore": 0,
+        "expiresAt": now + YEAR,
+        "nonce": 0,
+        "deadline": now + 3600,
+    }
+    typed = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Grant": [
+                {"name": "datasetId", "type": "uint256"},
+                {"name": "grantee", "type": "address"},
+                {"name": "purpose", "type": "bytes32"},
+                {"name": "notBefore", "type": "uint64"},
+                {"name": "expiresAt", "type": "uint64"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"},
+            ],
+        },
+        "primaryType": "Grant",
+        "domain": {
+            "name": "UsageGrants",
+            "version": "1",
+            "chainId": chain.w3.eth.chain_id,
+            "verifyingContract": c.grants.address,
+        },
+        "message": message,
+    }
+    signature = other_owner.sign_message(encode_typed_data(full_message=typed)).signature
+    by_sig = c.grants.functions.issueGrantBySig(*message.values(), bytes(signature))
+    gas["grant_by_signature"] = chain.send(relayer, by_sig)["gasUsed"]
+    assert c.grants.functions.isAuthorized(signed_id, coordinator.address, AI_TRAINING).call()
+
+    for n in (1, 10, 100):
+        roots = content_roots(n, f"job{n}".encode())
+        ids = [int.from_bytes(r, "big") for r in roots]
+        for r, i in zip(roots, ids, strict=True):
+            chain.send(owner, c.registry.functions.register(r, 0, ""))
+            chain.send(owner, c.grants.functions.issueGrant(i, coordinator.address, AI_TRAINING, 0, now + YEAR))
+        job_id = c.ledger.functions.jobCount().call() + 1
+        genesis = Web3.keccak(text=f"genesis{n}")
+        chain.send(coordinator, c.ledger.functions.createJob(AI_TRAINING, ids, genesis, Web3.keccak(text="spec")))
+        mask = (1 << n) - 1
+        cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        parent = genesis
+        for rnd in (1, 2):
+            digest = Web3.keccak(text=f"model{n}-{rnd}")
+            commit = c.ledger.functions.commitRound(
+                job_id, rnd, parent, digest, cid, ids, mask, Web3.keccak(text=f"att{rnd}")
+            )
+            used = chain.send(coordinator, commit)["gasUsed"]
+            parent = digest
+        # Round 2: a round after the first, which is what every later round costs.
+        gas[f"commit_round_{n}"] = used
+    return gas
+
+
+def test_gas_snapshot(chain: Chain) -> None:
+    """Gas stays within the targets and equal to the committed snapshot."""
+    gas = measure(chain)
+    print(gas)
+    over = {k: (v, target(k)) for k, v in gas.items() if v > target(k)}
+    assert not over, f"gas over target (used, target): {over}"
+    if os.environ.get("UPDATE_GAS_SNAPSHOT") == "1":
+        SNAPSHOT.write_text(json.dumps(gas, indent=2, sort_keys=True) + "\n")
+    recorded = json.loads(SNAPSHOT.read_text())
+    drift = {k: {"old": recorded.get(k), "new": v} for k, v in gas.items() if recorded.get(k) != v}
+    drift.update({k: {"old": v, "new": None} for k, v in recorded.items() if k not in gas})
+    assert not drift, f"gas drift; rerun with UPDATE_GAS_SNAPSHOT=1 if intended: {drift}"
