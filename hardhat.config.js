@@ -15,7 +15,9 @@ export default {
     path: path.join(root, "node_modules", "solc", "soljson.js"),
     settings: {
       // Transaction gas is what users pay per grant and per round: optimise for runtime.
-      optimizer: { enabled: true, runs: 10000 },
+      // The IR pipeline saved ~2% on commitRound (135 gas per participant) over legacy.
+      optimizer: { enabled: true, runs: 200 },
+      viaIR: true,
       evmVersion: "cancun",
     },
   },

@@ -64,13 +64,13 @@ def error_response(
 
 
 def _jsonable(value: Any) -> Any:
-    """Revert arguments as JSON: bytes as 0x-hex, big ints as decimal strings (JS loses precision)."""
+    """Revert arguments as JSON: bytes as 0x-hex, integers (Solidity uints) as decimal strings."""
     if isinstance(value, bytes | bytearray):
         return "0x" + bytes(value).hex()
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return str(value) if abs(value) > 2**53 else value
+        return str(value)
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, str):

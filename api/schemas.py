@@ -119,6 +119,22 @@ DatasetId = Annotated[int, _uint_of("dataset id"), WithJsonSchema(_UINT_SCHEMA)]
 JobId = Annotated[int, _uint_of("job id"), WithJsonSchema(_UINT_SCHEMA)]
 ParentId = Annotated[int, _uint_of("parent_id", allow_zero=True), WithJsonSchema(_UINT_SCHEMA)]
 Nonce = Annotated[int, _uint_of("nonce", allow_zero=True), WithJsonSchema(_UINT_SCHEMA)]
+Deadline = Annotated[int, _uint_of("deadline", allow_zero=True), WithJsonSchema(_UINT_SCHEMA)]
+ChainId = Annotated[int, _uint_of("chainId"), WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 1}, _UINT_SCHEMA]})]
+
+
+def _parse_uint64(value: object) -> int:
+    number = parse_uint256(value, what="timestamp", allow_zero=True)
+    if number > UINT64_MAX:
+        raise ValueError(f"timestamp {number} does not fit in uint64")
+    return number
+
+
+Uint64 = Annotated[
+    int,
+    PlainValidator(_parse_uint64),
+    WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 0, "maximum": UINT64_MAX}, _UINT_SCHEMA]}),
+]
 Bytes32 = Annotated[
     bytes,
     PlainValidator(parse_bytes32),
@@ -185,25 +201,41 @@ class RevokeGrantRequest(_Strict):
 
 
 class SignedGrantMessage(_Strict):
-    """The `message` part of the EIP-712 `Grant` typed data."""
+    """The `message` part of the EIP-712 `Grant` typed data (uints as JSON numbers or decimal strings)."""
 
-    datasetId: DatasetId
+    datasetId: DatasetId  # noqa: N815 - EIP-712 field names
     grantee: Address
     purpose: Bytes32
-    notBefore: Timestamp
-    expiresAt: Timestamp
+    notBefore: Uint64  # noqa: N815
+    expiresAt: Uint64  # noqa: N815
     nonce: Nonce
-    deadline: Timestamp
+    deadline: Deadline
 
 
-class RedeemGrantRequest(BaseModel):
+class TypedDataField(_Strict):
+    """One member of an EIP-712 struct type."""
+
+    name: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+
+
+class SignedGrantDomain(_Strict):
+    """The EIP-712 domain: `UsageGrants` version `1` on this chain and deployment."""
+
+    name: Literal["UsageGrants"]
+    version: Literal["1"]
+    chainId: ChainId  # noqa: N815
+    verifyingContract: Address  # noqa: N815
+
+
+class RedeemGrantRequest(_Strict):
     """An owner-signed grant: the eth_signTypedData_v4 JSON plus `signature` (0x-hex, 65 bytes)."""
 
-    model_config = ConfigDict(extra="allow")
-
-    types: dict[str, Any] = Field(default_factory=dict)
-    primaryType: Literal["Grant"] = "Grant"
-    domain: dict[str, Any]
+    types: dict[Annotated[str, Field(max_length=64)], Annotated[list[TypedDataField], Field(max_length=16)]] = (
+        Field(max_length=4)
+    )
+    primaryType: Literal["Grant"]  # noqa: N815
+    domain: SignedGrantDomain
     message: SignedGrantMessage
     signature: Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$")]
 

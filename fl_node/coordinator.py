@@ -22,16 +22,10 @@ import numpy as np
 
 from ledger.chain.client import AuthorizationStatus, LedgerClient
 from ledger.errors import ContractRevertError, LedgerError, UnreachableError
-from ledger.provenance import (
-    ManifestParticipant,
-    RoundManifest,
-    attestations_root,
-    model_digest,
-    recover_attestation_signer,
-)
+from ledger.provenance import RoundManifest, model_digest, recover_attestation_signer
 from ledger.store import ContentStore
 
-from .aggregate import fedavg_states
+from .aggregate import fedavg
 from .errors import FLError, QuorumError, RoundNotCommittedError
 from .messages import NodeRefusal, NodeReply, NodeUpdate, RoundRequest
 from .serialize import model_from_bytes, model_to_bytes
@@ -218,12 +212,12 @@ class Coordinator:
                 )
             states = [model_from_bytes(update.update_bytes) for update in updates]
             counts = [update.num_examples for update in updates]
-            model_state = fedavg_states(states, counts)
+            model_state = fedavg(states, counts)
             model_bytes = model_to_bytes(model_state)
             digest = model_digest(model_bytes)
             metrics = self._evaluate(job.spec, model_state)
             model_cid = self._store_with_retry(model_bytes)
-            manifest = self._manifest(job, round_number, updates, digest, model_cid, metrics)
+            manifest = self._manifest(job, updates, digest, model_cid, metrics)
             manifest_cid = self._store_with_retry(manifest.to_bytes())
             try:
                 receipt = self.client.commit_round(
@@ -234,7 +228,7 @@ class Coordinator:
                     manifest_cid,
                     job.job_datasets,
                     [update.dataset_id for update in updates],
-                    manifest.attestations_root_bytes(),
+                    manifest.attestations_root,
                 )
             except ContractRevertError as revert:
                 dataset_id = revert.args_by_name.get("datasetId")
@@ -262,29 +256,18 @@ class Coordinator:
     def _manifest(
         self,
         job: JobState,
-        round_number: int,
         updates: list[NodeUpdate],
         digest: bytes,
         model_cid: str,
         metrics: dict[str, float],
     ) -> RoundManifest:
-        total = sum(update.num_examples for update in updates)
-        return RoundManifest(
-            job_id=job.job_id,
-            round=round_number,
-            chain_id=self.client.chain_id,
-            training_ledger=self.client.deployment.addresses["TrainingLedger"],
-            purpose="0x" + job.purpose.hex(),
-            spec_digest="0x" + job.spec.spec_digest().hex(),
-            parent_digest="0x" + job.last_digest.hex(),
-            model_digest="0x" + digest.hex(),
+        return RoundManifest.from_attestations(
+            purpose=job.purpose,
+            spec_digest=job.spec.spec_digest(),
+            parent_digest=job.last_digest,
+            model_digest=digest,
             model_cid=model_cid,
-            aggregation="fedavg",
-            participants=[
-                ManifestParticipant.from_signed(update.attestation, weight=update.num_examples / total)
-                for update in updates
-            ],
-            attestations_root="0x" + attestations_root([u.attestation for u in updates]).hex(),
+            signed_attestations=[update.attestation for update in updates],
             metrics=metrics,
         )
 

@@ -23,7 +23,7 @@ from .errors import FLError, RoundRefusedError
 from .messages import NodeRefusal, NodeReply, NodeUpdate, RoundRequest
 from .serialize import model_from_bytes, model_to_bytes
 from .spec import ModelSpec
-from .train import train_local
+from .train import round_seed, train_local
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class DataOwnerNode:
         try:
             state = model_from_bytes(base_bytes)
             new_state, num_examples, metrics = train_local(
-                spec, state, self.features, self.labels, round_seed=node_seed(request, self.dataset_id)
+                spec, state, self.features, self.labels, round_seed=round_seed(request.seed, request.round_number, self.dataset_id)
             )
         except FLError as error:
             return NodeRefusal(self.dataset_id, "training_failed", str(error))
@@ -84,8 +84,3 @@ class DataOwnerNode:
             attestation,
         )
         return NodeUpdate(self.dataset_id, update_bytes, num_examples, signed, dict(metrics))
-
-
-def node_seed(request: RoundRequest, dataset_id: int) -> int:
-    """The local training seed: fixed by job seed, round and dataset, so reruns are identical."""
-    return (request.seed * 1_000_003 + request.round_number * 10_007 + dataset_id) % (2**31 - 1)

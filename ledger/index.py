@@ -743,6 +743,12 @@ class EventIndex:
                 "INSERT OR REPLACE INTO blocks (number, hash, timestamp) VALUES (?, ?, ?)",
                 [(n, headers[n].hash, headers[n].timestamp) for n in sorted(keep)],
             )
+            # Keep the hashes of event blocks and of the cursor block only: enough to detect a
+            # reorg (all below a matching block is canonical) and independent of range sizes.
+            db.execute(
+                "DELETE FROM blocks WHERE number = ? AND NOT EXISTS (SELECT 1 FROM events WHERE block_number = ?)",
+                (cursor, cursor),
+            )
             db.execute("UPDATE meta SET value = ? WHERE key = 'cursor'", (str(end),))
         return len(decoded)
 

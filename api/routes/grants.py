@@ -111,21 +111,21 @@ def redeem_grant(body: RedeemGrantRequest, service: ServiceDep) -> GrantWriteOut
     """Submit an owner-signed `Grant`; the service pays the gas, the owner's signature is the authority."""
     client = service.writer()
     message = body.message
-    domain_chain = body.domain.get("chainId")
-    if domain_chain is not None and str(domain_chain) != str(client.chain_id):
+    if body.domain.chainId != client.chain_id:
         raise ApiError(
             422,
             "invalid_request",
-            f"domain.chainId {domain_chain} is not this chain ({client.chain_id}); the signature cannot verify here",
+            f"domain.chainId {body.domain.chainId} is not this chain ({client.chain_id}); "
+            "the signature cannot verify here",
             {"field": "domain.chainId"},
         )
-    grants_address = str(client.deployment.addresses.get("UsageGrants", ""))
-    verifying = body.domain.get("verifyingContract")
-    if verifying is not None and str(verifying).lower() != grants_address.lower():
+    grants_address = client.deployment.address("UsageGrants")
+    if body.domain.verifyingContract.lower() != grants_address.lower():
         raise ApiError(
             422,
             "invalid_request",
-            f"domain.verifyingContract {verifying} is not this deployment's UsageGrants ({grants_address})",
+            f"domain.verifyingContract {body.domain.verifyingContract} is not this deployment's "
+            f"UsageGrants ({grants_address})",
             {"field": "domain.verifyingContract"},
         )
     now = _chain_now(client)
@@ -139,9 +139,9 @@ def redeem_grant(body: RedeemGrantRequest, service: ServiceDep) -> GrantWriteOut
     _check_window(message.notBefore, message.expiresAt, now, prefix="message.")
     _require_dataset(client, message.datasetId)
     signed: dict[str, Any] = {
-        "types": body.types,
+        "types": {name: [f.model_dump() for f in fields] for name, fields in body.types.items()},
         "primaryType": "Grant",
-        "domain": body.domain,
+        "domain": body.domain.model_dump(),
         "message": {
             "datasetId": message.datasetId,
             "grantee": message.grantee,

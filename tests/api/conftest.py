@@ -18,6 +18,8 @@ from pydantic import SecretStr
 from api.app import create_app
 from api.auth import ApiSettings
 from web3 import Web3
+
+from ledger.chain.client import LedgerClient
 from ledger.deploy import Deployment, deploy_contracts, save_deployment
 from ledger.devnet import NodeProcess, start_anvil
 from ledger.keys import dev_account
@@ -75,3 +77,18 @@ def new_root() -> Callable[[], str]:
     """Makes fresh content roots, as the API takes them."""
     return lambda: "0x" + secrets.token_hex(32)
 
+
+
+@pytest.fixture
+def chain(settings: Settings) -> Callable[[int], LedgerClient]:
+    """A facade signing as dev account `i`, for arranging and checking state behind the API's back."""
+    return lambda i: LedgerClient.connect(settings, account=dev_account(i))
+
+
+@pytest.fixture
+def registered(client: TestClient, auth: dict[str, str], new_root: Callable[[], str]) -> dict[str, object]:
+    """A dataset registered through the API by the operator (dev0)."""
+    response = client.post("/v1/datasets", json={"content_root": new_root(), "uri": "ipfs://hospital-a"}, headers=auth)
+    assert response.status_code == 201, response.text
+    dataset: dict[str, object] = response.json()["dataset"]
+    return dataset

@@ -235,6 +235,11 @@ def build_world(chain: Chain) -> World:
         "blockNumber"
     ]
     w.round_blocks[4] = chain.send(coordinator, commit(chain, w, 4, [d_a1]))["blockNumber"]
+    # A short grant that runs out: EXPIRED once time passes its end.
+    now = chain.now()
+    chain.send(owner_a, grants.issueGrant(d_a2, coordinator, ANALYTICS, now, now + 5))
+    chain.rpc("evm_increaseTime", [100])
+    chain.mine()
     return w
 
 

@@ -73,7 +73,8 @@ def test_sync_indexes_every_fact_of_the_world(chain: Chain, tmp_path: Path) -> N
     assert [r.round for r in index.rounds_by_model_digest(digest("r2"))] == [2]
 
     grants = {(g.dataset_id, g.purpose): g for g in index.grants(grantee=w.coordinator)}
-    assert len(grants) == 4
+    assert len(grants) == 5
+    assert grants[(w.d_a2, ANALYTICS)].status_at(chain.now()) is GrantStatus.EXPIRED
     assert grants[(w.d_a2, AI_TRAINING)].revoked_block == w.revoke_block
     assert grants[(w.d_a1, AI_TRAINING)].issued_block == w.regrant_block  # the re-grant replaced the old one
     assert grants[(w.d_a1, AI_TRAINING)].epoch == 1

@@ -1,0 +1,271 @@
+"""A Flower deployment on one machine: a SuperLink and SuperNodes on 127.0.0.1.
+
+For tests, demos and trying the Flower engine without a cluster. Every process gets its
+own process group and log file under the work directory; `stop()` ends them by group
+(a ClientApp child survives a plain kill of its SuperNode), including the SuperExec the
+SuperLink starts in a session of its own.
+
+The SuperLink always runs with `--disable-runtime-dependency-installation`: without it,
+it would `uv sync` the app's dependencies at run time, which here means downloading a
+CUDA build of torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from ..errors import FLError
+
+ConfigValue = bool | float | int | str
+
+PROJECT_DIR = Path(__file__).resolve().parent / "project"
+"""The Flower App (pyproject.toml) of the ledger's ServerApp and ClientApp."""
+
+_STOP_GRACE_S = 8.0
+
+
+class FederationError(FLError, RuntimeError):
+    """A SuperLink, SuperNode or `flwr run` did not start or did not finish; the message says which."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that the OS reports free now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def toml_value(value: ConfigValue) -> str:
+    """A TOML literal for a run/node config value (JSON string escapes are valid TOML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def node_config_arg(config: Mapping[str, ConfigValue]) -> str:
+    """The `--node-config` argument of a SuperNode: space-separated `key=<TOML value>` pairs."""
+    return " ".join(f"{key}={toml_value(value)}" for key, value in config.items())
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid` (Linux /proc), to find processes a daemon detached."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Field 4 is the parent pid; the command name in field 2 may contain spaces.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_group(pgid: int, process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM the group, wait, then SIGKILL what is left."""
+    for sig, grace in ((signal.SIGTERM, _STOP_GRACE_S), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _group_alive(pgid):
+            if process is not None:
+                process.poll()  # reap the leader: a zombie still counts as a group member
+            time.sleep(0.1)
+        if not _group_alive(pgid):
+            break
+    if process is not None:
+        try:
+            process.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+@dataclass
+class FederationRun:
+    """A finished `flwr run --stream`: its exit code and everything it printed."""
+
+    returncode: int
+    output: str
+    seconds: float
+
+
+@dataclass
+class LocalFederation:
+    """A SuperLink plus one SuperNode per node config, all on 127.0.0.1."""
+
+    work_dir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    superlink_port: int = 0
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.env)
+        # The SuperLink launches `flower-superexec` by name: it must be on PATH.
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+        env["FLWR_HOME"] = str(self.work_dir / "flwr-home")
+        env.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+        return env
+
+    def _spawn(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        log_path = self.work_dir / f"{name}.log"
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                list(argv),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._environment(),
+                cwd=self.work_dir,
+                start_new_session=True,
+            )
+        self.processes.append((name, process))
+        return process
+
+    def log(self, name: str) -> str:
+        """The log of process `name` (`superlink`, `supernode-0`, ...)."""
+        path = self.work_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self, node_configs: Sequence[Mapping[str, ConfigValue]], *, timeout: float = 60.0) -> None:
+        """Starts the SuperLink, waits until it listens, then starts one SuperNode per config."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        bin_dir = Path(sys.executable).parent
+        self.superlink_port = self.superlink_port or free_port()
+        superlink = self._spawn(
+            "superlink",
+            [
+                str(bin_dir / "flower-superlink"),
+                "--insecure",
+                "--host", "127.0.0.1",
+                "--port", str(self.superlink_port),
+                "--disable-runtime-dependency-installation",
+                "--database", str(self.work_dir / "superlink.db"),
+            ],
+        )
+        deadline = time.monotonic() + timeout
+        while not _answers(self.superlink_port):
+            if superlink.poll() is not None or time.monotonic() > deadline:
+                raise FederationError(
+                    f"SuperLink did not listen on 127.0.0.1:{self.superlink_port}: {self.log('superlink')[-2000:]}"
+                )
+            time.sleep(0.2)
+        self._write_flower_config()
+        for index, node_config in enumerate(node_configs):
+            self._spawn(
+                f"supernode-{index}",
+                [
+                    str(bin_dir / "flower-supernode"),
+                    "--insecure",
+                    "--superlink", f"127.0.0.1:{self.superlink_port}",
+                    "--host", "127.0.0.1",
+                    "--port", str(free_port()),
+                    "--node-config", node_config_arg(node_config),
+                ],
+            )
+
+    def _write_flower_config(self) -> None:
+        home = self.work_dir / "flwr-home"
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(
+            '[superlink]\ndefault = "local-federation"\n\n'
+            "[superlink.local-federation]\n"
+            f'address = "127.0.0.1:{self.superlink_port}"\n'
+            "insecure = true\n"
+        )
+
+    def run(
+        self,
+        run_config: Mapping[str, ConfigValue],
+        *,
+        app_dir: Path = PROJECT_DIR,
+        timeout: float = 600.0,
+    ) -> FederationRun:
+        """`flwr run --stream` of the app with `run_config`; returns when the run ends."""
+        config_path = self.work_dir / "run-config.toml"
+        config_path.write_text("".join(f"{key} = {toml_value(value)}\n" for key, value in run_config.items()))
+        bin_dir = Path(sys.executable).parent
+        started = time.monotonic()
+        with (self.work_dir / "flwr-run.log").open("wb") as log_file:
+            process = subprocess.Popen(
+                [
+                    str(bin_dir / "flwr"), "run", str(app_dir), "local-federation",
+                    "--stream", "--run-config", str(config_path),
+                ],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._environment(),
+                cwd=self.work_dir,
+                start_new_session=True,
+            )
+            try:
+                returncode = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _stop_group(process.pid, process)
+                raise FederationError(
+                    f"flwr run did not finish within {timeout:.0f} s: {self.log('flwr-run')[-3000:]}"
+                ) from None
+        return FederationRun(returncode, self.log("flwr-run"), time.monotonic() - started)
+
+    def stop(self) -> None:
+        """Stops every process this federation started, SuperNodes first, by process group."""
+        detached: list[int] = []
+        for name, process in self.processes:
+            if name == "superlink":
+                # SuperExec runs in a session of its own; stop it with its parent.
+                detached.extend(_children(process.pid))
+        for _, process in reversed(self.processes):
+            _stop_group(process.pid, process)
+        for pid in detached:
+            try:
+                pgid = os.getpgid(pid)
+            except ProcessLookupError:
+                continue
+            _stop_group(pgid, None)
+        self.processes.clear()
+
+    def __enter__(self) -> LocalFederation:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

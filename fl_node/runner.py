@@ -1,0 +1,276 @@
+"""The embedded runner: a coordinator and N data-owner nodes on one machine.
+
+Each node has its own account and its own chain connection, exactly as it would at a
+hospital; only the process boundary is missing. `prepare` turns a dataset into the
+nodes' partitions (canonical files whose CIDs are the on-chain dataset ids), `enroll`
+registers those datasets and grants the lab its usage right, and `EmbeddedRunner` runs
+the job round by round. `run_offline` is the same learning with the ledger switched off,
+the baseline for the overhead benchmark and the byte-identity check.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from ledger.chain.client import LedgerClient
+from ledger.errors import DatasetAlreadyRegisteredError
+from ledger.keys import DEV_MNEMONIC, dev_account
+from ledger.provenance import model_digest
+from ledger.purposes import purpose_id
+from ledger.store import ContentStore, cid_of, content_root
+
+from .aggregate import fedavg
+from .coordinator import Coordinator, JobState, RoundOutcome
+from .data import Dataset, Partition, load_dataset, make_partitions
+from .messages import NodeReply, RoundRequest
+from .model import initial_state
+from .node import DataOwnerNode
+from .serialize import model_from_bytes, model_to_bytes
+from .spec import ModelSpec, default_spec
+from .train import configure_worker, evaluate, round_seed, train_local
+
+DEVNET_CHAIN_ID = 31337
+DEVNET_FUNDS_WEI = 10**22
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What `sov train` and `sov demo` ask for."""
+
+    data: str = "breast_cancer"
+    label: str | None = None
+    nodes: int = 4
+    rounds: int = 5
+    partition: str = "iid"
+    seed: int = 0
+    purpose: str = "ai-training"
+    grant_seconds: int = 24 * 3600
+    quorum: int = 1
+    node_timeout_s: float = 300.0
+    spec_overrides: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Federation:
+    """The data side of a job: the dataset, each node's partition and its dataset id."""
+
+    dataset: Dataset
+    partitions: tuple[Partition, ...]
+    dataset_ids: tuple[int, ...]
+    spec: ModelSpec
+
+
+def prepare(config: TrainConfig) -> Federation:
+    """Loads the data, deals it to the nodes and computes each partition's dataset id."""
+    dataset = load_dataset(config.data, label=config.label, seed=config.seed)
+    partitions = make_partitions(dataset, config.nodes, config.partition, config.seed)
+    ids = tuple(int.from_bytes(content_root(cid_of(p.to_bytes())), "big") for p in partitions)
+    spec = default_spec(dataset.num_features, dataset.num_classes, seed=config.seed, **config.spec_overrides)
+    return Federation(dataset, tuple(partitions), ids, spec)
+
+
+def owner_account(index: int) -> LocalAccount:
+    """The devnet key of hospital `index` (1-based; the lab is dev0)."""
+    if index < 10:
+        return dev_account(index)
+    Account.enable_unaudited_hdwallet_features()
+    account: LocalAccount = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return account
+
+
+def fund_on_devnet(client: LedgerClient, address: str) -> None:
+    """Gives a derived devnet account gas money (devnets only: anvil and hardhat know this call)."""
+    if client.chain_id != DEVNET_CHAIN_ID:
+        return
+    balance = int(client.transport.request("eth_getBalance", [address, "latest"]), 16)
+    if balance == 0:
+        client.transport.request("hardhat_setBalance", [address, hex(DEVNET_FUNDS_WEI)])
+
+
+@dataclass
+class Enrollment:
+    """The on-chain side of a federation: who owns which dataset and the lab's grants."""
+
+    lab: LedgerClient
+    owners: list[LedgerClient]
+    expires_at: int
+
+
+def enroll(
+    lab: LedgerClient, federation: Federation, config: TrainConfig, *, uri_prefix: str = "sov://"
+) -> Enrollment:
+    """Hospitals register their partitions (idempotent) and grant the lab `config.purpose`."""
+    owners: list[LedgerClient] = []
+    now = lab.latest_block().timestamp
+    expires_at = now + config.grant_seconds
+    purpose = purpose_id(config.purpose)
+    assert lab.address is not None
+    for index, (partition, dataset_id) in enumerate(zip(federation.partitions, federation.dataset_ids, strict=True)):
+        account = owner_account(index + 1)
+        fund_on_devnet(lab, account.address)
+        owner = lab.with_account(account)
+        try:
+            owner.register_dataset(
+                dataset_id.to_bytes(32, "big"), uri=f"{uri_prefix}{config.data}/node-{partition.node}"
+            )
+        except DatasetAlreadyRegisteredError:
+            # A rerun of the same data: fine if this hospital already holds the deed.
+            if owner.dataset_state(dataset_id).owner.lower() != account.address.lower():
+                raise
+        owner.issue_grant(dataset_id, lab.address, purpose, now, expires_at)
+        owners.append(owner)
+    return Enrollment(lab, owners, expires_at)
+
+
+class LocalNode:
+    """An in-process node; local training is serialised because torch's RNG is process-global."""
+
+    _training = threading.Lock()
+
+    def __init__(self, node: DataOwnerNode) -> None:
+        self.node = node
+        self.dataset_id = node.dataset_id
+
+    def handle(self, request: RoundRequest) -> NodeReply:
+        """Runs the node's round (gate, train, attest)."""
+        with self._training:
+            return self.node.handle(request)
+
+
+@dataclass
+class JobRun:
+    """What a finished job reports."""
+
+    job: JobState
+    rounds: list[RoundOutcome]
+    final_model_bytes: bytes
+
+
+class EmbeddedRunner:
+    """Runs a job over an enrolled federation: coordinator and nodes in this process."""
+
+    def __init__(
+        self,
+        federation: Federation,
+        enrollment: Enrollment,
+        store: ContentStore,
+        config: TrainConfig,
+        node_store: Callable[[int], ContentStore] | None = None,
+    ) -> None:
+        configure_worker()
+        self.federation = federation
+        self.config = config
+        self.coordinator = Coordinator(
+            enrollment.lab,
+            store,
+            eval_features=federation.dataset.x_test,
+            eval_labels=federation.dataset.y_test,
+            timeout_s=config.node_timeout_s,
+            quorum=config.quorum,
+        )
+        self.nodes = [
+            LocalNode(
+                DataOwnerNode(
+                    dataset_id=dataset_id,
+                    features=partition.x,
+                    labels=partition.y,
+                    account=owner.account,  # type: ignore[arg-type]
+                    # Each node reads the chain through its own connection, as at a hospital.
+                    client=LedgerClient.from_url(owner.rpc_url, owner.deployment, owner.account),
+                    store=node_store(index) if node_store else store,
+                )
+            )
+            for index, (partition, dataset_id, owner) in enumerate(
+                zip(federation.partitions, federation.dataset_ids, enrollment.owners, strict=True)
+            )
+        ]
+
+    def create_job(self) -> JobState:
+        """Anchors the initial model and creates the job on-chain."""
+        return self.coordinator.create_job(
+            purpose=purpose_id(self.config.purpose),
+            datasets=self.federation.dataset_ids,
+            spec=self.federation.spec,
+            initial_state=initial_state(self.federation.spec),  # type: ignore[arg-type]
+            seed=self.config.seed,
+        )
+
+    def run(
+        self,
+        job: JobState,
+        *,
+        on_round: Callable[[RoundOutcome], None] | None = None,
+        on_dispatch: Callable[[int], None] | None = None,
+    ) -> JobRun:
+        """Runs the remaining rounds of `job` up to `config.rounds`."""
+        outcomes: list[RoundOutcome] = []
+        while job.last_round < self.config.rounds:
+            outcome = self.coordinator.run_round(job, self.nodes, on_dispatch=on_dispatch)
+            outcomes.append(outcome)
+            if on_round is not None:
+                on_round(outcome)
+        return JobRun(job, outcomes, self.coordinator.store.get(job.last_model_cid))
+
+
+@dataclass(frozen=True)
+class OfflineRound:
+    """One round of the ledger-free baseline."""
+
+    round_number: int
+    model_digest: bytes
+    metrics: dict[str, float]
+
+
+def run_offline(
+    federation: Federation,
+    rounds: int,
+    seed: int,
+    on_round: Callable[[OfflineRound], None] | None = None,
+) -> bytes:
+    """The same federated learning with the ledger switched off; returns the final model bytes.
+
+    Same initial model, same per-node seeds, same aggregation order (ascending dataset id)
+    and the same bytes round trip as the ledger path, so equal inputs give equal bytes.
+    """
+    configure_worker()
+    spec = federation.spec
+    model_bytes = model_to_bytes(initial_state(spec))
+    order = sorted(zip(federation.dataset_ids, federation.partitions, strict=True), key=lambda pair: pair[0])
+    for round_number in range(1, rounds + 1):
+        base = model_from_bytes(model_bytes)
+        states, counts = [], []
+        for dataset_id, partition in order:
+            state, count, _ = train_local(spec, base, partition.x, partition.y, round_seed(seed, round_number, dataset_id))
+            states.append(model_from_bytes(model_to_bytes(state)))
+            counts.append(count)
+        aggregated = fedavg(states, counts)
+        model_bytes = model_to_bytes(aggregated)
+        if on_round is not None:
+            metrics = evaluate(spec, aggregated, federation.dataset.x_test, federation.dataset.y_test)
+            on_round(OfflineRound(round_number, model_digest(model_bytes), metrics))
+    return model_bytes
+
+
+def ensure_dir(path: Path) -> Path:
+    """Creates `path` (and parents) and returns it."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+__all__ = [
+    "EmbeddedRunner",
+    "Enrollment",
+    "Federation",
+    "JobRun",
+    "LocalNode",
+    "TrainConfig",
+    "enroll",
+    "prepare",
+    "run_offline",
+]
