@@ -3,8 +3,8 @@
 //
 // Run after `hardhat compile`:  node contracts/export-artifacts.mjs
 //
-// Each file carries `sourceHash`: sha256 over every non-test Solidity source under
-// contracts/ plus hardhat.config.js (compiler settings change bytecode too), each entry
+// Each file carries `sourceHash`: sha256 over every Solidity source under contracts/
+// except the tests (contracts/test/, *.t.sol) plus hardhat.config.js (compiler settings change bytecode too), each entry
 // as `<relative posix path>\0<content>\0`, in sorted path order. The Python test
 // tests/contracts/test_artifacts_fresh.py recomputes it to detect stale artifacts.
 import { createHash } from "node:crypto";
@@ -19,15 +19,17 @@ const EXPORTS = [
   ["contracts/DatasetRegistry.sol", "DatasetRegistry"],
   ["contracts/UsageGrants.sol", "UsageGrants"],
   ["contracts/TrainingLedger.sol", "TrainingLedger"],
-  ["contracts/test/MockWallets.sol", "MockSignerWallet"],
-  ["contracts/test/MockWallets.sol", "MockRejectingWallet"],
+  ["contracts/mocks/MockWallets.sol", "MockSignerWallet"],
+  ["contracts/mocks/MockWallets.sol", "MockRejectingWallet"],
 ];
 
 async function listSolidity(dir) {
   const found = [];
   for (const entry of await readdir(path.join(root, dir), { withFileTypes: true })) {
     const rel = `${dir}/${entry.name}`;
-    if (entry.isDirectory()) found.push(...(await listSolidity(rel)));
+    if (entry.isDirectory()) {
+      if (rel !== "contracts/test") found.push(...(await listSolidity(rel)));
+    }
     else if (entry.name.endsWith(".sol") && !entry.name.endsWith(".t.sol")) found.push(rel);
   }
   return found;

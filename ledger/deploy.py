@@ -103,7 +103,9 @@ def code_hash(transport: Transport, address: str) -> str:
     return "0x" + keccak(bytes.fromhex(code[2:])).hex()
 
 
-def load_deployment(settings: Settings, chain: LedgerClient | Web3 | Transport, chain_id: int | None = None) -> Deployment:
+def load_deployment(
+    settings: Settings, chain: LedgerClient | Web3 | Transport, chain_id: int | None = None
+) -> Deployment:
     """The manifest for the node's chain, verified against the node (chain id and code hashes)."""
     transport = as_transport(chain)
     if chain_id is None:
@@ -113,7 +115,8 @@ def load_deployment(settings: Settings, chain: LedgerClient | Web3 | Transport, 
         raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise DeploymentNotFoundError(
-            f"no deployment manifest for chain {chain_id} at {path}; run `sov deploy` against {transport.rpc_url}"
+            f"no deployment manifest for chain {chain_id} at {path}; "
+            f"run `sov deploy` against {transport.rpc_url}"
         ) from None
     except ValueError as error:
         raise ConfigurationError(f"deployment manifest {path} is not valid JSON: {error}") from None
@@ -122,12 +125,15 @@ def load_deployment(settings: Settings, chain: LedgerClient | Web3 | Transport, 
     return deployment
 
 
-def verify_deployment(transport: Transport, deployment: Deployment, chain_id: int, source: Path | str = "") -> None:
+def verify_deployment(
+    transport: Transport, deployment: Deployment, chain_id: int, source: Path | str = ""
+) -> None:
     """Raise `DeploymentMismatchError` unless the node has this deployment's chain id and code."""
     where = f" ({source})" if source else ""
     if deployment.chain_id != chain_id:
         raise DeploymentMismatchError(
-            f"deployment manifest{where} is for chain {deployment.chain_id}, but {transport.rpc_url} is chain "
+            f"deployment manifest{where} is for chain {deployment.chain_id}, "
+            f"but {transport.rpc_url} is chain "
             f"{chain_id}; deploy to this chain with `sov deploy`"
         )
     for name in CONTRACT_NAMES:
@@ -137,12 +143,14 @@ def verify_deployment(transport: Transport, deployment: Deployment, chain_id: in
         empty = "0x" + keccak(b"").hex()
         if actual == empty:
             raise DeploymentMismatchError(
-                f"deployment manifest{where} says {name} is at {address} on chain {chain_id}, but there is no "
-                f"code there at {transport.rpc_url} (a devnet restarted without its state?); run `sov deploy` again"
+                f"deployment manifest{where} says {name} is at {address} on chain {chain_id}, "
+                f"but there is no code there at {transport.rpc_url} "
+                "(a devnet restarted without its state?); run `sov deploy` again"
             )
         if expected is not None and expected != actual:
             raise DeploymentMismatchError(
-                f"the code at {address} on chain {chain_id} is not the {name} of the deployment manifest{where} "
+                f"the code at {address} on chain {chain_id} is not the {name} "
+                f"of the deployment manifest{where} "
                 f"(code hash {actual}, manifest {expected}); run `sov deploy` again"
             )
 

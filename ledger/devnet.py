@@ -114,7 +114,9 @@ def _log_tail(path: Path | None, lines: int = 15) -> str:
     return "\n".join(text[-lines:])
 
 
-def _kill_group(pid: int, timeout: float = STOP_TIMEOUT_S, process: subprocess.Popen[bytes] | None = None) -> None:
+def _kill_group(
+    pid: int, timeout: float = STOP_TIMEOUT_S, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """SIGTERM the process group led by `pid` (anvil dumps its state on SIGTERM), then SIGKILL."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
@@ -188,7 +190,9 @@ def _wait_until_answering(
             return
         time.sleep(0.02)
     _kill_group(process.pid, process=process)
-    raise DevnetError(f"{what} did not answer eth_chainId at {rpc_url} within {timeout:.0f} s:\n{_log_tail(log_path)}")
+    raise DevnetError(
+        f"{what} did not answer eth_chainId at {rpc_url} within {timeout:.0f} s:\n{_log_tail(log_path)}"
+    )
 
 
 def _open_log(log_path: Path | None, prefix: str) -> tuple[IO[bytes], Path]:
@@ -223,7 +227,8 @@ def start_anvil(
         chosen = port or free_port()
         if port and port_in_use(chosen):
             raise DevnetError(
-                f"port {chosen} on 127.0.0.1 is already in use; stop what listens there or choose another port"
+                f"port {chosen} on 127.0.0.1 is already in use; "
+                "stop what listens there or choose another port"
             )
         args = [str(binary), "--host", "127.0.0.1", "--port", str(chosen), "--quiet"]
         if state_path is not None:
@@ -237,7 +242,11 @@ def start_anvil(
         handle, actual_log = _open_log(log_path, "anvil-")
         with handle:
             process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         rpc_url = f"http://127.0.0.1:{chosen}"
         log.debug("started anvil pid %d on %s", process.pid, rpc_url)
@@ -255,7 +264,9 @@ def start_anvil(
     raise last_error
 
 
-def start_hardhat_node(port: int = 0, *, log_path: Path | None = None, repo_root: Path | None = None) -> NodeProcess:
+def start_hardhat_node(
+    port: int = 0, *, log_path: Path | None = None, repo_root: Path | None = None
+) -> NodeProcess:
     """Start `hardhat node` (EDR, a second node implementation) on 127.0.0.1 for tests (~2-3 s).
 
     Hardhat 3 needs Node >= 22: the Node from `tools/node22` goes first on PATH.
@@ -343,7 +354,12 @@ class Devnet:
                 log_path=self.log_path,
                 detached=True,
             )
-            record = {"pid": node.pid, "port": node.port, "rpc_url": node.rpc_url, "state_path": str(self.state_path)}
+            record = {
+                "pid": node.pid,
+                "port": node.port,
+                "rpc_url": node.rpc_url,
+                "state_path": str(self.state_path),
+            }
             tmp = self.record_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(record, indent=2))
             tmp.replace(self.record_path)

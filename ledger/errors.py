@@ -400,7 +400,10 @@ class InvalidDatasetCountError(ContractRevertError, ValueError):
 class DatasetsNotSortedError(ContractRevertError, ValueError):
     """`TrainingLedgerDatasetsNotSorted`: job datasets must be strictly ascending."""
 
-    template = "job datasets must be strictly ascending without duplicates; dataset {datasetId} at index {index} breaks the order"
+    template = (
+        "job datasets must be strictly ascending without duplicates; "
+        "dataset {datasetId} at index {index} breaks the order"
+    )
 
 
 class JobUnknownDatasetError(UnknownDatasetError):
@@ -443,7 +446,9 @@ class DeedInsufficientApprovalError(NotOwnerError):
 class DeedInvalidReceiverError(ContractRevertError, ValueError):
     """`ERC721InvalidReceiver`: the deed cannot be sent to this address."""
 
-    template = "{receiver} cannot receive a dataset deed (zero address or a contract without onERC721Received)"
+    template = (
+        "{receiver} cannot receive a dataset deed (zero address or a contract without onERC721Received)"
+    )
 
 
 class DeedInvalidOperatorError(ContractRevertError, ValueError):

@@ -34,8 +34,9 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from eth_abi import decode as abi_decode
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_utils.abi import event_abi_to_log_topic
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.exceptions import BlockNotFound
 
@@ -300,7 +301,7 @@ def _unhex(text: str) -> bytes:
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
-        return _hex(value)
+        return _hex(bytes(value))
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -591,7 +592,9 @@ class EventIndex:
     # ------------------------------------------------------------------ chain access
 
     def _rpc_url(self) -> str:
-        return str(getattr(self.w3.provider, "endpoint_uri", None) or getattr(self.w3.provider, "ipc_path", "?"))
+        return str(
+            getattr(self.w3.provider, "endpoint_uri", None) or getattr(self.w3.provider, "ipc_path", "?")
+        )
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         try:
@@ -684,13 +687,19 @@ class EventIndex:
             # Providers cap eth_getLogs by range or result size: halve the range and retry.
             if end > start:
                 self.chunk_size = max(1, (end - start + 1) // 2)
-                raise _RangeMoved(f"eth_getLogs refused {start}..{end} ({error}); range now {self.chunk_size}")
-            raise EventIndexError(f"eth_getLogs({start}..{end}) failed at {self._rpc_url()}: {error}") from error
+                raise _RangeMoved(
+                    f"eth_getLogs refused {start}..{end} ({error}); range now {self.chunk_size}"
+                ) from error
+            raise EventIndexError(
+                f"eth_getLogs({start}..{end}) failed at {self._rpc_url()}: {error}"
+            ) from error
         decoded: list[_DecodedLog] = []
         for raw in raw_logs:
             if raw.get("removed"):
                 continue
-            spec = self._specs.get(str(raw["address"]).lower(), {}).get(bytes(raw["topics"][0]) if raw["topics"] else b"")
+            spec = self._specs.get(str(raw["address"]).lower(), {}).get(
+                bytes(raw["topics"][0]) if raw["topics"] else b""
+            )
             if spec is None:
                 continue
             decoded.append(self._decode(spec, raw))
@@ -746,7 +755,8 @@ class EventIndex:
             # Keep the hashes of event blocks and of the cursor block only: enough to detect a
             # reorg (all below a matching block is canonical) and independent of range sizes.
             db.execute(
-                "DELETE FROM blocks WHERE number = ? AND NOT EXISTS (SELECT 1 FROM events WHERE block_number = ?)",
+                "DELETE FROM blocks WHERE number = ? "
+                "AND NOT EXISTS (SELECT 1 FROM events WHERE block_number = ?)",
                 (cursor, cursor),
             )
             db.execute("UPDATE meta SET value = ? WHERE key = 'cursor'", (str(end),))
@@ -780,7 +790,9 @@ class EventIndex:
                 ),
             )
         elif key == ("DatasetRegistry", "DatasetRetired"):
-            db.execute("INSERT INTO dataset_retirements VALUES (?, ?, ?, ?)", (_id_text(a["datasetId"]), *position))
+            db.execute(
+                "INSERT INTO dataset_retirements VALUES (?, ?, ?, ?)", (_id_text(a["datasetId"]), *position)
+            )
         elif key == ("DatasetRegistry", "Transfer"):
             db.execute(
                 "INSERT INTO deed_transfers VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -881,11 +893,11 @@ class EventIndex:
 
     # ------------------------------------------------------------------ queries
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
             cursor = self._db.execute(sql, params)
             names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]  # type: ignore[misc]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def block_hash(self, number: int) -> str | None:
         """The stored hash of block `number` (blocks with events and range ends only)."""
@@ -893,13 +905,15 @@ class EventIndex:
         return None if not rows else str(rows[0]["hash"])
 
     def block_timestamp(self, number: int) -> int:
-        """The timestamp of block `number`: stored when the block carries an event, else read from the chain."""
+        """The timestamp of block `number`: stored for blocks with events, else read from the chain."""
         rows = self._rows("SELECT timestamp FROM blocks WHERE number = ?", (number,))
         if rows:
             return int(rows[0]["timestamp"])
         header = self._header(number)
         if header is None:
-            raise NotIndexedError(f"block {number} does not exist on chain {self.chain_id} ({self._rpc_url()})")
+            raise NotIndexedError(
+                f"block {number} does not exist on chain {self.chain_id} ({self._rpc_url()})"
+            )
         return header.timestamp
 
     def events(self, contract: str | None = None, event: str | None = None) -> list[IndexedEvent]:
@@ -941,7 +955,8 @@ class EventIndex:
         )
         transfers: dict[str, list[DeedTransfer]] = {}
         for t in self._rows(
-            "SELECT * FROM deed_transfers WHERE (? IS NULL OR dataset_id = ?) ORDER BY block_number, log_index",
+            "SELECT * FROM deed_transfers WHERE (? IS NULL OR dataset_id = ?) "
+            "ORDER BY block_number, log_index",
             (key, key),
         ):
             transfers.setdefault(t["dataset_id"], []).append(self._transfer(t))
@@ -960,7 +975,9 @@ class EventIndex:
                     log_index=r["log_index"],
                     tx_hash=r["tx_hash"],
                     timestamp=r["timestamp"],
-                    epoch=sum(1 for t in history if t.from_address != ZERO_ADDRESS and t.to_address != ZERO_ADDRESS),
+                    epoch=sum(
+                        1 for t in history if t.from_address != ZERO_ADDRESS and t.to_address != ZERO_ADDRESS
+                    ),
                     retired_block=r["retired_block"],
                     retired_tx=r["retired_tx"],
                     transfers=history,
@@ -1019,7 +1036,7 @@ class EventIndex:
         return [self._grant_event(r) for r in rows]
 
     def grants(self, dataset_id: int | None = None, grantee: str | None = None) -> list[IndexedGrant]:
-        """The current grant of every key ever issued (optionally filtered), with what ended it if anything."""
+        """The current grant of every key ever issued (optionally filtered), and what ended it if anything."""
         ds = None if dataset_id is None else _id_text(dataset_id)
         who = None if grantee is None else to_checksum_address(grantee)
         rows = self._rows(
@@ -1046,12 +1063,16 @@ class EventIndex:
             later = [
                 t
                 for t in transfers
-                if t.from_address != ZERO_ADDRESS and t.to_address != ZERO_ADDRESS and (t.block_number, t.log_index) > at
+                if t.from_address != ZERO_ADDRESS
+                and t.to_address != ZERO_ADDRESS
+                and (t.block_number, t.log_index) > at
             ]
             epoch = sum(
                 1
                 for t in transfers
-                if t.from_address != ZERO_ADDRESS and t.to_address != ZERO_ADDRESS and (t.block_number, t.log_index) < at
+                if t.from_address != ZERO_ADDRESS
+                and t.to_address != ZERO_ADDRESS
+                and (t.block_number, t.log_index) < at
             )
             revocation = revoked.get(key)
             result.append(
@@ -1122,7 +1143,8 @@ class EventIndex:
                 (e for e in events if e.kind == "revoked" and (e.block_number, e.log_index) > at), None
             )
             transfers = self._rows(
-                "SELECT * FROM deed_transfers WHERE dataset_id = ? AND from_address != ? AND to_address != ? AND "
+                "SELECT * FROM deed_transfers WHERE dataset_id = ? "
+                "AND from_address != ? AND to_address != ? AND "
                 "(block_number > ? OR (block_number = ? AND log_index > ?)) AND "
                 + before
                 + " ORDER BY block_number, log_index LIMIT 1",

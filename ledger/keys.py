@@ -101,7 +101,9 @@ class Keystore:
             raise KeystoreError(f"keystore file {path} is not valid JSON: {error}") from None
         return raw
 
-    def account(self, alias: str, password: str | None = None, *, chain_id: int | None = None) -> LocalAccount:
+    def account(
+        self, alias: str, password: str | None = None, *, chain_id: int | None = None
+    ) -> LocalAccount:
         """The signing account for `alias`.
 
         `devN` aliases without a keystore file are the devnet accounts; when `chain_id` is
@@ -111,7 +113,8 @@ class Keystore:
         if alias in DEV_ALIASES and not self._path(alias).exists():
             if chain_id is not None and chain_id != DEVNET_CHAIN_ID:
                 raise ConfigurationError(
-                    f"{alias} is a devnet account with a publicly known key; chain {chain_id} is not a devnet "
+                    f"{alias} is a devnet account with a publicly known key; "
+                    f"chain {chain_id} is not a devnet "
                     f"(chain id {DEVNET_CHAIN_ID}). Use an account from your keystore"
                 )
             return dev_account(int(alias[3:]))
@@ -148,7 +151,9 @@ class Keystore:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            raise AccountExistsError(f"account {alias!r} already exists at {path}; choose another alias") from None
+            raise AccountExistsError(
+                f"account {alias!r} already exists at {path}; choose another alias"
+            ) from None
         with os.fdopen(fd, "w") as handle:
             json.dump(keyfile, handle)
         return str(Account.from_key(key).address)

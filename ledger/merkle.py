@@ -13,8 +13,9 @@ duplicating would let two different leaf sets share a root).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from ledger.errors import LedgerError
 
@@ -38,7 +39,7 @@ def _sorted_leaves(leaves: Sequence[bytes]) -> list[bytes]:
             size = len(leaf) if isinstance(leaf, bytes | bytearray) else type(leaf).__name__
             raise MerkleError(f"leaf {position} must be {LEAF_SIZE} bytes; got {size}")
     ordered = sorted(bytes(leaf) for leaf in leaves)
-    for previous, current in zip(ordered, ordered[1:], strict=False):
+    for previous, current in pairwise(ordered):
         if previous == current:
             # A repeated leaf would count one attestation twice under one root.
             raise MerkleError(f"leaves must be distinct; 0x{current.hex()} appears more than once")

@@ -26,11 +26,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Annotated, Any, Literal, Protocol, Self
 
-from eth_keys import keys
+from eth_keys.datatypes import Signature as _EcdsaSignature
 from eth_keys.exceptions import BadSignature
-from eth_utils import is_checksum_address, is_hex_address, keccak, to_checksum_address
+from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
+from eth_utils.crypto import keccak
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -245,7 +247,7 @@ def recover_signer(digest: bytes, signature: str) -> str:
     if not (0 < r < _SECP256K1_N and 0 < s <= _SECP256K1_N // 2):
         raise AttestationError("signature is malleable or out of range (s must be in the lower half)")
     try:
-        public_key = keys.Signature(vrs=(v, r, s)).recover_public_key_from_msg_hash(digest)
+        public_key = _EcdsaSignature(vrs=(v, r, s)).recover_public_key_from_msg_hash(digest)
     except (BadSignature, ValueError) as error:
         raise AttestationError(f"signature does not recover a public key: {error}") from error
     return str(public_key.to_checksum_address())
@@ -356,7 +358,9 @@ class RoundManifest(BaseModel):
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid", populate_by_name=True)
 
-    schema_: Literal["sovereign-ledger/round-manifest/v1"] = Field(default=MANIFEST_SCHEMA, alias="schema")
+    schema_: Literal["sovereign-ledger/round-manifest/v1"] = Field(
+        default="sovereign-ledger/round-manifest/v1", alias="schema"
+    )
     job_id: Annotated[int, Field(ge=1, le=UINT256_MAX)]
     round: Annotated[int, Field(ge=1, le=UINT64_MAX)]
     chain_id: Annotated[int, Field(ge=1)]
@@ -375,7 +379,7 @@ class RoundManifest(BaseModel):
     def _participants_ascending(self) -> Self:
         # Same order as the job's dataset list on chain; also rules out duplicates.
         ids = [p.dataset_id for p in self.participants]
-        for position, (previous, current) in enumerate(zip(ids, ids[1:], strict=False), start=1):
+        for position, (previous, current) in enumerate(pairwise(ids), start=1):
             if current <= previous:
                 raise ValueError(
                     f"participants must be in strictly ascending dataset_id order; participant {position} "

@@ -41,12 +41,12 @@ def purpose_id(name_or_hex: str | bytes) -> bytes:
             raw = b""
         if len(raw) == 32:
             return raw
-        raise UnknownPurposeError(f"purpose id {text!r} is not 32 bytes of hex (0x followed by 64 hex digits)")
+        raise UnknownPurposeError(
+            f"purpose id {text!r} is not 32 bytes of hex (0x followed by 64 hex digits)"
+        )
     closest = difflib.get_close_matches(text.lower(), PURPOSE_NAMES, n=1, cutoff=0.4)
     hint = f" (did you mean {closest[0]!r}?)" if closest else ""
-    raise UnknownPurposeError(
-        f"unknown purpose {text!r}{hint}; known purposes: {', '.join(PURPOSE_NAMES)}"
-    )
+    raise UnknownPurposeError(f"unknown purpose {text!r}{hint}; known purposes: {', '.join(PURPOSE_NAMES)}")
 
 
 def purpose_name(purpose: bytes) -> str:

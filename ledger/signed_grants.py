@@ -137,7 +137,9 @@ def sign_grant(account: LocalAccount, typed_data: dict[str, Any]) -> dict[str, A
 def _signature(document: dict[str, Any]) -> bytes:
     raw = document.get("signature")
     if not isinstance(raw, str) or not raw.startswith("0x"):
-        raise SignedGrantFormatError("the document has no 0x-hex `signature`; sign it first (`sov grant sign`)")
+        raise SignedGrantFormatError(
+            "the document has no 0x-hex `signature`; sign it first (`sov grant sign`)"
+        )
     try:
         signature = bytes.fromhex(raw[2:])
     except ValueError:
@@ -151,7 +153,9 @@ def recover_grant_signer(signed: dict[str, Any]) -> str:
     """The address that signed the grant (EOA signatures; contract wallets are checked on chain)."""
     signature = _signature(signed)
     try:
-        address: str = Account.recover_message(encode_typed_data(full_message=_unsigned(signed)), signature=signature)
+        address: str = Account.recover_message(
+            encode_typed_data(full_message=_unsigned(signed)), signature=signature
+        )
     except (ValueError, TypeError) as error:
         raise SignedGrantFormatError(f"the signature does not recover to an address: {error}") from None
     return address

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from ledger.chain.client import LedgerClient
-
-from ledger.errors import ConfigurationError
 from ledger.keys import Keystore
 from ledger.settings import Settings
 
 
-def open_client(settings: Settings, account: str | None = None) -> LedgerClient:
-    """A client on the configured chain (the embedded devnet when no `SOV_RPC_URL` is set)."""
-    if settings.rpc_url is None:
-        from ledger.devnet import Devnet
+def open_client(config: Settings, account: str | None = None) -> LedgerClient:
+    """A client on the configured chain (`SOV_RPC_URL`, else the embedded devnet).
 
-        status = Devnet(settings).status()
-        if not status.running:
-            raise ConfigurationError(
-                f"no chain: the embedded devnet under {settings.devnet_dir} is not running "
-                "(start it with `sov devnet up`) and SOV_RPC_URL is not set"
-            )
-        settings = settings.model_copy(update={"rpc_url": status.rpc_url})
-    signer = Keystore(settings).account(account) if account else None
-    return LedgerClient.connect(settings, signer)
+    With `account`, the client signs as that keystore alias; devnet aliases (`dev0`..)
+    are refused on chains that are not devnets.
+    """
+    client = LedgerClient.connect(config)
+    if account is None:
+        return client
+    return client.with_account(Keystore(config).account(account, chain_id=client.chain_id))

@@ -6,7 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -69,3 +69,7 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise fail(str(error)) from None
 
     return wrapper
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for programs")]
+AccountOption = Annotated[str, typer.Option("--account", "-a", help="keystore alias that signs (devnet: dev0..dev9)")]

@@ -59,7 +59,7 @@ def abi_type(param: Mapping[str, Any]) -> str:
     kind = str(param["type"])
     if kind.startswith("tuple"):
         inner = ",".join(abi_type(c) for c in param["components"])
-        return f"({inner}){kind[len('tuple'):]}"
+        return f"({inner}){kind[len('tuple') :]}"
     return kind
 
 
@@ -88,8 +88,9 @@ class FunctionABI:
         return "0x" + (self.selector + encode(list(self.input_types), list(args))).hex()
 
     def decode_output(self, data: bytes) -> tuple[Any, ...]:
-        """The decoded return values."""
-        return tuple(decode(list(self.output_types), data))
+        """The decoded return values (addresses checksummed)."""
+        values = decode(list(self.output_types), data)
+        return tuple(_normalise(t, v) for t, v in zip(self.output_types, values, strict=True))
 
 
 @dataclass(frozen=True)
@@ -167,9 +168,7 @@ class ContractABI:
                 self.errors[error.selector] = error
             elif kind == "event" and not item.get("anonymous"):
                 signature = f"{item['name']}({','.join(types)})"
-                fields = tuple(
-                    (str(p.get("name", "")), abi_type(p), bool(p.get("indexed"))) for p in inputs
-                )
+                fields = tuple((str(p.get("name", "")), abi_type(p), bool(p.get("indexed"))) for p in inputs)
                 event = EventABI(str(item["name"]), keccak(text=signature), fields, name)
                 self.events[event.topic0] = event
 

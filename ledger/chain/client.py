@@ -95,7 +95,9 @@ class LedgerClient:
         self.account = account
         self.address: str | None = None if account is None else str(account.address)
         self.w3: Web3 = make_web3(transport.provider)
-        self.abis = {name: ContractABI(name, load_artifact(name, artifacts_dir).abi) for name in CONTRACT_NAMES}
+        self.abis = {
+            name: ContractABI(name, load_artifact(name, artifacts_dir).abi) for name in CONTRACT_NAMES
+        }
         self.decoder = RevertDecoder(self.abis.values())
         self._by_address = {deployment.address(n).lower(): self.abis[n] for n in CONTRACT_NAMES}
         self._wait = wait
@@ -152,7 +154,9 @@ class LedgerClient:
 
     # ----------------------------------------------------------------- plumbing
 
-    def _call(self, contract: str, fn: str, args: Sequence[Any], block: BlockId = "latest") -> tuple[Any, ...]:
+    def _call(
+        self, contract: str, fn: str, args: Sequence[Any], block: BlockId = "latest"
+    ) -> tuple[Any, ...]:
         abi = self.abis[contract].function(fn, len(args))
         call = {"to": self.deployment.address(contract), "data": abi.encode_call(args)}
         try:
@@ -204,7 +208,9 @@ class LedgerClient:
 
     def dataset_state(self, dataset_id: DatasetRef, *, block: BlockId = "latest") -> DatasetState:
         """Deed holder, transfer epoch and retirement of a dataset (zero owner when unknown)."""
-        owner, epoch, retired = self._call("DatasetRegistry", "datasetState", [dataset_id_of(dataset_id)], block)
+        owner, epoch, retired = self._call(
+            "DatasetRegistry", "datasetState", [dataset_id_of(dataset_id)], block
+        )
         return DatasetState(to_checksum_address(owner), int(epoch), bool(retired))
 
     def authorization_status(
@@ -232,7 +238,12 @@ class LedgerClient:
         return bool(ok)
 
     def require_authorized(
-        self, dataset_ids: Sequence[DatasetRef], grantee: str, purpose: bytes | str, *, block: BlockId = "latest"
+        self,
+        dataset_ids: Sequence[DatasetRef],
+        grantee: str,
+        purpose: bytes | str,
+        *,
+        block: BlockId = "latest",
     ) -> None:
         """Raise the specific `NotAuthorizedError` of the first dataset that is not authorised."""
         self._call(
@@ -269,8 +280,13 @@ class LedgerClient:
         ((coordinator, last_round, purpose, last_digest, datasets_hash),) = self._call(
             "TrainingLedger", "getJob", [job_id], block
         )
-        return JobRecord(to_checksum_address(coordinator), int(last_round), bytes(purpose), bytes(last_digest),
-                         bytes(datasets_hash))
+        return JobRecord(
+            to_checksum_address(coordinator),
+            int(last_round),
+            bytes(purpose),
+            bytes(last_digest),
+            bytes(datasets_hash),
+        )
 
     def job_count(self, *, block: BlockId = "latest") -> int:
         """How many jobs exist (ids run from 1)."""
@@ -292,8 +308,13 @@ class LedgerClient:
         """Decoded events of the three contracts in a block range (for the event index)."""
         raw = self.transport.request(
             "eth_getLogs",
-            [{"fromBlock": hex(from_block), "toBlock": _block_param(to_block),
-              "address": [self.deployment.address(n) for n in CONTRACT_NAMES]}],
+            [
+                {
+                    "fromBlock": hex(from_block),
+                    "toBlock": _block_param(to_block),
+                    "address": [self.deployment.address(n) for n in CONTRACT_NAMES],
+                }
+            ],
         )
         return [e for e in (self.decode_log(item) for item in raw) if e is not None]
 
@@ -332,7 +353,13 @@ class LedgerClient:
         return self._transact(
             "UsageGrants",
             "issueGrant",
-            [dataset_id_of(dataset_id), to_checksum_address(grantee), purpose_id(purpose), not_before, expires_at],
+            [
+                dataset_id_of(dataset_id),
+                to_checksum_address(grantee),
+                purpose_id(purpose),
+                not_before,
+                expires_at,
+            ],
             "issue grant",
         )
 
@@ -354,8 +381,16 @@ class LedgerClient:
         return self._transact(
             "UsageGrants",
             "issueGrantBySig",
-            [grant.dataset_id, grant.grantee, grant.purpose, grant.not_before, grant.expires_at, grant.nonce,
-             grant.deadline, grant.signature],
+            [
+                grant.dataset_id,
+                grant.grantee,
+                grant.purpose,
+                grant.not_before,
+                grant.expires_at,
+                grant.nonce,
+                grant.deadline,
+                grant.signature,
+            ],
             "redeem signed grant",
         )
 
@@ -385,8 +420,12 @@ class LedgerClient:
         receipt = self._transact(
             "TrainingLedger",
             "createJob",
-            [purpose_id(purpose), [dataset_id_of(d) for d in datasets],
-             _bytes32(initial_model_digest, "initial model digest"), _bytes32(spec_digest, "spec digest")],
+            [
+                purpose_id(purpose),
+                [dataset_id_of(d) for d in datasets],
+                _bytes32(initial_model_digest, "initial model digest"),
+                _bytes32(spec_digest, "spec digest"),
+            ],
             "create job",
         )
         return int(receipt.event("JobCreated").args["jobId"]), receipt
@@ -416,7 +455,15 @@ class LedgerClient:
         return self._transact(
             "TrainingLedger",
             "commitRound",
-            [job_id, round_number, _bytes32(parent_digest, "parent digest"), _bytes32(model_digest, "model digest"),
-             manifest_cid, job_ids, mask, _bytes32(attestations_root, "attestations root")],
+            [
+                job_id,
+                round_number,
+                _bytes32(parent_digest, "parent digest"),
+                _bytes32(model_digest, "model digest"),
+                manifest_cid,
+                job_ids,
+                mask,
+                _bytes32(attestations_root, "attestations root"),
+            ],
             "commit round",
         )

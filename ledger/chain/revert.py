@@ -43,7 +43,9 @@ class RevertDecoder:
             args: dict[str, Any] = error.decode_args(data[4:])
         except DecodingError:
             return ContractRevertError(error.name, {"data": data}, action=action)
-        types = dict(zip([n or f"arg{i}" for i, n in enumerate(error.input_names)], error.input_types, strict=True))
+        types = dict(
+            zip([n or f"arg{i}" for i, n in enumerate(error.input_names)], error.input_types, strict=True)
+        )
         if error.name == "Error":
             return ContractRevertError("Error", args, arg_types=types, action=action)
         if error.name == "Panic":

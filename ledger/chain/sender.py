@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 
 from ledger.chain.revert import RevertDecoder, revert_data_of
 from ledger.chain.transport import Transport
@@ -78,7 +79,7 @@ def nonce_manager(rpc_url: str, address: str, fetch_pending: Callable[[], int]) 
 
 @dataclass(frozen=True)
 class WaitPolicy:
-    """Receipt polling: start at `first_poll_s`, grow by `growth` up to `max_poll_s`, give up at `timeout_s`."""
+    """Receipt polling: first poll after `first_poll_s`, growing by `growth` to `max_poll_s`; `timeout_s` total."""
 
     first_poll_s: float = 0.005
     growth: float = 1.5
@@ -142,7 +143,7 @@ class TransactionSender:
         """
         call: dict[str, Any] = {"from": self.account.address, "data": data}
         if to is not None:
-            call["to"] = to
+            call["to"] = to_checksum_address(to)
         if gas is None:
             gas = self.estimate(call, action) * GAS_MARGIN_NUM // GAS_MARGIN_DEN
         tx_hash = self._sign_and_send(call, gas, action)

@@ -7,6 +7,7 @@ around every `eth_call`. The chain id is read once by the client and pinned.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -68,11 +69,15 @@ def make_provider(rpc_url: str, timeout_s: float = 30.0, pool_size: int = 64) ->
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return HTTPProvider(
-            rpc_url, session=session, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
+            rpc_url,
+            session=session,
+            request_kwargs={"timeout": timeout_s},
+            exception_retry_configuration=None,
         )
     if rpc_url.startswith(("ws://", "wss://")):
         raise ConfigurationError(
-            f"RPC URL {rpc_url}: WebSocket is async-only in web3 8; use the node's http:// URL or its IPC path"
+            f"RPC URL {rpc_url}: WebSocket is async-only in web3 8; "
+            "use the node's http:// URL or its IPC path"
         )
     return IPCProvider(rpc_url.removeprefix("ipc://"), timeout=timeout_s)
 
@@ -81,10 +86,8 @@ def make_web3(provider: BaseProvider) -> Web3:
     """A `Web3` for callers that want web3's API, minus the middleware that costs round trips."""
     w3 = Web3(provider)
     for name in ("validation", "ens_name_to_address", "gas_price_strategy"):
-        try:
+        with contextlib.suppress(ValueError):
             w3.middleware_onion.remove(name)
-        except ValueError:
-            pass
     # Pin eth_chainId (and other static answers) in the provider's request cache.
     provider.cache_allowed_requests = True
     return w3

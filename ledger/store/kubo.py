@@ -223,8 +223,13 @@ class KuboStore:
         car = self._call(
             "dag/export", {"arg": str(root), "timeout": self._node_timeout()}, subject=str(root)
         ).content
-        _, sections = read_car(io.BytesIO(car))
-        return dict(sections)
+        try:
+            _, sections = read_car(io.BytesIO(car))
+            return dict(sections)
+        except ContentIntegrityError as exc:
+            raise ContentIntegrityError(
+                f"IPFS node at {self.api_url} returned damaged data for {root}, discarded: {exc}"
+            ) from exc
 
     def has(self, cid: str) -> bool:
         """Whether the node holds the root block of `cid` locally (it is told not to search

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
+from federation_kit import FederatedJob, run_federated_job
 from api.auth import ApiSettings
 from web3 import Web3
 
@@ -92,3 +93,19 @@ def registered(client: TestClient, auth: dict[str, str], new_root: Callable[[], 
     assert response.status_code == 201, response.text
     dataset: dict[str, object] = response.json()["dataset"]
     return dataset
+
+
+@pytest.fixture(scope="module")
+def federated(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, FederatedJob]:
+    """A real three-round job (hospital 1 revoked before round 3), with its own SOV_HOME."""
+    home = tmp_path_factory.mktemp("federated-home")
+    job_settings = Settings(home=home, rpc_url=devnet.node.rpc_url)
+    save_deployment(job_settings, devnet.deployment)
+    return job_settings, run_federated_job(job_settings)
+
+
+@pytest.fixture
+def job_client(federated: tuple[Settings, FederatedJob], api_settings: ApiSettings) -> Iterator[TestClient]:
+    """The app over the federated job's data directory (its content store holds the models)."""
+    with TestClient(create_app(federated[0], api_settings), raise_server_exceptions=False) as test_client:
+        yield test_client

@@ -214,7 +214,7 @@ def test_reads_can_require_the_token(settings: Settings, registered: dict[str, o
 
 
 @pytest.mark.parametrize(
-    ("api_settings", "message"),
+    ("service_settings", "message"),
     [
         (ApiSettings(account="dev0"), "this service has no SOV_API_TOKEN configured, so it accepts no writes"),
         (
@@ -224,10 +224,10 @@ def test_reads_can_require_the_token(settings: Settings, registered: dict[str, o
     ],
 )
 def test_writes_disabled_without_token_or_account(
-    settings: Settings, api_settings: ApiSettings, message: str, registered: dict[str, object],
+    settings: Settings, service_settings: ApiSettings, message: str, registered: dict[str, object],
     chain: Callable[[int], LedgerClient],
 ) -> None:
-    with TestClient(create_app(settings, api_settings)) as client:
+    with TestClient(create_app(settings, service_settings)) as client:
         body = {"dataset_id": registered["dataset_id"], "grantee": DEV1, "purpose": "ai-training", "expires_at": FAR}
         response = client.post("/v1/grants", json=body, headers={"Authorization": "Bearer t0ken-value"})
         assert response.status_code == 403

@@ -51,12 +51,19 @@ class Chain:
     accounts: list[LocalAccount]
 
     def send(self, account: LocalAccount, call: Any) -> TxReceipt:
-        """Build, sign, send a contract call and wait for a successful receipt."""
+        """Build, sign, send a contract call and wait for a successful receipt.
+
+        The gas limit is fixed rather than estimated: gasUsed does not depend on it, and
+        skipping the estimate halves the round trips of the 200-transaction gas test.
+        """
         tx = call.build_transaction(
             {
                 "from": account.address,
                 "nonce": self.w3.eth.get_transaction_count(account.address),
-                "chainId": self.w3.eth.chain_id,
+                "chainId": 31337,
+                "gas": 5_000_000,
+                "maxFeePerGas": 10**10,
+                "maxPriorityFeePerGas": 1,
             }
         )
         return self._sign_and_wait(account, tx)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 from eth_account.messages import encode_typed_data
 from web3 import Web3
@@ -18,7 +17,9 @@ from tests.contracts.conftest import REPO, Chain, content_roots, deploy_all
 
 SNAPSHOT = REPO / "contracts" / "gas-snapshot.json"
 AI_TRAINING = Web3.keccak(text="ai-training")
-YEAR = 365 * 24 * 3600
+# Fixed far-future times: calldata gas depends on the bytes, so they must not vary per run.
+EXPIRES_AT = 4_102_444_800  # 2100-01-01
+DEADLINE = 4_102_444_800
 
 
 def target(name: str) -> int:
@@ -34,14 +35,13 @@ def measure(chain: Chain) -> dict[str, int]:
     """Run each measured transaction once, in a fresh deployment, and collect gasUsed."""
     deployer, owner, coordinator, relayer, other_owner = chain.accounts[:5]
     c = deploy_all(chain, deployer)
-    now = int(time.time())
     gas: dict[str, int] = {}
 
     root = content_roots(1, b"single")[0]
     gas["register"] = chain.send(owner, c.registry.functions.register(root, 0, "ipfs://dataset"))["gasUsed"]
     dataset_id = int.from_bytes(root, "big")
 
-    issue = c.grants.functions.issueGrant(dataset_id, coordinator.address, AI_TRAINING, 0, now + YEAR)
+    issue = c.grants.functions.issueGrant(dataset_id, coordinator.address, AI_TRAINING, 0, EXPIRES_AT)
     gas["grant"] = chain.send(owner, issue)["gasUsed"]
     revoke = c.grants.functions.revokeGrant(dataset_id, coordinator.address, AI_TRAINING)
     gas["revoke"] = chain.send(owner, revoke)["gasUsed"]
@@ -55,9 +55,9 @@ def measure(chain: Chain) -> dict[str, int]:
         "grantee": coordinator.address,
         "purpose": AI_TRAINING,
         "notBefore": 0,
-        "expiresAt": now + YEAR,
+        "expiresAt": EXPIRES_AT,
         "nonce": 0,
-        "deadline": now + 3600,
+        "deadline": DEADLINE,
     }
     typed = {
         "types": {
@@ -96,7 +96,7 @@ def measure(chain: Chain) -> dict[str, int]:
         ids = [int.from_bytes(r, "big") for r in roots]
         for r, i in zip(roots, ids, strict=True):
             chain.send(owner, c.registry.functions.register(r, 0, ""))
-            chain.send(owner, c.grants.functions.issueGrant(i, coordinator.address, AI_TRAINING, 0, now + YEAR))
+            chain.send(owner, c.grants.functions.issueGrant(i, coordinator.address, AI_TRAINING, 0, EXPIRES_AT))
         job_id = c.ledger.functions.jobCount().call() + 1
         genesis = Web3.keccak(text=f"genesis{n}")
         chain.send(coordinator, c.ledger.functions.createJob(AI_TRAINING, ids, genesis, Web3.keccak(text="spec")))
@@ -118,7 +118,6 @@ def measure(chain: Chain) -> dict[str, int]:
 def test_gas_snapshot(chain: Chain) -> None:
     """Gas stays within the targets and equal to the committed snapshot."""
     gas = measure(chain)
-    print(gas)
     over = {k: (v, target(k)) for k, v in gas.items() if v > target(k)}
     assert not over, f"gas over target (used, target): {over}"
     if os.environ.get("UPDATE_GAS_SNAPSHOT") == "1":

@@ -27,13 +27,20 @@ ZERO = "0x0000000000000000000000000000000000000000"
 pytestmark = pytest.mark.hardhat
 
 
-def test_register_dataset_records_owner_uri_and_parent(any_chain: DeployedChain, new_root: Callable[[], bytes]) -> None:
+def test_register_dataset_records_owner_uri_and_parent(
+    any_chain: DeployedChain, new_root: Callable[[], bytes]
+) -> None:
     owner = any_chain[1]
     root = new_root()
     dataset_id, receipt = owner.register_dataset(root, uri="ipfs://bafy-desc")
     assert dataset_id == int.from_bytes(root, "big")
     event = receipt.event("DatasetRegistered")
-    assert event.args == {"datasetId": dataset_id, "owner": owner.address, "parentId": 0, "uri": "ipfs://bafy-desc"}
+    assert event.args == {
+        "datasetId": dataset_id,
+        "owner": owner.address,
+        "parentId": 0,
+        "uri": "ipfs://bafy-desc",
+    }
     assert receipt.block_number == owner.latest_block().number
     assert owner.dataset_state(dataset_id).owner == owner.address
     assert owner.dataset_state(dataset_id).epoch == 0
@@ -47,7 +54,10 @@ def test_register_dataset_records_owner_uri_and_parent(any_chain: DeployedChain,
 def test_unknown_dataset_reads_as_unregistered(any_chain: DeployedChain) -> None:
     state = any_chain[0].dataset_state(12345)
     assert not state.registered and state.owner == ZERO
-    assert any_chain[0].authorization_status(12345, any_chain[1].address, AI) is AuthorizationStatus.UNKNOWN_DATASET
+    assert (
+        any_chain[0].authorization_status(12345, any_chain[1].address, AI)
+        is AuthorizationStatus.UNKNOWN_DATASET
+    )
 
 
 def test_grant_lifecycle_issue_check_revoke(any_chain: DeployedChain, new_root: Callable[[], bytes]) -> None:
@@ -59,7 +69,11 @@ def test_grant_lifecycle_issue_check_revoke(any_chain: DeployedChain, new_root: 
 
     receipt = owner.issue_grant(dataset_id, lab.address, "ai-training", now, now + 3600)
     assert receipt.event("GrantIssued").args == {
-        "datasetId": dataset_id, "grantee": lab.address, "purpose": AI, "notBefore": now, "expiresAt": now + 3600,
+        "datasetId": dataset_id,
+        "grantee": lab.address,
+        "purpose": AI,
+        "notBefore": now,
+        "expiresAt": now + 3600,
     }
     assert owner.is_authorized(dataset_id, lab.address, AI)
     assert owner.authorization_status(dataset_id, lab.address, AI) is AuthorizationStatus.AUTHORIZED
@@ -70,7 +84,11 @@ def test_grant_lifecycle_issue_check_revoke(any_chain: DeployedChain, new_root: 
     lab.require_authorized([dataset_id], lab.address, AI)
 
     revoked = owner.revoke_grant(dataset_id, lab.address, AI)
-    assert revoked.event("GrantRevoked").args == {"datasetId": dataset_id, "grantee": lab.address, "purpose": AI}
+    assert revoked.event("GrantRevoked").args == {
+        "datasetId": dataset_id,
+        "grantee": lab.address,
+        "purpose": AI,
+    }
     assert owner.authorization_status(dataset_id, lab.address, AI) is AuthorizationStatus.REVOKED
     with pytest.raises(GrantRevokedError, match="was revoked"):
         lab.require_authorized([dataset_id], lab.address, AI)
@@ -78,7 +96,9 @@ def test_grant_lifecycle_issue_check_revoke(any_chain: DeployedChain, new_root: 
     assert owner.is_authorized(dataset_id, lab.address, AI, block=receipt.block_number)
 
 
-def test_grant_not_yet_valid_then_valid_then_expired(any_chain: DeployedChain, new_root: Callable[[], bytes]) -> None:
+def test_grant_not_yet_valid_then_valid_then_expired(
+    any_chain: DeployedChain, new_root: Callable[[], bytes]
+) -> None:
     owner, lab = any_chain[1], any_chain[2]
     assert lab.address is not None
     dataset_id, _ = owner.register_dataset(new_root())
@@ -119,14 +139,20 @@ def test_retire_dataset_stops_every_grant(any_chain: DeployedChain, new_root: Ca
     assert owner.authorization_status(dataset_id, lab.address, AI) is AuthorizationStatus.DATASET_RETIRED
 
 
-def test_transfer_dataset_bumps_epoch_and_voids_grants(any_chain: DeployedChain, new_root: Callable[[], bytes]) -> None:
+def test_transfer_dataset_bumps_epoch_and_voids_grants(
+    any_chain: DeployedChain, new_root: Callable[[], bytes]
+) -> None:
     owner, lab, buyer = any_chain[1], any_chain[2], any_chain[3]
     assert lab.address is not None and buyer.address is not None
     dataset_id, _ = owner.register_dataset(new_root())
     now = owner.latest_block().timestamp
     owner.issue_grant(dataset_id, lab.address, AI, now, now + 3600)
     receipt = owner.transfer_dataset(dataset_id, buyer.address)
-    assert receipt.event("Transfer").args == {"from": owner.address, "to": buyer.address, "tokenId": dataset_id}
+    assert receipt.event("Transfer").args == {
+        "from": owner.address,
+        "to": buyer.address,
+        "tokenId": dataset_id,
+    }
     state = owner.dataset_state(dataset_id)
     assert (state.owner, state.epoch) == (buyer.address, 1)
     assert owner.authorization_status(dataset_id, lab.address, AI) is AuthorizationStatus.OWNER_CHANGED
@@ -175,8 +201,9 @@ def test_jobs_and_rounds(any_chain: DeployedChain, new_root: Callable[[], bytes]
     assert (job.coordinator, job.last_round, job.purpose, job.last_digest) == (lab.address, 0, AI, initial)
 
     model_1 = keccak(b"model-1")
-    committed = lab.commit_round(job_id, 1, initial, model_1, "bafy-manifest-1", datasets, [datasets[2], datasets[0]],
-                                 keccak(b"att-1"))
+    committed = lab.commit_round(
+        job_id, 1, initial, model_1, "bafy-manifest-1", datasets, [datasets[2], datasets[0]], keccak(b"att-1")
+    )
     args = committed.event("RoundCommitted").args
     assert args["round"] == 1 and args["modelDigest"] == model_1 and args["manifestCid"] == "bafy-manifest-1"
     assert args["participants"] == [datasets[0], datasets[2]]
@@ -190,7 +217,7 @@ def test_jobs_and_rounds(any_chain: DeployedChain, new_root: Callable[[], bytes]
 def test_latest_block_and_logs(any_chain: DeployedChain, new_root: Callable[[], bytes]) -> None:
     client = any_chain[0]
     before = client.latest_block()
-    dataset_id, receipt = client.register_dataset(new_root(), uri="u")
+    _, receipt = client.register_dataset(new_root(), uri="u")
     after = client.latest_block()
     assert after.number == receipt.block_number > before.number
     assert after.hash == receipt.block_hash and after.timestamp >= before.timestamp
@@ -199,7 +226,9 @@ def test_latest_block_and_logs(any_chain: DeployedChain, new_root: Callable[[], 
     assert any_chain.deployment.deployed_block <= before.number
 
 
-def test_fifty_concurrent_grants_from_one_account(any_chain: DeployedChain, new_root: Callable[[], bytes]) -> None:
+def test_fifty_concurrent_grants_from_one_account(
+    any_chain: DeployedChain, new_root: Callable[[], bytes]
+) -> None:
     owner = any_chain[1]
     assert owner.address is not None
     dataset_id, _ = owner.register_dataset(new_root())
@@ -242,16 +271,26 @@ def test_fifty_concurrent_grants_from_one_account(any_chain: DeployedChain, new_
             assert owner.get_grant(*key).expires_at == now + 10_000 + expected
 
 
-def test_nonce_resync_after_another_sender_used_the_account(any_chain: DeployedChain, new_root: Callable[[], bytes]) -> None:
+def test_nonce_resync_after_another_sender_used_the_account(
+    any_chain: DeployedChain, new_root: Callable[[], bytes]
+) -> None:
     owner = any_chain[1]
     assert owner.address is not None
     owner.register_dataset(new_root())  # the client now has a local nonce counter
     # Another program sends from the same key behind the client's back.
     raw_nonce = int(rpc(any_chain, "eth_getTransactionCount", [owner.address, "pending"]), 16)
-    signed = dev_account(1).sign_transaction({
-        "type": 2, "chainId": any_chain[0].chain_id, "nonce": raw_nonce, "to": dev_account(5).address,
-        "value": 1, "gas": 21000, "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9,
-    })
+    signed = dev_account(1).sign_transaction(
+        {
+            "type": 2,
+            "chainId": any_chain[0].chain_id,
+            "nonce": raw_nonce,
+            "to": dev_account(5).address,
+            "value": 1,
+            "gas": 21000,
+            "maxFeePerGas": 10**11,
+            "maxPriorityFeePerGas": 10**9,
+        }
+    )
     tx_hash = rpc(any_chain, "eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
     owner._sender.wait(tx_hash)  # type: ignore[union-attr]
     dataset_id, receipt = owner.register_dataset(new_root())

@@ -134,7 +134,9 @@ def rejected(
 
 def test_already_registered_names_current_owner(world: World) -> None:
     error = rejected(
-        world, lambda: world.stranger.register_dataset(root("main")), DatasetAlreadyRegisteredError,
+        world,
+        lambda: world.stranger.register_dataset(root("main")),
+        DatasetAlreadyRegisteredError,
         f"dataset 0x{world.dataset_id:064x} is already registered; its deed is held by {world.owner.address}",
     )
     assert isinstance(error, FileExistsError)
@@ -142,138 +144,227 @@ def test_already_registered_names_current_owner(world: World) -> None:
 
 
 def test_unknown_dataset_on_retire(world: World) -> None:
-    error = rejected(world, lambda: world.owner.retire_dataset(777), UnknownDatasetError,
-                     r"dataset 0x0+309 is not registered")
+    error = rejected(
+        world,
+        lambda: world.owner.retire_dataset(777),
+        UnknownDatasetError,
+        r"dataset 0x0+309 is not registered",
+    )
     assert isinstance(error, LookupError) and error.error_name == "DatasetRegistryUnknownDataset"
 
 
 def test_unknown_parent(world: World) -> None:
-    rejected(world, lambda: world.owner.register_dataset(root("child"), parent_id=4242), UnknownParentError,
-             r"parent dataset 0x0+1092 is not registered", lambda: world.owner.dataset_state(root("child")))
+    rejected(
+        world,
+        lambda: world.owner.register_dataset(root("child"), parent_id=4242),
+        UnknownParentError,
+        r"parent dataset 0x0+1092 is not registered",
+        lambda: world.owner.dataset_state(root("child")),
+    )
 
 
 def test_zero_root(world: World) -> None:
-    error = rejected(world, lambda: world.owner.register_dataset(b"\0" * 32), ZeroContentRootError,
-                     "a content root of zero is not a content hash")
+    error = rejected(
+        world,
+        lambda: world.owner.register_dataset(b"\0" * 32),
+        ZeroContentRootError,
+        "a content root of zero is not a content hash",
+    )
     assert isinstance(error, ValueError)
 
 
 def test_not_owner_on_retire(world: World) -> None:
-    error = rejected(world, lambda: world.stranger.retire_dataset(world.dataset_id), NotOwnerError,
-                     f"owner of dataset 0x{world.dataset_id:064x} \\({world.owner.address}\\).*caller is "
-                     f"{world.stranger.address}")
+    error = rejected(
+        world,
+        lambda: world.stranger.retire_dataset(world.dataset_id),
+        NotOwnerError,
+        f"owner of dataset 0x{world.dataset_id:064x} \\({world.owner.address}\\).*caller is "
+        f"{world.stranger.address}",
+    )
     assert isinstance(error, PermissionError)
 
 
 def test_already_retired(world: World) -> None:
     world.owner.retire_dataset(world.dataset_id)
-    rejected(world, lambda: world.owner.retire_dataset(world.dataset_id), DatasetAlreadyRetiredError,
-             "is already retired; retirement is irreversible")
+    rejected(
+        world,
+        lambda: world.owner.retire_dataset(world.dataset_id),
+        DatasetAlreadyRetiredError,
+        "is already retired; retirement is irreversible",
+    )
 
 
 # --- UsageGrants ----------------------------------------------------------------------
 
 
 def test_grant_on_unknown_dataset(world: World) -> None:
-    error = rejected(world, lambda: world.owner.issue_grant(99, str(world.lab.address), AI, world.now, world.now + 9),
-                     GrantUnknownDatasetError, r"dataset 0x0+63 is not registered; register it before granting")
+    error = rejected(
+        world,
+        lambda: world.owner.issue_grant(99, str(world.lab.address), AI, world.now, world.now + 9),
+        GrantUnknownDatasetError,
+        r"dataset 0x0+63 is not registered; register it before granting",
+    )
     assert isinstance(error, UnknownDatasetError)
 
 
 def test_grant_by_non_owner(world: World) -> None:
     error = rejected(
-        world, lambda: world.stranger.issue_grant(world.dataset_id, str(world.stranger.address), AI, world.now,
-                                                  world.now + 9),
-        NotOwnerOrOperatorError, f"or an operator it approved may grant or revoke; caller is {world.stranger.address}",
+        world,
+        lambda: world.stranger.issue_grant(
+            world.dataset_id, str(world.stranger.address), AI, world.now, world.now + 9
+        ),
+        NotOwnerOrOperatorError,
+        f"or an operator it approved may grant or revoke; caller is {world.stranger.address}",
     )
     assert isinstance(error, NotOwnerError) and isinstance(error, PermissionError)
 
 
 def test_grant_on_retired_dataset(world: World) -> None:
     world.owner.retire_dataset(world.dataset_id)
-    rejected(world, lambda: world.owner.issue_grant(world.dataset_id, str(world.stranger.address), AI, world.now,
-                                                    world.now + 9),
-             DatasetRetiredError, r"is retired \(consent withdrawn\)")
+    rejected(
+        world,
+        lambda: world.owner.issue_grant(
+            world.dataset_id, str(world.stranger.address), AI, world.now, world.now + 9
+        ),
+        DatasetRetiredError,
+        r"is retired \(consent withdrawn\)",
+    )
 
 
 def test_grant_to_zero_address(world: World) -> None:
-    rejected(world, lambda: world.owner.issue_grant(world.dataset_id, ZERO_ADDRESS, AI, world.now, world.now + 9),
-             InvalidGranteeError, f"grantee {ZERO_ADDRESS} is not a valid grantee address")
+    rejected(
+        world,
+        lambda: world.owner.issue_grant(world.dataset_id, ZERO_ADDRESS, AI, world.now, world.now + 9),
+        InvalidGranteeError,
+        f"grantee {ZERO_ADDRESS} is not a valid grantee address",
+    )
 
 
 def test_grant_with_zero_purpose(world: World) -> None:
-    error = rejected(world, lambda: world.owner.issue_grant(world.dataset_id, str(world.stranger.address), b"\0" * 32,
-                                                            world.now, world.now + 9),
-                     InvalidPurposeError, "purpose 0x0{64} is not a purpose id")
+    error = rejected(
+        world,
+        lambda: world.owner.issue_grant(
+            world.dataset_id, str(world.stranger.address), b"\0" * 32, world.now, world.now + 9
+        ),
+        InvalidPurposeError,
+        "purpose 0x0{64} is not a purpose id",
+    )
     assert error.error_name == "UsageGrantsInvalidPurpose"
 
 
 def test_grant_with_empty_window(world: World) -> None:
-    rejected(world, lambda: world.owner.issue_grant(world.dataset_id, str(world.stranger.address), AI,
-                                                    world.now + 100, world.now + 50),
-             InvalidGrantWindowError, rf"grant window from {world.now + 100} \(.*UTC\) to {world.now + 50} .* is empty")
+    rejected(
+        world,
+        lambda: world.owner.issue_grant(
+            world.dataset_id, str(world.stranger.address), AI, world.now + 100, world.now + 50
+        ),
+        InvalidGrantWindowError,
+        rf"grant window from {world.now + 100} \(.*UTC\) to {world.now + 50} .* is empty",
+    )
 
 
 def test_revoke_missing_grant(world: World) -> None:
-    error = rejected(world, lambda: world.owner.revoke_grant(world.dataset_id, str(world.stranger.address), AI),
-                     NoGrantError, f"{world.stranger.address} holds no grant on dataset 0x{world.dataset_id:064x} "
-                     "for ai-training")
+    error = rejected(
+        world,
+        lambda: world.owner.revoke_grant(world.dataset_id, str(world.stranger.address), AI),
+        NoGrantError,
+        f"{world.stranger.address} holds no grant on dataset 0x{world.dataset_id:064x} for ai-training",
+    )
     assert isinstance(error, NotAuthorizedError) and isinstance(error, LookupError)
 
 
 def test_commit_with_not_yet_valid_grant(world: World) -> None:
     world.owner.issue_grant(world.dataset_id, str(world.lab.address), AI, world.now + 500, world.now + 900)
-    rejected(world, lambda: world.lab.commit_round(world.job_id, 1, M0, M1, "cid", [world.dataset_id],
-                                                   [world.dataset_id], keccak(b"a")),
-             GrantNotYetValidError, rf"for ai-training is valid only from {world.now + 500}")
+    rejected(
+        world,
+        lambda: world.lab.commit_round(
+            world.job_id, 1, M0, M1, "cid", [world.dataset_id], [world.dataset_id], keccak(b"a")
+        ),
+        GrantNotYetValidError,
+        rf"for ai-training is valid only from {world.now + 500}",
+    )
 
 
 def test_commit_with_expired_grant(world: World) -> None:
     advance_time(world.chain, 3601 + 5)
-    error = rejected(world, lambda: world.lab.commit_round(world.job_id, 1, M0, M1, "cid", [world.dataset_id],
-                                                           [world.dataset_id], keccak(b"a")),
-                     GrantExpiredError, rf"for ai-training expired at {world.now + 3600} \(")
+    error = rejected(
+        world,
+        lambda: world.lab.commit_round(
+            world.job_id, 1, M0, M1, "cid", [world.dataset_id], [world.dataset_id], keccak(b"a")
+        ),
+        GrantExpiredError,
+        rf"for ai-training expired at {world.now + 3600} \(",
+    )
     assert isinstance(error, PermissionError)
 
 
 def test_revoke_twice(world: World) -> None:
     world.owner.revoke_grant(world.dataset_id, str(world.lab.address), AI)
-    rejected(world, lambda: world.owner.revoke_grant(world.dataset_id, str(world.lab.address), AI),
-             GrantRevokedError, f"the grant of dataset 0x{world.dataset_id:064x} to {world.lab.address} for "
-             "ai-training was revoked")
+    rejected(
+        world,
+        lambda: world.owner.revoke_grant(world.dataset_id, str(world.lab.address), AI),
+        GrantRevokedError,
+        f"the grant of dataset 0x{world.dataset_id:064x} to {world.lab.address} for ai-training was revoked",
+    )
 
 
 def test_commit_after_deed_transfer(world: World) -> None:
     world.owner.transfer_dataset(world.dataset_id, str(world.stranger.address))
-    rejected(world, lambda: world.lab.commit_round(world.job_id, 1, M0, M1, "cid", [world.dataset_id],
-                                                   [world.dataset_id], keccak(b"a")),
-             GrantOwnerChangedError, "was issued by an earlier owner of the deed")
+    rejected(
+        world,
+        lambda: world.lab.commit_round(
+            world.job_id, 1, M0, M1, "cid", [world.dataset_id], [world.dataset_id], keccak(b"a")
+        ),
+        GrantOwnerChangedError,
+        "was issued by an earlier owner of the deed",
+    )
 
 
 def _signed(world: World, signer_index: int, nonce: int, deadline: int) -> dict[str, Any]:
-    typed = grant_typed_data(world.owner.chain_id, world.chain.deployment.address("UsageGrants"), world.dataset_id,
-                             str(world.stranger.address), AI, world.now, world.now + 100, nonce, deadline)
+    typed = grant_typed_data(
+        world.owner.chain_id,
+        world.chain.deployment.address("UsageGrants"),
+        world.dataset_id,
+        str(world.stranger.address),
+        AI,
+        world.now,
+        world.now + 100,
+        nonce,
+        deadline,
+    )
     return sign_grant(dev_account(signer_index), typed)
 
 
 def test_signed_grant_past_deadline(world: World) -> None:
     signed = _signed(world, 1, 0, world.now + 10)
     advance_time(world.chain, 20)
-    rejected(world, lambda: world.stranger.issue_grant_by_sig(signed), SignedGrantExpiredError,
-             rf"deadline {world.now + 10} \(.*\) has passed")
+    rejected(
+        world,
+        lambda: world.stranger.issue_grant_by_sig(signed),
+        SignedGrantExpiredError,
+        rf"deadline {world.now + 10} \(.*\) has passed",
+    )
 
 
 def test_signed_grant_by_someone_else(world: World) -> None:
     signed = _signed(world, 3, 0, world.now + 1000)
-    rejected(world, lambda: world.stranger.issue_grant_by_sig(signed), InvalidGrantSignatureError,
-             f"the signature is not that of {world.owner.address}, the owner of dataset")
+    rejected(
+        world,
+        lambda: world.stranger.issue_grant_by_sig(signed),
+        InvalidGrantSignatureError,
+        f"the signature is not that of {world.owner.address}, the owner of dataset",
+    )
 
 
 def test_signed_grant_replayed(world: World) -> None:
     signed = _signed(world, 1, 0, world.now + 1000)
     world.stranger.issue_grant_by_sig(signed)
-    error = rejected(world, lambda: world.stranger.issue_grant_by_sig(signed), InvalidGrantNonceError,
-                     f"carries nonce 0 but {world.owner.address}'s next nonce is 1")
+    error = rejected(
+        world,
+        lambda: world.stranger.issue_grant_by_sig(signed),
+        InvalidGrantNonceError,
+        f"carries nonce 0 but {world.owner.address}'s next nonce is 1",
+    )
     assert error.args_by_name == {"owner": world.owner.address, "expected": 1, "given": 0}
 
 
@@ -281,94 +372,155 @@ def test_signed_grant_replayed(world: World) -> None:
 
 
 def test_unknown_job(world: World) -> None:
-    rejected(world, lambda: world.lab.commit_round(99, 1, M0, M1, "cid", [world.dataset_id], [world.dataset_id],
-                                                   keccak(b"a")),
-             UnknownJobError, "job 99 does not exist")
+    rejected(
+        world,
+        lambda: world.lab.commit_round(
+            99, 1, M0, M1, "cid", [world.dataset_id], [world.dataset_id], keccak(b"a")
+        ),
+        UnknownJobError,
+        "job 99 does not exist",
+    )
 
 
 def test_not_coordinator(world: World) -> None:
-    rejected(world, lambda: world.stranger.commit_round(world.job_id, 1, M0, M1, "cid", [world.dataset_id],
-                                                        [world.dataset_id], keccak(b"a")),
-             NotCoordinatorError, f"only job 1's coordinator {world.lab.address} may commit rounds; caller is "
-             f"{world.stranger.address}")
+    rejected(
+        world,
+        lambda: world.stranger.commit_round(
+            world.job_id, 1, M0, M1, "cid", [world.dataset_id], [world.dataset_id], keccak(b"a")
+        ),
+        NotCoordinatorError,
+        f"only job 1's coordinator {world.lab.address} may commit rounds; caller is {world.stranger.address}",
+    )
 
 
 def test_round_out_of_order(world: World) -> None:
-    error = rejected(world, lambda: world.lab.commit_round(world.job_id, 3, M0, M1, "cid", [world.dataset_id],
-                                                           [world.dataset_id], keccak(b"a")),
-                     RoundOutOfOrderError, "job 1 expects round 1 next, not round 3")
+    error = rejected(
+        world,
+        lambda: world.lab.commit_round(
+            world.job_id, 3, M0, M1, "cid", [world.dataset_id], [world.dataset_id], keccak(b"a")
+        ),
+        RoundOutOfOrderError,
+        "job 1 expects round 1 next, not round 3",
+    )
     assert error.args_by_name == {"jobId": 1, "expected": 1, "given": 3}
 
 
 def test_parent_mismatch(world: World) -> None:
-    rejected(world, lambda: world.lab.commit_round(world.job_id, 1, M1, M1, "cid", [world.dataset_id],
-                                                   [world.dataset_id], keccak(b"a")),
-             ParentDigestMismatchError, f"last committed model digest is 0x{M0.hex()}, but the round builds on "
-             f"0x{M1.hex()}")
+    rejected(
+        world,
+        lambda: world.lab.commit_round(
+            world.job_id, 1, M1, M1, "cid", [world.dataset_id], [world.dataset_id], keccak(b"a")
+        ),
+        ParentDigestMismatchError,
+        f"last committed model digest is 0x{M0.hex()}, but the round builds on 0x{M1.hex()}",
+    )
 
 
 def test_datasets_mismatch(world: World) -> None:
     other, _ = world.owner.register_dataset(root("other"))
-    rejected(world, lambda: world.lab.commit_round(world.job_id, 1, M0, M1, "cid", [other], [other], keccak(b"a")),
-             JobDatasetsMismatchError, "but job 1's dataset list hashes to 0x")
+    rejected(
+        world,
+        lambda: world.lab.commit_round(world.job_id, 1, M0, M1, "cid", [other], [other], keccak(b"a")),
+        JobDatasetsMismatchError,
+        "but job 1's dataset list hashes to 0x",
+    )
 
 
 def test_invalid_participants(world: World) -> None:
-    rejected(world, lambda: world.lab.commit_round(world.job_id, 1, M0, M1, "cid", [world.dataset_id], [],
-                                                   keccak(b"a")),
-             InvalidParticipantsError, "participant mask 0x0 of job 1 selects no dataset or one past its 1 datasets")
+    rejected(
+        world,
+        lambda: world.lab.commit_round(world.job_id, 1, M0, M1, "cid", [world.dataset_id], [], keccak(b"a")),
+        InvalidParticipantsError,
+        "participant mask 0x0 of job 1 selects no dataset or one past its 1 datasets",
+    )
 
 
 def test_invalid_dataset_count(world: World) -> None:
-    rejected(world, lambda: world.lab.create_job(AI, [], M0, keccak(b"spec")), InvalidDatasetCountError,
-             "a job needs between 1 and 256 datasets, not 0")
+    rejected(
+        world,
+        lambda: world.lab.create_job(AI, [], M0, keccak(b"spec")),
+        InvalidDatasetCountError,
+        "a job needs between 1 and 256 datasets, not 0",
+    )
 
 
 def test_datasets_not_sorted(world: World) -> None:
     other, _ = world.owner.register_dataset(root("other"))
     high, low = max(other, world.dataset_id), min(other, world.dataset_id)
-    rejected(world, lambda: world.lab.create_job(AI, [high, low], M0, keccak(b"spec")), DatasetsNotSortedError,
-             f"dataset 0x{low:064x} at index 1 breaks the order")
+    rejected(
+        world,
+        lambda: world.lab.create_job(AI, [high, low], M0, keccak(b"spec")),
+        DatasetsNotSortedError,
+        f"dataset 0x{low:064x} at index 1 breaks the order",
+    )
 
 
 def test_job_with_unknown_dataset(world: World) -> None:
-    rejected(world, lambda: world.lab.create_job(AI, [5], M0, keccak(b"spec")), JobUnknownDatasetError,
-             r"job dataset 0x0+5 is not registered")
+    rejected(
+        world,
+        lambda: world.lab.create_job(AI, [5], M0, keccak(b"spec")),
+        JobUnknownDatasetError,
+        r"job dataset 0x0+5 is not registered",
+    )
 
 
 def test_job_with_zero_purpose(world: World) -> None:
-    error = rejected(world, lambda: world.lab.create_job(b"\0" * 32, [world.dataset_id], M0, keccak(b"spec")),
-                     JobInvalidPurposeError, "purpose 0x0{64} is not a purpose id")
+    error = rejected(
+        world,
+        lambda: world.lab.create_job(b"\0" * 32, [world.dataset_id], M0, keccak(b"spec")),
+        JobInvalidPurposeError,
+        "purpose 0x0{64} is not a purpose id",
+    )
     assert isinstance(error, InvalidPurposeError)
 
 
 def test_job_with_zero_digest(world: World) -> None:
-    rejected(world, lambda: world.lab.create_job(AI, [world.dataset_id], b"\0" * 32, keccak(b"spec")),
-             ZeroModelDigestError, "a model digest of zero is not a digest")
+    rejected(
+        world,
+        lambda: world.lab.create_job(AI, [world.dataset_id], b"\0" * 32, keccak(b"spec")),
+        ZeroModelDigestError,
+        "a model digest of zero is not a digest",
+    )
 
 
 # --- ERC-721 errors of the deed -------------------------------------------------------
 
 
 def test_transfer_by_stranger(world: World) -> None:
-    rejected(world, lambda: world.stranger.transfer_dataset(world.dataset_id, str(world.stranger.address)),
-             DeedInsufficientApprovalError, f"{world.stranger.address} is neither the owner nor approved for the deed")
+    rejected(
+        world,
+        lambda: world.stranger.transfer_dataset(world.dataset_id, str(world.stranger.address)),
+        DeedInsufficientApprovalError,
+        f"{world.stranger.address} is neither the owner nor approved for the deed",
+    )
 
 
 def test_transfer_to_contract_without_receiver(world: World) -> None:
     target = world.chain.deployment.address("UsageGrants")
-    rejected(world, lambda: world.owner.transfer_dataset(world.dataset_id, target), DeedInvalidReceiverError,
-             f"{target} cannot receive a dataset deed")
+    rejected(
+        world,
+        lambda: world.owner.transfer_dataset(world.dataset_id, target),
+        DeedInvalidReceiverError,
+        f"{target} cannot receive a dataset deed",
+    )
 
 
 def test_transfer_unknown_dataset(world: World) -> None:
-    rejected(world, lambda: world.owner.transfer_dataset(31337, str(world.stranger.address)), DeedNonexistentError,
-             r"dataset 0x0+7a69 is not registered")
+    rejected(
+        world,
+        lambda: world.owner.transfer_dataset(31337, str(world.stranger.address)),
+        DeedNonexistentError,
+        r"dataset 0x0+7a69 is not registered",
+    )
 
 
 def test_zero_operator(world: World) -> None:
-    rejected(world, lambda: world.owner.set_operator(ZERO_ADDRESS, True), DeedInvalidOperatorError,
-             f"{ZERO_ADDRESS} cannot be an operator")
+    rejected(
+        world,
+        lambda: world.owner.set_operator(ZERO_ADDRESS, True),
+        DeedInvalidOperatorError,
+        f"{ZERO_ADDRESS} cannot be an operator",
+    )
 
 
 # --- decoder details that no contract path reaches ------------------------------------
@@ -378,7 +530,8 @@ def test_decoder_incorrect_owner_panic_and_unknown(deployed: DeployedChain) -> N
     decoder: RevertDecoder = deployed[0].decoder
     a, b = dev_account(1).address, dev_account(2).address
     data = keccak(text="ERC721IncorrectOwner(address,uint256,address)")[:4] + encode(
-        ["address", "uint256", "address"], [a, 7, b])
+        ["address", "uint256", "address"], [a, 7, b]
+    )
     error = decoder.decode(data, "transfer")
     assert isinstance(error, DeedIncorrectOwnerError)
     assert str(error).startswith(f"transfer: {a} does not hold the deed of dataset 0x{7:064x}; {b} does")

@@ -10,13 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import (
+from index_world import (
     AI_TRAINING,
     ANALYTICS,
     REPO,
     Chain,
     Deployment,
-    World,
     build_world,
     dataset_root,
     digest,
@@ -46,7 +45,13 @@ def test_sync_indexes_every_fact_of_the_world(chain: Chain, tmp_path: Path) -> N
     by_id = {d.dataset_id: d for d in index.datasets()}
     assert set(by_id) == {w.d_a1, w.d_a2, w.d_b}
     a1, a2, b = by_id[w.d_a1], by_id[w.d_a2], by_id[w.d_b]
-    assert (a1.registrant, a1.owner, a1.epoch, a1.uri, a1.parent_id) == (w.owner_a, w.buyer, 1, "ipfs://a1", 0)
+    assert (a1.registrant, a1.owner, a1.epoch, a1.uri, a1.parent_id) == (
+        w.owner_a,
+        w.buyer,
+        1,
+        "ipfs://a1",
+        0,
+    )
     assert [t.to_address for t in a1.transfers] == [w.owner_a, w.buyer]
     assert a1.transfers[1].block_number == w.transfer_block
     assert (a2.parent_id, a2.owner, a2.epoch, a2.retired) == (w.d_a1, w.owner_a, 0, False)
@@ -56,7 +61,11 @@ def test_sync_indexes_every_fact_of_the_world(chain: Chain, tmp_path: Path) -> N
     job = index.job(1)
     assert [j.job_id for j in index.jobs()] == [1]
     assert (job.coordinator, job.purpose, job.datasets) == (w.coordinator, AI_TRAINING, tuple(w.job_datasets))
-    assert (job.initial_model_digest, job.spec_digest, job.rounds_committed) == (digest("init"), digest("spec"), 4)
+    assert (job.initial_model_digest, job.spec_digest, job.rounds_committed) == (
+        digest("init"),
+        digest("spec"),
+        4,
+    )
 
     rounds = index.rounds(1)
     assert [r.round for r in rounds] == [1, 2, 3, 4]
@@ -81,7 +90,10 @@ def test_sync_indexes_every_fact_of_the_world(chain: Chain, tmp_path: Path) -> N
     assert grants[(w.d_b, AI_TRAINING)].dataset_retired_block == w.retire_block
     assert [g.dataset_id for g in index.grants(dataset_id=w.d_b)] == [w.d_b, w.d_b]
     history = index.grant_history(w.d_a1, w.coordinator, AI_TRAINING)
-    assert [(e.kind, e.block_number) for e in history] == [("issued", history[0].block_number), ("issued", w.regrant_block)]
+    assert [(e.kind, e.block_number) for e in history] == [
+        ("issued", history[0].block_number),
+        ("issued", w.regrant_block),
+    ]
     now = chain.now()
     assert grants[(w.d_a1, AI_TRAINING)].status_at(now) is GrantStatus.AUTHORIZED
     assert grants[(w.d_b, ANALYTICS)].status_at(now) is GrantStatus.DATASET_RETIRED
@@ -97,13 +109,15 @@ def test_grant_state_matches_the_contract_at_every_block(chain: Chain, tmp_path:
     for block in range(chain.deployment.deployed_block + 2, chain.w3.eth.block_number + 1):
         for dataset_id in (w.d_a1, w.d_a2, w.d_b, unknown):
             for purpose in (AI_TRAINING, ANALYTICS):
-                on_chain = chain.grants.functions.authorizationStatus(dataset_id, w.coordinator, purpose).call(
-                    block_identifier=block
-                )
+                on_chain = chain.grants.functions.authorizationStatus(
+                    dataset_id, w.coordinator, purpose
+                ).call(block_identifier=block)
                 state = index.grant_state_at(dataset_id, w.coordinator, purpose, block)
                 assert state.status == on_chain, (block, hex(dataset_id), purpose.hex())
                 statuses.add(state.status)
-            owner, epoch, retired = chain.registry.functions.datasetState(dataset_id).call(block_identifier=block)
+            owner, _epoch, _retired = chain.registry.functions.datasetState(dataset_id).call(
+                block_identifier=block
+            )
             indexed_owner = index.owner_at(dataset_id, block)
             assert (indexed_owner or "0x0000000000000000000000000000000000000000") == owner
     # The world exercises every reason the contract can give.
@@ -167,7 +181,7 @@ def test_a_killed_sync_resumes_to_the_same_index(chain: Chain, tmp_path: Path) -
         from web3 import HTTPProvider, Web3
         from ledger.index import EventIndex
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from conftest import Deployment
+        from index_world import Deployment
         deployment = Deployment({d.chain_id}, {d.addresses!r}, {d.deployed_block})
         index = EventIndex({str(path)!r}, w3=Web3(HTTPProvider({chain.rpc_url!r})), deployment=deployment,
                            chunk_size=1)
@@ -223,7 +237,9 @@ def test_reorg_rewinds_to_the_fork_and_follows_the_new_branch(chain: Chain, tmp_
     ids = {d.dataset_id for d in index.datasets()}
     assert ids == {int.from_bytes(dataset_root(x), "big") for x in ("base", "canonical")}
     assert index.synced_block() == chain.w3.eth.block_number
-    assert index.block_hash(fork_block + 1) == "0x" + bytes(chain.w3.eth.get_block(fork_block + 1)["hash"]).hex()
+    assert (
+        index.block_hash(fork_block + 1) == "0x" + bytes(chain.w3.eth.get_block(fork_block + 1)["hash"]).hex()
+    )
     index.close()
     open_index(chain, tmp_path / "fresh.sqlite").sync()
     assert dump(tmp_path / "index.sqlite") == dump(tmp_path / "fresh.sqlite")
@@ -289,7 +305,9 @@ def test_unreachable_rpc_names_the_url_and_changes_nothing(chain: Chain, tmp_pat
     open_index(chain, path).sync(to_block=chain.deployment.deployed_block + 6)
     before = dump(path)
     url = f"http://127.0.0.1:{free_port()}"
-    index = EventIndex(path, w3=Web3(HTTPProvider(url, request_kwargs={"timeout": 2})), deployment=chain.deployment)
+    index = EventIndex(
+        path, w3=Web3(HTTPProvider(url, request_kwargs={"timeout": 2})), deployment=chain.deployment
+    )
     with pytest.raises(UnreachableError, match=url.replace(".", r"\.")) as caught:
         index.sync()
     assert isinstance(caught.value, ConnectionError)
@@ -301,7 +319,9 @@ def test_lookups_of_unknown_items_say_what_is_missing(chain: Chain, tmp_path: Pa
     index = open_index(chain, tmp_path / "index.sqlite")
     index.sync(to_block=w.round_blocks[1] - 1)
     before = dump(tmp_path / "index.sqlite")
-    with pytest.raises(NotIndexedError, match=r"job 7 is not in the index \(synced to block \d+\); known jobs: \[1\]"):
+    with pytest.raises(
+        NotIndexedError, match=r"job 7 is not in the index \(synced to block \d+\); known jobs: \[1\]"
+    ):
         index.job(7)
     missing = int.from_bytes(dataset_root("nope"), "big")
     with pytest.raises(NotIndexedError, match=f"dataset 0x{missing:064x} is not registered as of block"):

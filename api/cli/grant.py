@@ -1,0 +1,230 @@
+"""`sov grant issue|revoke|renounce|check|list|sign|redeem`: purpose-scoped, time-limited usage rights."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ledger.chain.types import AuthorizationStatus
+from ledger.index import EventIndex
+from ledger.purposes import PURPOSES, purpose_id, purpose_name
+from ledger.signed_grants import grant_typed_data, recover_grant_signer, sign_grant
+
+from . import parse
+from .chain import open_client
+from .common import AccountOption, JsonFlag, console, emit_json, emit_table, settings, user_errors
+
+app = typer.Typer(help="Usage grants: issue, revoke, check, list, and off-chain signed grants.", no_args_is_help=True)
+
+DatasetArg = Annotated[str, typer.Argument(help="dataset id, 0x content root or CID")]
+GranteeArg = Annotated[str, typer.Argument(help="the grantee's address (the research lab)")]
+PurposeOption = Annotated[str, typer.Option("--purpose", "-p", help=f"one of {', '.join(PURPOSES)} (or 0x bytes32)")]
+NotBefore = Annotated[str, typer.Option(help="start: now, a duration from now (2h), ISO date or unix time")]
+ExpiresAt = Annotated[str, typer.Option("--expires", help="end (inclusive): a duration from now (30d), ISO date or unix time")]
+
+
+@app.command()
+@user_errors
+def issue(
+    dataset: DatasetArg,
+    grantee: GranteeArg,
+    purpose: PurposeOption = "ai-training",
+    not_before: NotBefore = "now",
+    expires: ExpiresAt = "30d",
+    account: AccountOption = "dev1",
+    json: JsonFlag = False,
+) -> None:
+    """Grant `grantee` use of a dataset for a purpose, inside a time window. Owner or operator."""
+    client = open_client(settings(), account)
+    now = client.latest_block().timestamp
+    dataset_id, who, purpose_bytes = parse.dataset_id(dataset), parse.address(grantee, "grantee"), purpose_id(purpose)
+    start, end = parse.moment(not_before, now), parse.moment(expires, now)
+    receipt = client.issue_grant(dataset_id, who, purpose_bytes, start, end)
+    document = {
+        "dataset_id": str(dataset_id), "grantee": who, "purpose": purpose_name(purpose_bytes),
+        "not_before": start, "expires_at": end, "tx_hash": receipt.tx_hash, "block_number": receipt.block_number,
+    }
+    if json:
+        emit_json(document)
+    else:
+        console.print(
+            f"granted {who} '{purpose_name(purpose_bytes)}' on {dataset_id:#066x} "
+            f"from {parse.iso(start)} to {parse.iso(end)}"
+        )
+
+
+@app.command()
+@user_errors
+def revoke(
+    dataset: DatasetArg,
+    grantee: GranteeArg,
+    purpose: PurposeOption = "ai-training",
+    account: AccountOption = "dev1",
+    json: JsonFlag = False,
+) -> None:
+    """Revoke a grant (owner or operator). Nodes refuse from the next check on."""
+    client = open_client(settings(), account)
+    dataset_id, who, purpose_bytes = parse.dataset_id(dataset), parse.address(grantee, "grantee"), purpose_id(purpose)
+    receipt = client.revoke_grant(dataset_id, who, purpose_bytes)
+    if json:
+        emit_json({"dataset_id": str(dataset_id), "grantee": who, "purpose": purpose_name(purpose_bytes),
+                   "revoked": True, "tx_hash": receipt.tx_hash, "block_number": receipt.block_number})
+    else:
+        console.print(f"revoked {who}'s '{purpose_name(purpose_bytes)}' grant on {dataset_id:#066x}")
+
+
+@app.command()
+@user_errors
+def renounce(
+    dataset: DatasetArg,
+    purpose: PurposeOption = "ai-training",
+    account: AccountOption = "dev0",
+    json: JsonFlag = False,
+) -> None:
+    """The grantee gives up its own grant."""
+    client = open_client(settings(), account)
+    dataset_id, purpose_bytes = parse.dataset_id(dataset), purpose_id(purpose)
+    receipt = client.renounce_grant(dataset_id, purpose_bytes)
+    if json:
+        emit_json({"dataset_id": str(dataset_id), "grantee": client.address, "renounced": True,
+                   "tx_hash": receipt.tx_hash})
+    else:
+        console.print(f"{client.address} renounced its '{purpose_name(purpose_bytes)}' grant on {dataset_id:#066x}")
+
+
+@app.command()
+@user_errors
+def check(
+    dataset: DatasetArg,
+    grantee: GranteeArg,
+    purpose: PurposeOption = "ai-training",
+    json: JsonFlag = False,
+) -> None:
+    """Is `grantee` authorised now? Exit status 0 when authorised, 1 when not."""
+    client = open_client(settings())
+    dataset_id, who, purpose_bytes = parse.dataset_id(dataset), parse.address(grantee, "grantee"), purpose_id(purpose)
+    status = client.authorization_status(dataset_id, who, purpose_bytes)
+    grant = client.get_grant(dataset_id, who, purpose_bytes)
+    authorized = status is AuthorizationStatus.AUTHORIZED
+    document: dict[str, object] = {
+        "authorized": authorized,
+        "dataset_id": str(dataset_id),
+        "grantee": who,
+        "purpose": purpose_name(purpose_bytes),
+        "block_number": client.latest_block().number,
+    }
+    if not authorized:
+        document["reason"] = status.name.lower()
+    if grant.exists:
+        document["grant"] = {"not_before": grant.not_before, "expires_at": grant.expires_at, "revoked": grant.revoked}
+    if json:
+        emit_json(document)
+    elif authorized:
+        console.print(f"[green]authorized[/] until {parse.iso(grant.expires_at)}")
+    else:
+        console.print(f"[red]not authorized[/]: {status.reason}")
+    if not authorized:
+        raise typer.Exit(code=1)
+
+
+@app.command("list")
+@user_errors
+def list_(
+    dataset: Annotated[str | None, typer.Option(help="only grants on this dataset")] = None,
+    grantee: Annotated[str | None, typer.Option(help="only grants to this address")] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Current grants (from the event index, synced first)."""
+    config = settings()
+    client = open_client(config)
+    index = EventIndex(config, client)
+    index.sync()
+    now = client.latest_block().timestamp
+    grants = index.grants(
+        dataset_id=parse.dataset_id(dataset) if dataset else None,
+        grantee=parse.address(grantee, "grantee") if grantee else None,
+    )
+    rows = [
+        {
+            "dataset_id": str(g.dataset_id),
+            "dataset_id_hex": f"{g.dataset_id:#066x}",
+            "grantee": g.grantee,
+            "purpose": purpose_name(g.purpose),
+            "not_before": g.not_before,
+            "expires_at": g.expires_at,
+            "revoked": g.revoked,
+            "status": g.status_at(now).name.lower(),
+        }
+        for g in grants
+    ]
+    if json:
+        emit_json(rows)
+    else:
+        emit_table(
+            f"{len(rows)} grant(s)",
+            ["dataset", "grantee", "purpose", "expires", "status"],
+            [[r["dataset_id_hex"][:18] + "...", r["grantee"], r["purpose"], parse.iso(int(r["expires_at"])),
+              r["status"]] for r in rows],
+        )
+
+
+@app.command()
+@user_errors
+def sign(
+    dataset: DatasetArg,
+    grantee: GranteeArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="where to write the signed grant JSON")],
+    purpose: PurposeOption = "ai-training",
+    not_before: NotBefore = "now",
+    expires: ExpiresAt = "30d",
+    deadline: Annotated[str, typer.Option(help="the signature is redeemable until then")] = "7d",
+    account: AccountOption = "dev1",
+    json: JsonFlag = False,
+) -> None:
+    """Sign a grant off-chain (EIP-712, eth_signTypedData_v4 JSON); anyone can redeem it."""
+    client = open_client(settings(), account)
+    assert client.account is not None and client.address is not None
+    now = client.latest_block().timestamp
+    typed = grant_typed_data(
+        client.chain_id,
+        client.deployment.address("UsageGrants"),
+        parse.dataset_id(dataset),
+        parse.address(grantee, "grantee"),
+        purpose_id(purpose),
+        parse.moment(not_before, now),
+        parse.moment(expires, now),
+        client.nonces(client.address),
+        parse.moment(deadline, now),
+    )
+    signed = sign_grant(client.account, typed)
+    out.write_text(jsonlib.dumps(signed, indent=2) + "\n")
+    if json:
+        emit_json({"file": str(out), "signer": client.address, "nonce": typed["message"]["nonce"]})
+    else:
+        console.print(f"signed grant written to {out} (signer {client.address}, nonce {typed['message']['nonce']})")
+
+
+@app.command()
+@user_errors
+def redeem(
+    file: Annotated[Path, typer.Argument(help="a signed grant JSON (from `sov grant sign` or any EIP-712 wallet)")],
+    account: AccountOption = "dev0",
+    json: JsonFlag = False,
+) -> None:
+    """Submit a signed grant on-chain; the submitter pays gas, the owner's signature authorises."""
+    try:
+        signed = jsonlib.loads(file.read_text())
+    except jsonlib.JSONDecodeError as error:
+        raise ValueError(f"{file} is not JSON: {error}") from None
+    if not isinstance(signed, dict):
+        raise ValueError(f"{file} holds {type(signed).__name__}, not a signed grant object")
+    signer = recover_grant_signer(signed)
+    client = open_client(settings(), account)
+    receipt = client.issue_grant_by_sig(signed)
+    if json:
+        emit_json({"signer": signer, "tx_hash": receipt.tx_hash, "block_number": receipt.block_number})
+    else:
+        console.print(f"redeemed grant signed by {signer} at block {receipt.block_number}")

@@ -1,0 +1,77 @@
+"""The audit: verify a model's provenance from the chain and the content store alone.
+
+    report = audit("bafk...", client=client, index=index, store=store)
+    report.ok, report.checks, report.to_json(), report.to_prov(), report.to_html()
+    impact(index=index, client=client, dataset_id=ds)
+
+The auditor needs nothing from the coordinator: an RPC URL, the deployment manifest
+(contract addresses) and the content store (or a CAR export of it).
+"""
+
+from __future__ import annotations
+
+import time
+
+from ledger.audit.checks import CHECK_NAMES, Check, evaluate
+from ledger.audit.errors import AuditError, AuditTargetError, ImpactQueryError
+from ledger.audit.impact import DependentVersion, ImpactReport, impact
+from ledger.audit.lineage import AuditTarget, Lineage, rebuild_lineage, resolve_target
+from ledger.audit.report import AuditReport
+from ledger.chain.client import LedgerClient
+from ledger.index import EventIndex
+from ledger.store import ContentStore
+
+
+def audit(
+    target: str | int,
+    *,
+    client: LedgerClient,
+    index: EventIndex,
+    store: ContentStore,
+    sync: bool = True,
+    chain_checks: bool = True,
+) -> AuditReport:
+    """Rebuilds and verifies the lineage of `target` (model CID, model file path, model digest or job id).
+
+    `sync` brings the index up to the chain head first; `chain_checks` also asks the
+    contracts at each round's block (skipped automatically when the node keeps no history).
+    """
+    started = time.perf_counter()
+    if sync:
+        index.sync()
+    resolved = resolve_target(str(target), index, store)
+    lineage = rebuild_lineage(resolved, client, index, store, chain_checks=chain_checks)
+    report = AuditReport(lineage, evaluate(lineage))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def audit_model(cid: str, client: LedgerClient, index: EventIndex, store: ContentStore) -> AuditReport:
+    """`audit` of a model CID (the API's entry point)."""
+    return audit(cid, client=client, index=index, store=store)
+
+
+def audit_job(job_id: int, client: LedgerClient, index: EventIndex, store: ContentStore) -> AuditReport:
+    """`audit` of every committed round of a job."""
+    return audit(str(int(job_id)), client=client, index=index, store=store)
+
+
+__all__ = [
+    "CHECK_NAMES",
+    "AuditError",
+    "AuditReport",
+    "AuditTarget",
+    "AuditTargetError",
+    "Check",
+    "DependentVersion",
+    "ImpactQueryError",
+    "ImpactReport",
+    "Lineage",
+    "audit",
+    "audit_job",
+    "audit_model",
+    "evaluate",
+    "impact",
+    "rebuild_lineage",
+    "resolve_target",
+]

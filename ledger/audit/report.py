@@ -1,0 +1,235 @@
+"""The audit report: the rebuilt lineage plus its checks, rendered for people and programs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from ledger.audit.checks import CHECK_NAMES, Check
+from ledger.audit.lineage import Lineage
+from ledger.purposes import describe_purpose
+
+REPORT_SCHEMA = "sovereign-ledger/audit-report/v1"
+
+
+def _hex(value: bytes | None) -> str | None:
+    return None if value is None else "0x" + value.hex()
+
+
+@dataclass
+class AuditReport:
+    """An audit of one target: `ok` only when every check passed."""
+
+    lineage: Lineage
+    checks: list[Check]
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check passed."""
+        return all(check.ok for check in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        """The checks that failed, in order."""
+        return [check for check in self.checks if not check.ok]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every check passed, 1 otherwise (what `sov audit` exits with)."""
+        return 0 if self.ok else 1
+
+    def summary(self) -> str:
+        """One sentence: verified or how many checks failed."""
+        t = self.lineage.target
+        counts = Counter(check.ok for check in self.checks)
+        if self.ok:
+            return (
+                f"VERIFIED: {t.kind} {t.text} — job {t.job_id} round {t.round}; all {counts[True]} checks passed "
+                f"({len(self.lineage.rounds)} round(s), {sum(len(r.participants) for r in self.lineage.rounds)} "
+                "participation(s))"
+            )
+        return f"FAILED: {t.kind} {t.text} — {counts[False]} of {len(self.checks)} checks failed; first: {self.failures[0].message}"
+
+    def by_name(self) -> dict[str, tuple[int, int]]:
+        """(passed, failed) per check name."""
+        result = {name: (0, 0) for name in CHECK_NAMES}
+        for check in self.checks:
+            passed, failed = result.get(check.name, (0, 0))
+            result[check.name] = (passed + int(check.ok), failed + int(not check.ok))
+        return result
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole report as a JSON-ready dict (ids and digests as 0x-hex strings)."""
+        lin = self.lineage
+        job = lin.job
+        rounds = []
+        for facts in lin.rounds:
+            c = facts.committed
+            rounds.append(
+                {
+                    "round": c.round,
+                    "block_number": c.block_number,
+                    "block_hash": c.block_hash,
+                    "tx_hash": c.tx_hash,
+                    "timestamp": c.timestamp,
+                    "parent_digest": _hex(c.parent_digest),
+                    "model_digest": _hex(c.model_digest),
+                    "model_cid": facts.model_cid,
+                    "manifest_cid": c.manifest_cid,
+                    "attestations_root": _hex(c.attestations_root),
+                    "metrics": dict(facts.manifest.metrics) if facts.manifest else {},
+                    "participants": [
+                        {
+                            "dataset_id": f"0x{p.dataset_id:064x}",
+                            "on_chain": p.on_chain,
+                            "in_manifest": p.entry is not None,
+                            "owner": p.owner,
+                            "node": None if p.entry is None else p.entry.node,
+                            "signer": p.recovered_signer,
+                            "num_examples": None if p.entry is None else p.entry.num_examples,
+                            "weight": None if p.entry is None else p.entry.weight,
+                            "update_digest": None if p.entry is None else _hex(p.entry.update_digest),
+                            "grant": _grant_json(p.grant),
+                            "chain_status": None if p.chain_status is None else p.chain_status.name.lower(),
+                        }
+                        for p in facts.participants
+                    ],
+                }
+            )
+        datasets = [
+            {
+                "dataset_id": f"0x{d.dataset_id:064x}",
+                "registrant": d.registrant,
+                "owner": d.owner,
+                "uri": d.uri,
+                "parent_id": f"0x{d.parent_id:064x}",
+                "registered_block": d.block_number,
+                "retired_block": d.retired_block,
+                "epoch": d.epoch,
+            }
+            for d in sorted(lin.datasets.values(), key=lambda d: d.dataset_id)
+        ]
+        return {
+            "schema": REPORT_SCHEMA,
+            "verified": self.ok,
+            "summary": self.summary(),
+            "seconds": round(self.seconds, 4),
+            "target": {
+                "text": lin.target.text,
+                "kind": lin.target.kind,
+                "job_id": lin.target.job_id,
+                "round": lin.target.round,
+                "model_digest": _hex(lin.target.digest),
+                "also_committed_in": [{"job_id": j, "round": r} for j, r in lin.target.also_in],
+            },
+            "chain": {
+                "chain_id": lin.chain_id,
+                "rpc_url": lin.rpc_url,
+                "training_ledger": lin.training_ledger,
+                "index_synced_block": lin.synced_block,
+                "historical_state": lin.chain_history,
+                "note": lin.chain_history_note,
+            },
+            "job": {
+                "job_id": job.job_id,
+                "coordinator": job.coordinator,
+                "purpose": _hex(job.purpose),
+                "purpose_name": describe_purpose(job.purpose),
+                "datasets": [f"0x{d:064x}" for d in job.datasets],
+                "initial_model_digest": _hex(job.initial_model_digest),
+                "spec_digest": _hex(job.spec_digest),
+                "block_number": job.block_number,
+                "tx_hash": job.tx_hash,
+            },
+            "rounds": rounds,
+            "datasets": datasets,
+            "checks": [check.to_json() for check in self.checks],
+            "counts": {name: {"passed": p, "failed": f} for name, (p, f) in self.by_name().items()},
+        }
+
+    # ------------------------------------------------------------------ people
+
+    def table(self, *, all_checks: bool = False) -> Group:
+        """A rich renderable: the lineage by round, the checks per kind and every failure."""
+        lin = self.lineage
+        rounds = Table(title=f"lineage of job {lin.job.job_id} (coordinator {lin.job.coordinator}, "
+                             f"{describe_purpose(lin.job.purpose)})")
+        for column in ("round", "block", "model digest", "model CID", "participants", "status"):
+            rounds.add_column(column)
+        failed_rounds = {c.round for c in self.failures}
+        for facts in lin.rounds:
+            c = facts.committed
+            bad = c.round in failed_rounds
+            rounds.add_row(
+                str(c.round), str(c.block_number), "0x" + c.model_digest.hex()[:16] + "…",
+                facts.model_cid or "?", str(len(facts.participants)),
+                Text("FAIL", style="bold red") if bad else Text("ok", style="green"),
+            )
+        kinds = Table(title="checks")
+        for column in ("check", "passed", "failed"):
+            kinds.add_column(column)
+        for name, (passed, failed) in self.by_name().items():
+            if passed or failed:
+                kinds.add_row(name, str(passed), Text(str(failed), style="bold red" if failed else ""))
+        parts: list[Any] = [rounds, kinds]
+        shown = self.checks if all_checks else self.failures
+        if shown:
+            detail = Table(title="failures" if not all_checks else "all checks", show_lines=False)
+            for column in ("check", "round", "status", "message"):
+                detail.add_column(column, overflow="fold")
+            for check in shown:
+                detail.add_row(check.name, "" if check.round is None else str(check.round),
+                               Text(check.status, style="green" if check.ok else "bold red"), check.message)
+            parts.append(detail)
+        if lin.chain_history_note:
+            parts.append(Text(lin.chain_history_note, style="dim"))
+        parts.append(Text(self.summary(), style="bold green" if self.ok else "bold red"))
+        return Group(*parts)
+
+    def print(self, console: Console | None = None, *, all_checks: bool = False) -> None:
+        """Prints the table on `console` (stdout by default)."""
+        (console or Console()).print(self.table(all_checks=all_checks))
+
+    # ------------------------------------------------------------------ other renderings
+
+    def to_prov(self) -> dict[str, Any]:
+        """W3C PROV-JSON document of the lineage (see `ledger.audit.prov`)."""
+        from ledger.audit.prov import report_to_prov
+
+        return report_to_prov(self)
+
+    def to_graph(self) -> dict[str, Any]:
+        """The lineage graph (datasets -> rounds -> model versions) with per-node status."""
+        from ledger.audit.html import lineage_graph
+
+        return lineage_graph(self)
+
+    def to_html(self) -> str:
+        """A self-contained HTML page with the lineage graph as inline SVG."""
+        from ledger.audit.html import report_to_html
+
+        return report_to_html(self)
+
+
+def _grant_json(grant: Any) -> dict[str, Any] | None:
+    if grant is None:
+        return None
+    issued = grant.issued
+    return {
+        "status": grant.status.name.lower(),
+        "not_before": None if issued is None else issued.not_before,
+        "expires_at": None if issued is None else issued.expires_at,
+        "issued_block": None if issued is None else issued.block_number,
+        "issued_tx": None if issued is None else issued.tx_hash,
+        "revoked_block": None if grant.revocation is None else grant.revocation.block_number,
+        "retired_block": grant.retired_block,
+        "owner_changed_block": None if grant.owner_change is None else grant.owner_change.block_number,
+    }

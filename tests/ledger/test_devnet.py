@@ -1,0 +1,192 @@
+"""Local nodes: start/stop by process group, persistence across kill -9, the embedded devnet,
+and errors that name the unreachable URL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ledger.chain.client import LedgerClient
+from ledger.chain.transport import RetryPolicy, Transport, make_provider
+from ledger.deploy import deploy_contracts
+from ledger.devnet import Devnet, NodeProcess, free_port, port_in_use, rpc_chain_id, start_anvil
+from ledger.errors import DevnetError, UnreachableError
+from ledger.keys import dev_account
+from ledger.purposes import PURPOSES
+from ledger.settings import Settings
+from tests.conftest import deploy_on
+
+AI = PURPOSES["ai-training"]
+
+
+def _wait_for_state_dump(state_path: Path, after: float, timeout: float = 10.0) -> None:
+    """anvil dumps every second (--state-interval 1): wait for a dump newer than `after`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state_path.exists() and state_path.stat().st_mtime > after + 0.05:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"anvil wrote no state to {state_path} within {timeout} s")
+
+
+def test_anvil_binds_localhost_and_stop_ends_its_group() -> None:
+    node = start_anvil()
+    try:
+        assert node.rpc_url == f"http://127.0.0.1:{node.port}"
+        assert rpc_chain_id(node.rpc_url) == 31337
+        assert os.getpgid(node.pid) == node.pid  # its own process group
+    finally:
+        node.stop()
+    assert not node.alive()
+    assert not port_in_use(node.port)
+    assert rpc_chain_id(node.rpc_url) is None
+
+
+def test_busy_port_is_refused_with_a_clear_message(anvil: NodeProcess) -> None:
+    with pytest.raises(DevnetError, match=f"port {anvil.port} on 127.0.0.1 is already in use"):
+        start_anvil(port=anvil.port)
+    assert rpc_chain_id(anvil.rpc_url) == 31337  # the running node is untouched
+
+
+def test_kill_9_and_restart_keeps_datasets_and_grants(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    node = start_anvil(state_path=state)
+    try:
+        chain = deploy_on(node)
+        deployment = chain.deployment
+        owner, lab = chain[1], chain[2]
+        dataset_id, _ = owner.register_dataset(hashlib.sha256(b"persist").digest(), uri="ipfs://p")
+        now = owner.latest_block().timestamp
+        owner.issue_grant(dataset_id, str(lab.address), AI, now, now + 86_400)
+        height = owner.latest_block().number
+        last_write = time.time()
+        _wait_for_state_dump(state, last_write)
+    finally:
+        node.kill()  # SIGKILL: no dump on exit
+    assert not node.alive()
+
+    restarted = start_anvil(port=node.port, state_path=state)
+    try:
+        client = LedgerClient.from_url(restarted.rpc_url, deployment, dev_account(1), verify=True)
+        assert client.latest_block().number >= height
+        assert client.dataset_state(dataset_id).owner == dev_account(1).address
+        assert client.is_authorized(dataset_id, dev_account(2).address, AI)
+        # The chain goes on from there: the account's nonce continues.
+        other, _ = client.register_dataset(hashlib.sha256(b"after restart").digest())
+        assert client.dataset_state(other).registered
+    finally:
+        restarted.stop()
+
+
+def test_embedded_devnet_up_is_idempotent_and_keeps_its_chain(sov_settings: Settings) -> None:
+    devnet = Devnet(sov_settings)
+    assert not devnet.status().running
+    status = devnet.up()
+    try:
+        assert status.running and status.chain_id == 31337 and status.rpc_url is not None
+        assert status.addresses is None
+        assert devnet.up().pid == status.pid  # reused, not restarted
+        record = json.loads((sov_settings.devnet_dir / "devnet.json").read_text())
+        assert record["pid"] == status.pid and record["rpc_url"] == status.rpc_url
+
+        client = LedgerClient.from_url(
+            status.rpc_url,
+            deploy_contracts(_transport(status.rpc_url), dev_account(0), settings=sov_settings),
+            dev_account(1),
+        )
+        assert devnet.status().addresses == client.deployment.addresses
+        dataset_id, _ = client.register_dataset(hashlib.sha256(b"devnet").digest())
+
+        # A crash (kill -9) of the detached node: `up` starts it again from its state file.
+        _wait_for_state_dump(devnet.state_path, time.time())
+        os.killpg(status.pid, signal.SIGKILL)
+        _wait_gone(status.pid)
+        assert not devnet.status().running
+        again = devnet.up()
+        assert again.running and again.pid != status.pid
+        reconnected = LedgerClient.connect(sov_settings, dev_account(1))  # manifest verified against the node
+        assert reconnected.rpc_url == again.rpc_url
+        assert reconnected.dataset_state(dataset_id).owner == dev_account(1).address
+    finally:
+        assert devnet.down()
+    assert not devnet.status().running
+    assert not devnet.down()  # already down: nothing to do
+
+
+def _transport(url: str) -> Transport:
+    return Transport(make_provider(url), url)
+
+
+def _wait_gone(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
+        if stat and stat.rsplit(")", 1)[-1].split()[0] == "Z":
+            return
+        time.sleep(0.05)
+
+
+def test_unreachable_rpc_names_the_url(sov_settings: Settings) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    settings = sov_settings.model_copy(update={"rpc_url": url})
+    started = time.monotonic()
+    with pytest.raises(UnreachableError, match=f"chain node at {url} is unreachable") as caught:
+        LedgerClient.connect(settings, dev_account(0), retry=RetryPolicy(attempts=2, backoff_s=0.01))
+    assert isinstance(caught.value, ConnectionError)
+    assert "eth_chainId failed after 2 attempt(s)" in str(caught.value)
+    assert time.monotonic() - started < 5
+    assert not settings.home.exists()  # nothing was written
+
+
+def test_unreachable_ipc_path_names_the_path(tmp_path: Path, sov_settings: Settings) -> None:
+    path = tmp_path / "missing.ipc"
+    settings = sov_settings.model_copy(update={"rpc_url": str(path)})
+    with pytest.raises(UnreachableError, match=f"chain node at {path} is unreachable"):
+        LedgerClient.connect(settings, retry=RetryPolicy(attempts=1))
+
+
+def test_ipc_transport_reads_and_writes(tmp_path: Path) -> None:
+    ipc = tmp_path / "anvil.ipc"
+    node = start_anvil(ipc_path=ipc)
+    try:
+        chain = deploy_on(node)
+        client = LedgerClient.from_url(str(ipc), chain.deployment, dev_account(1), verify=True)
+        dataset_id, receipt = client.register_dataset(hashlib.sha256(b"ipc").digest())
+        assert client.dataset_state(dataset_id).owner == dev_account(1).address
+        assert chain[0].latest_block().number == receipt.block_number
+    finally:
+        node.stop()
+
+
+def test_retry_policy_rides_out_a_node_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    node = start_anvil(state_path=state)
+    chain = deploy_on(node)
+    node.stop()  # SIGTERM: anvil dumps its state
+    restarted: list[NodeProcess] = []
+    starter = threading.Timer(0.3, lambda: restarted.append(start_anvil(port=node.port, state_path=state)))
+    starter.start()
+    try:
+        client = LedgerClient.from_url(
+            node.rpc_url,
+            chain.deployment,
+            dev_account(1),
+            retry=RetryPolicy(attempts=12, backoff_s=0.05, backoff_factor=1.5),
+        )
+        assert client.job_count() == 0
+        assert client.chain_id == 31337
+    finally:
+        starter.join()
+        for n in restarted:
+            n.stop()
