@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 
 from ledger.chain.abi import load_artifact
@@ -73,7 +74,9 @@ def run(reads: int = 300, writes: int = 40, repeats: int = 3) -> dict[str, Any]:
             # web3 as the docs show it: default middleware, contract objects, build -> sign -> send -> wait.
             w3 = Web3(Web3.HTTPProvider(node.rpc_url))
             artifact = load_artifact("UsageGrants")
-            grants = w3.eth.contract(address=deployment.addresses["UsageGrants"], abi=artifact.abi)
+            grants = w3.eth.contract(
+                address=to_checksum_address(deployment.addresses["UsageGrants"]), abi=artifact.abi
+            )
             web3_owner = dev_account(2)
 
             def web3_read(_: int) -> object:
@@ -83,7 +86,9 @@ def run(reads: int = 300, writes: int = 40, repeats: int = 3) -> dict[str, Any]:
             # (it wraps every eth_call in an extra eth_chainId round trip).
             w3_lean = Web3(Web3.HTTPProvider(node.rpc_url))
             w3_lean.middleware_onion.remove("validation")
-            grants_lean = w3_lean.eth.contract(address=deployment.addresses["UsageGrants"], abi=artifact.abi)
+            grants_lean = w3_lean.eth.contract(
+                address=to_checksum_address(deployment.addresses["UsageGrants"]), abi=artifact.abi
+            )
 
             def web3_lean_read(_: int) -> object:
                 return grants_lean.functions.isAuthorized(mine, lab, AI).call()
@@ -92,7 +97,7 @@ def run(reads: int = 300, writes: int = 40, repeats: int = 3) -> dict[str, Any]:
                 tx = grants.functions.issueGrant(theirs, lab, AI, now, now + 10**6 + i).build_transaction(
                     {"from": web3_owner.address, "nonce": w3.eth.get_transaction_count(web3_owner.address)}
                 )
-                signed = web3_owner.sign_transaction(tx)
+                signed = web3_owner.sign_transaction(dict(tx))  # type: ignore[arg-type]
                 tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
                 return w3.eth.wait_for_transaction_receipt(tx_hash)
 

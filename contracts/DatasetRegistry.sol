@@ -68,8 +68,14 @@ contract DatasetRegistry is ERC721, IDatasetRegistry {
     function consentWords(uint256[] calldata datasetIds) external view returns (uint256[] memory words) {
         words = new uint256[](datasetIds.length);
         for (uint256 i; i < datasetIds.length; ++i) {
-            DatasetConsent memory consent = _consent[datasetIds[i]];
-            words[i] = uint256(consent.epoch) | (consent.retired ? RETIRED_BIT : 0);
+            DatasetConsent storage consent = _consent[datasetIds[i]];
+            uint256 raw;
+            // The slot holds exactly {uint32 epoch; bool retired}: bits 0-31 and bit 32, which
+            // is the documented word layout, so the raw slot is the answer (one SLOAD).
+            assembly ("memory-safe") {
+                raw := sload(consent.slot)
+            }
+            words[i] = raw;
         }
     }
 

@@ -116,9 +116,20 @@ contract UsageGrants is EIP712, IUsageGrants {
         uint256[] memory consent = _registry.consentWords(datasetIds);
         for (uint256 i; i < datasetIds.length; ++i) {
             uint256 datasetId = datasetIds[i];
-            Grant memory grant = _grants[_grantKey(datasetId, grantee, purpose)];
-            Status status = _status(datasetId, grant, consent[i]);
-            if (status != Status.Authorized) _revertWith(status, datasetId, grantee, purpose, grant);
+            Grant storage stored = _grants[_grantKey(datasetId, grantee, purpose)];
+            uint256 word;
+            assembly ("memory-safe") {
+                word := sload(stored.slot)
+            }
+            // Fast path on the raw slot (notBefore | expiresAt << 64 | epoch << 128 | revoked << 160):
+            // authorised iff issued, not revoked, and epoch equal to the consent word, which
+            // also excludes retirement (bit 32 of the consent word never fits in an epoch).
+            if (
+                uint64(word >> 64) != 0 && word >> 160 == 0 && uint32(word >> 128) == consent[i]
+                    && _timeStatus(uint64(word), uint64(word >> 64)) == Status.Authorized
+            ) continue;
+            Grant memory grant = stored;
+            _revertWith(_status(datasetId, grant, consent[i]), datasetId, grantee, purpose, grant);
         }
     }
 

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+import torch
 
-from ledger.chain.client import AuthorizationStatus, LedgerClient
+from ledger.chain.client import LedgerClient
+from ledger.chain.types import AuthorizationStatus
 from ledger.errors import ContractRevertError, LedgerError, UnreachableError
 from ledger.provenance import RoundManifest, model_digest, recover_attestation_signer
 from ledger.store import ContentStore
@@ -153,7 +155,7 @@ class Coordinator:
             seed=job.seed,
         )
         updates = self._collect(selected, request, refused)
-        return self._aggregate_and_commit(job, round_number, updates, refused)
+        return self.aggregate_and_commit(job, round_number, updates, refused)
 
     def _collect(self, nodes: Sequence[NodeHandle], request: RoundRequest, refused: dict[int, str]) -> list[NodeUpdate]:
         updates: list[NodeUpdate] = []
@@ -175,7 +177,7 @@ class Coordinator:
                 if isinstance(reply, NodeRefusal):
                     refused[dataset_id] = f"{reply.reason}: {reply.message}"
                     continue
-                problem = self._verify_update(request, reply)
+                problem = self.verify_update(request, reply)
                 if problem:
                     refused[dataset_id] = f"rejected update: {problem}"
                 else:
@@ -184,7 +186,7 @@ class Coordinator:
             pool.shutdown(wait=False, cancel_futures=True)
         return sorted(updates, key=lambda update: update.dataset_id)
 
-    def _verify_update(self, request: RoundRequest, update: NodeUpdate) -> str | None:
+    def verify_update(self, request: RoundRequest, update: NodeUpdate) -> str | None:
         att = update.attestation.attestation
         if (att.job_id, att.round, att.dataset_id) != (request.job_id, request.round_number, update.dataset_id):
             return "attestation names another job, round or dataset"
@@ -200,7 +202,7 @@ class Coordinator:
             return f"attestation signed by {signer}, not by the dataset owner {owner}"
         return None
 
-    def _aggregate_and_commit(
+    def aggregate_and_commit(
         self, job: JobState, round_number: int, updates: list[NodeUpdate], refused: dict[int, str]
     ) -> RoundOutcome:
         dropped: list[int] = []
@@ -271,10 +273,10 @@ class Coordinator:
             metrics=metrics,
         )
 
-    def _evaluate(self, spec: ModelSpec, state: dict[str, object]) -> dict[str, float]:
+    def _evaluate(self, spec: ModelSpec, state: Mapping[str, torch.Tensor]) -> dict[str, float]:
         if self.eval_features is None or self.eval_labels is None:
             return {}
-        return dict(evaluate(spec, state, self.eval_features, self.eval_labels))  # type: ignore[arg-type]
+        return dict(evaluate(spec, state, self.eval_features, self.eval_labels))
 
     def _store_with_retry(self, data: bytes) -> str:
         policy = self.store_retry

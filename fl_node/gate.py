@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from eth_utils import keccak
 
-from ledger.chain.client import AuthorizationStatus, JobRecord, LedgerClient
+from ledger.chain.client import LedgerClient
+from ledger.chain.types import AuthorizationStatus, JobRecord
 from ledger.purposes import purpose_name
 
 from .errors import RoundRefusedError

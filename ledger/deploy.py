@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_abi import encode
+from eth_abi.abi import encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import Web3
 
 from ledger.chain.abi import ARTIFACTS_DIR, CONTRACT_NAMES, ContractABI, load_artifact
@@ -93,7 +94,7 @@ def as_transport(chain: LedgerClient | Web3 | Transport) -> Transport:
     if isinstance(chain, Web3):
         provider = chain.provider
         url = str(getattr(provider, "endpoint_uri", None) or getattr(provider, "ipc_path", "") or provider)
-        return Transport(provider, url)  # type: ignore[arg-type]
+        return Transport(provider, url)
     return chain.transport
 
 

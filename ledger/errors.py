@@ -206,7 +206,10 @@ class ContractPanicError(ContractRevertError):
 class NotOwnerError(ContractRevertError, PermissionError):
     """The caller does not hold the dataset's deed (`DatasetRegistryNotOwner`)."""
 
-    template = "only the owner of dataset {datasetId} ({owner}) or an approved operator may do this; caller is {caller}"
+    template = (
+        "only the owner of dataset {datasetId} ({owner}) or an approved operator may do this; "
+        "caller is {caller}"
+    )
 
 
 class UnknownDatasetError(ContractRevertError, LookupError):

@@ -14,11 +14,11 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import eth_keyfile
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_keyfile.keyfile import create_keyfile_json, decode_keyfile_json
 
 from ledger.errors import (
     AccountExistsError,
@@ -121,7 +121,7 @@ class Keystore:
         raw = self._read(alias)
         secret = self._password(password, alias)
         try:
-            key = eth_keyfile.decode_keyfile_json(raw, secret.encode())
+            key = decode_keyfile_json(raw, secret.encode())
         except ValueError:
             raise WrongPasswordError(f"the password does not decrypt account {alias!r}") from None
         account: LocalAccount = Account.from_key(key)
@@ -133,7 +133,7 @@ class Keystore:
         password: str | None = None,
         *,
         private_key: bytes | None = None,
-        kdf: str = "scrypt",
+        kdf: Literal["pbkdf2", "scrypt"] = "scrypt",
         iterations: int | None = None,
     ) -> str:
         """Create (or import, with `private_key`) an encrypted account; returns its address.
@@ -145,7 +145,7 @@ class Keystore:
             raise AccountExistsError(f"account {alias!r} already exists at {path}; choose another alias")
         secret = self._password(password, alias)
         key = private_key if private_key is not None else bytes(Account.create().key)
-        keyfile = eth_keyfile.create_keyfile_json(key, secret.encode(), kdf=kdf, iterations=iterations)
+        keyfile = create_keyfile_json(key, secret.encode(), kdf=kdf, iterations=iterations)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Create with owner-only permissions from the start; O_EXCL refuses a racing creator.
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from ledger.errors import UnknownPurposeError
 

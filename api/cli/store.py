@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json as jsonlib
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,7 +61,12 @@ def _print_json(payload: dict[str, Any]) -> None:
 
 def _describe(cid: str, size: int) -> dict[str, Any]:
     root = content_root(cid)
-    return {"cid": cid, "size": size, "content_root": "0x" + root.hex(), "dataset_id": str(int.from_bytes(root))}
+    return {
+        "cid": cid,
+        "size": size,
+        "content_root": "0x" + root.hex(),
+        "dataset_id": str(int.from_bytes(root)),
+    }
 
 
 @contextlib.contextmanager
@@ -110,14 +116,15 @@ def get_command(
     ctx: typer.Context,
     cid: Annotated[str, typer.Argument(help="CIDv1 (base32) to read")],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="write to this file instead of stdout", dir_okay=False)
+        Path | None,
+        typer.Option("-o", "--output", help="write to this file instead of stdout", dir_okay=False),
     ] = None,
 ) -> None:
     """Write the verified bytes of CID to stdout (or -o FILE)."""
     with _user_errors():
         data = _store(ctx).get(cid)
         if output is None:
-            stdout = typer.get_binary_stream("stdout")
+            stdout = sys.stdout.buffer
             stdout.write(data)
             stdout.flush()
         else:

@@ -13,7 +13,12 @@ from fastapi.responses import FileResponse
 from api.errors import ApiError
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-_STATIC = {"app.js": "text/javascript", "style.css": "text/css", "lineage.js": "text/javascript"}
+_STATIC = {
+    "app.js": "text/javascript",
+    "lineage.js": "text/javascript",
+    "style.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+}
 # The page may only load what this service serves; inline scripts and third-party origins are refused.
 _CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'"
 
@@ -38,6 +43,12 @@ def owner_page() -> FileResponse:
 def audit_page(cid: str) -> FileResponse:
     """The audit view of a model (the page fetches `/v1/audit/models/{cid}`)."""
     return _page()
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """Browsers ask for it whatever the page says."""
+    return FileResponse(WEB_DIR / "favicon.svg", media_type="image/svg+xml")
 
 
 @router.get("/static/{name}")

@@ -11,6 +11,7 @@
   const PAD = 24;
   const ROWS = { dataset: 0, round: 1, model: 2 };
   const ROW_TITLES = ["datasets", "rounds", "model versions"];
+  const STATUSES = new Set(["verified", "failed", "unchecked"]);
 
   function el(name, attrs, text) {
     const node = document.createElementNS(SVG_NS, name);
@@ -50,7 +51,7 @@
   function statusText(node) {
     if (node.status === "verified") return "\u2713 verified";
     if (node.status === "failed") return "\u2717 failed";
-    return "? not checked";
+    return "\u2013 not checked";
   }
 
   function render(container, graph) {
@@ -96,13 +97,14 @@
     for (const node of graph.nodes) {
       const p = pos.get(node.id);
       const g = el("g", {
-        class: `node node-${node.kind} status-${node.status}` + (node.revoked ? " revoked" : ""),
+        class: `node node-${node.kind} status-${STATUSES.has(node.status) ? node.status : "unchecked"}` + (node.revoked ? " revoked" : ""),
         transform: `translate(${p.x}, ${p.y})`,
         "data-id": node.id, "data-kind": node.kind, "data-status": node.status,
         "data-revoked": node.revoked ? "true" : "false",
       });
       if (node.round !== undefined && node.round !== null) g.setAttribute("data-round", String(node.round));
-      const title = el("title", {}, [node.label, node.detail, statusText(node), node.revoked ? "grant revoked" : ""].filter(Boolean).join("\n"));
+      const revokedNote = node.revoked ? (node.revoked_block ? `grant revoked at block ${node.revoked_block}` : "revoked / retired") : "";
+      const title = el("title", {}, [node.label, node.detail, statusText(node), revokedNote].filter(Boolean).join("\n"));
       g.appendChild(title);
       g.appendChild(el("rect", { width: NODE_W, height: NODE_H, rx: 8, ry: 8, class: "node-box" }));
       g.appendChild(el("text", { x: 10, y: 19, class: "node-label" }, node.label));

@@ -130,8 +130,9 @@ def build_strategy(run_config: UserConfig) -> tuple[LedgerStrategy, ServerConfig
     try:
         datasets = [int(part, 16) for part in _text(run_config, "datasets").split(",") if part.strip()]
     except ValueError:
+        given = run_config["datasets"]
         raise RunConfigError(
-            f"run config 'datasets' must be comma-separated 0x-hex dataset ids, got {run_config['datasets']!r}"
+            f"run config 'datasets' must be comma-separated 0x-hex dataset ids, got {given!r}"
         ) from None
     spec = ModelSpec.from_json(Path(_text(run_config, "spec")).read_text())
     job = coordinator.create_job(

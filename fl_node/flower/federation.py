@@ -12,6 +12,7 @@ CUDA build of torch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -92,25 +93,20 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _stop_group(pgid: int, process: subprocess.Popen[bytes] | None) -> None:
-    """SIGTERM the group, wait, then SIGKILL what is left."""
+def _stop_groups(groups: Sequence[tuple[int, subprocess.Popen[bytes] | None]]) -> None:
+    """SIGTERM every group at once, wait for all, then SIGKILL what is left."""
     for sig, grace in ((signal.SIGTERM, _STOP_GRACE_S), (signal.SIGKILL, 2.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
+        for pgid, _ in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, sig)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and _group_alive(pgid):
-            if process is not None:
-                process.poll()  # reap the leader: a zombie still counts as a group member
+        while time.monotonic() < deadline:
+            for _, process in groups:
+                if process is not None:
+                    process.poll()  # reap the leader: a zombie still counts as a group member
+            if not any(_group_alive(pgid) for pgid, _ in groups):
+                return
             time.sleep(0.1)
-        if not _group_alive(pgid):
-            break
-    if process is not None:
-        try:
-            process.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 @dataclass
@@ -171,18 +167,20 @@ class LocalFederation:
             [
                 str(bin_dir / "flower-superlink"),
                 "--insecure",
-                "--host", "127.0.0.1",
-                "--port", str(self.superlink_port),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.superlink_port),
                 "--disable-runtime-dependency-installation",
-                "--database", str(self.work_dir / "superlink.db"),
+                "--database",
+                str(self.work_dir / "superlink.db"),
             ],
         )
         deadline = time.monotonic() + timeout
         while not _answers(self.superlink_port):
             if superlink.poll() is not None or time.monotonic() > deadline:
-                raise FederationError(
-                    f"SuperLink did not listen on 127.0.0.1:{self.superlink_port}: {self.log('superlink')[-2000:]}"
-                )
+                tail = self.log("superlink")[-2000:]
+                raise FederationError(f"SuperLink did not listen on 127.0.0.1:{self.superlink_port}: {tail}")
             time.sleep(0.2)
         self._write_flower_config()
         for index, node_config in enumerate(node_configs):
@@ -191,10 +189,14 @@ class LocalFederation:
                 [
                     str(bin_dir / "flower-supernode"),
                     "--insecure",
-                    "--superlink", f"127.0.0.1:{self.superlink_port}",
-                    "--host", "127.0.0.1",
-                    "--port", str(free_port()),
-                    "--node-config", node_config_arg(node_config),
+                    "--superlink",
+                    f"127.0.0.1:{self.superlink_port}",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(free_port()),
+                    "--node-config",
+                    node_config_arg(node_config),
                 ],
             )
 
@@ -223,8 +225,13 @@ class LocalFederation:
         with (self.work_dir / "flwr-run.log").open("wb") as log_file:
             process = subprocess.Popen(
                 [
-                    str(bin_dir / "flwr"), "run", str(app_dir), "local-federation",
-                    "--stream", "--run-config", str(config_path),
+                    str(bin_dir / "flwr"),
+                    "run",
+                    str(app_dir),
+                    "local-federation",
+                    "--stream",
+                    "--run-config",
+                    str(config_path),
                 ],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -236,27 +243,24 @@ class LocalFederation:
             try:
                 returncode = process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                _stop_group(process.pid, process)
+                _stop_groups([(process.pid, process)])
                 raise FederationError(
                     f"flwr run did not finish within {timeout:.0f} s: {self.log('flwr-run')[-3000:]}"
                 ) from None
         return FederationRun(returncode, self.log("flwr-run"), time.monotonic() - started)
 
     def stop(self) -> None:
-        """Stops every process this federation started, SuperNodes first, by process group."""
+        """Stops every process this federation started, by process group, all at once."""
         detached: list[int] = []
         for name, process in self.processes:
             if name == "superlink":
                 # SuperExec runs in a session of its own; stop it with its parent.
                 detached.extend(_children(process.pid))
-        for _, process in reversed(self.processes):
-            _stop_group(process.pid, process)
+        groups: list[tuple[int, subprocess.Popen[bytes] | None]] = [(p.pid, p) for _, p in self.processes]
         for pid in detached:
-            try:
-                pgid = os.getpgid(pid)
-            except ProcessLookupError:
-                continue
-            _stop_group(pgid, None)
+            with contextlib.suppress(ProcessLookupError):
+                groups.append((os.getpgid(pid), None))
+        _stop_groups(groups)
         self.processes.clear()
 
     def __enter__(self) -> LocalFederation:

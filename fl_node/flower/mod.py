@@ -70,7 +70,7 @@ def ledger_gate_mod(message: Message, context: Context, call_next: ClientAppCall
         dataset_id = site.dataset_id
         if not wire.is_ledger_round(fit_ins.config):
             return refusal_reply(
-                message, dataset_id, "no_job", "this node trains only for a job on the ledger (no job id sent)"
+                message, dataset_id, "no_job", "this node trains only for a ledger job (no job id was sent)"
             )
         instructions = wire.RoundInstructions.from_config(fit_ins.config)
         spec = instructions.spec
@@ -113,8 +113,13 @@ def ledger_gate_mod(message: Message, context: Context, call_next: ClientAppCall
         update_digest=model_digest(model_to_bytes(update_state)),
         num_examples=int(fit_res.num_examples),
     )
+    # The ignore: provenance's `_Signer` protocol types `unsafe_sign_hash(bytes)`, eth-account's
+    # LocalAccount declares `Hash32`; the call is the one provenance documents.
     signed = sign_attestation(
-        site.account, site.client.chain_id, site.client.deployment.address("TrainingLedger"), attestation
+        site.account,  # type: ignore[arg-type]
+        site.client.chain_id,
+        site.client.deployment.address("TrainingLedger"),
+        attestation,
     )
     metrics = reply.content.config_records["fitres.metrics"]
     for key, value in wire.attestation_to_metrics(signed).items():

@@ -161,7 +161,7 @@ class LedgerStrategy(Strategy):
         self._read_failures(failures, record)
         updates = self._verified_updates(instructions, results, record)
         try:
-            outcome = self.coordinator._aggregate_and_commit(
+            outcome = self.coordinator.aggregate_and_commit(
                 self.job, instructions.round_number, updates, record.refused
             )
         except (QuorumError, RoundNotCommittedError) as error:
@@ -189,12 +189,12 @@ class LedgerStrategy(Strategy):
                 continue
             proxy, res = failure
             dataset_id = wire.dataset_id_from_metrics(res.metrics)
-            reason = res.metrics.get(wire.REFUSED)
-            text = res.metrics.get(wire.REFUSAL_MESSAGE, res.status.message)
+            reason = str(res.metrics.get(wire.REFUSED, "failed"))
+            text = str(res.metrics.get(wire.REFUSAL_MESSAGE, res.status.message))
             if dataset_id is None:
                 record.unattributed.append(f"node {proxy.cid}: {res.status.message}")
             else:
-                record.refused[dataset_id] = f"{reason or 'failed'}: {text}"
+                record.refused[dataset_id] = f"{reason}: {text}"
 
     def _verified_updates(
         self,
@@ -241,7 +241,7 @@ class LedgerStrategy(Strategy):
                 metrics=wire.training_metrics(res.metrics),
             )
             try:
-                problem = self.coordinator._verify_update(request, update)
+                problem = self.coordinator.verify_update(request, update)
             except LedgerError as error:
                 problem = str(error)
             if problem:
@@ -253,12 +253,18 @@ class LedgerStrategy(Strategy):
     def _finish(self, record: FlowerRoundRecord) -> None:
         self.records.append(record)
         for dataset_id, why in sorted(record.refused.items()):
-            log.warning("ledger round %d: dataset %s left out: %s", record.round_number, _hex(dataset_id), why)
+            log.warning(
+                "ledger round %d: dataset %s left out: %s", record.round_number, _hex(dataset_id), why
+            )
         if record.outcome is not None:
             o = record.outcome
             log.info(
                 "ledger round %d committed in block %d: model %s, manifest %s, %d participant(s)",
-                o.round_number, o.block_number, o.model_cid, o.manifest_cid, len(o.participants),
+                o.round_number,
+                o.block_number,
+                o.model_cid,
+                o.manifest_cid,
+                len(o.participants),
             )
         if self.report_path is not None:
             self.write_report(self.report_path)

@@ -14,8 +14,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from eth_abi import decode, encode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import decode, encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from ledger.errors import ConfigurationError
 

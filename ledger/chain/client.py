@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 
 from ledger.chain.abi import ARTIFACTS_DIR, CONTRACT_NAMES, ContractABI, load_artifact

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from ledger.chain.revert import RevertDecoder, revert_data_of
 from ledger.chain.transport import Transport
@@ -37,25 +37,38 @@ DEFAULT_PRIORITY_FEE = 1_000_000_000
 
 
 class NonceManager:
-    """Hands out consecutive nonces for one account; `lock` is held from allocation to send."""
+    """Hands out consecutive nonces for one account; `lock` is held from allocation to send.
+
+    The local counter is trusted only while this process has transactions of the account
+    in flight (they pin the sequence). When none is, the next nonce comes from the node:
+    a counter left over from a node that was restarted without its state would otherwise
+    produce a nonce gap, and a transaction that never mines.
+    """
 
     def __init__(self, fetch_pending: Callable[[], int]) -> None:
         self.lock = threading.RLock()
         self._fetch_pending = fetch_pending
         self._next: int | None = None
+        self._in_flight = 0
 
     def peek(self) -> int:
-        """The nonce the next transaction gets (reads the node's pending count when unknown)."""
+        """The nonce the next transaction gets."""
         with self.lock:
-            if self._next is None:
+            if self._next is None or self._in_flight == 0:
                 self._next = self._fetch_pending()
             return self._next
 
     def advance(self) -> None:
-        """The peeked nonce was accepted by the node."""
+        """The peeked nonce was accepted by the node; its transaction is now in flight."""
         with self.lock:
             assert self._next is not None
             self._next += 1
+            self._in_flight += 1
+
+    def settled(self) -> None:
+        """A transaction handed out by `advance` was mined (or given up on)."""
+        with self.lock:
+            self._in_flight = max(self._in_flight - 1, 0)
 
     def resync(self) -> None:
         """Forget the local counter: the next `peek` asks the node."""
@@ -79,7 +92,10 @@ def nonce_manager(rpc_url: str, address: str, fetch_pending: Callable[[], int]) 
 
 @dataclass(frozen=True)
 class WaitPolicy:
-    """Receipt polling: first poll after `first_poll_s`, growing by `growth` to `max_poll_s`; `timeout_s` total."""
+    """Receipt polling: first poll after `first_poll_s`, growing by `growth` to `max_poll_s`.
+
+    Gives up after `timeout_s`.
+    """
 
     first_poll_s: float = 0.005
     growth: float = 1.5
@@ -147,7 +163,10 @@ class TransactionSender:
         if gas is None:
             gas = self.estimate(call, action) * GAS_MARGIN_NUM // GAS_MARGIN_DEN
         tx_hash = self._sign_and_send(call, gas, action)
-        receipt = self.wait(tx_hash)
+        try:
+            receipt = self.wait(tx_hash)
+        finally:
+            self.nonces.settled()
         if int(receipt["status"], 16) != 1:
             raise self._failure(call, receipt, action)
         return receipt

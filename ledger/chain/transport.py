@@ -79,7 +79,7 @@ def make_provider(rpc_url: str, timeout_s: float = 30.0, pool_size: int = 64) ->
             f"RPC URL {rpc_url}: WebSocket is async-only in web3 8; "
             "use the node's http:// URL or its IPC path"
         )
-    return IPCProvider(rpc_url.removeprefix("ipc://"), timeout=timeout_s)
+    return IPCProvider(rpc_url.removeprefix("ipc://"), timeout=int(max(timeout_s, 1)))
 
 
 def make_web3(provider: BaseProvider) -> Web3:

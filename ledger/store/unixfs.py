@@ -126,7 +126,7 @@ class FileImporter:
         if level == len(self._levels):
             self._levels.append([])
         pending = self._levels[level]
-        if len(pending) == self._max_links:
+        if len(pending) == self._max_links + 1:
             self._push(level + 1, self._build(pending))
             pending.clear()
         pending.append(link)

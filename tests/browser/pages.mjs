@@ -13,19 +13,22 @@ if (!baseUrl || !cid || !owner || !shotDir) {
 }
 
 const profile = mkdtempSync(join(tmpdir(), "sov-chromium-"));
-const browser = await chromium.launch({
+// A fresh profile directory per run (playwright passes it to Chromium as --user-data-dir).
+const browser = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.SOV_CHROMIUM || "/usr/bin/chromium",
   headless: true,
+  viewport: { width: 1280, height: 900 },
   args: [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", `--user-data-dir=${profile}`,
+    "--disable-component-update", "--disable-sync", "--no-first-run",
   ],
 });
 const report = { consoleErrors: [], externalRequests: [] };
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const page = await browser.newPage();
   page.on("console", (msg) => { if (msg.type() === "error") report.consoleErrors.push(msg.text()); });
   page.on("pageerror", (err) => report.consoleErrors.push(String(err)));
+  page.on("response", (res) => { if (res.status() >= 400) report.consoleErrors.push(`${res.status()} ${res.url()}`); });
   page.on("request", (req) => { if (!req.url().startsWith(baseUrl)) report.externalRequests.push(req.url()); });
 
   // Audit view: the lineage graph of the model.

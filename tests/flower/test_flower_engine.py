@@ -47,7 +47,7 @@ def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_flower_round_commits_without_revoked_dataset(deployed: DeployedChain, tmp_path: Path) -> None:
     lab = deployed[LAB]
     lab_settings = _home(tmp_path, "lab", deployed)
@@ -65,16 +65,19 @@ def test_flower_round_commits_without_revoked_dataset(deployed: DeployedChain, t
         deployed[owner].issue_grant(dataset_id, lab.address, "ai-training", now - 60, now + 3600)
         dataset_ids.append(dataset_id)
         nodes.append(
-            {"sov-home": str(settings.home), "rpc-url": deployed.rpc_url, "account": f"dev{owner}",
-             "partition": str(path)}
+            {
+                "sov-home": str(settings.home),
+                "rpc-url": deployed.rpc_url,
+                "account": f"dev{owner}",
+                "partition": str(path),
+            }
         )
     revoked_id, kept_id = dataset_ids
     eval_path = tmp_path / "test-split.npz"
     eval_path.write_bytes(partition_bytes(dataset.x_test, dataset.y_test))
     spec_path = tmp_path / "spec.json"
-    spec_path.write_text(
-        default_spec(dataset.num_features, dataset.num_classes, hidden=(16,), local_epochs=2).model_dump_json()
-    )
+    spec = default_spec(dataset.num_features, dataset.num_classes, hidden=(16,), local_epochs=2)
+    spec_path.write_text(spec.model_dump_json())
     report_path = tmp_path / "report.json"
     run_config: dict[str, str | int] = {
         "sov-home": str(lab_settings.home),
@@ -96,7 +99,7 @@ def test_flower_round_commits_without_revoked_dataset(deployed: DeployedChain, t
 
     def run() -> None:
         try:
-            outcome["run"] = federation.run(run_config, timeout=200)
+            outcome["run"] = federation.run(run_config, timeout=420)
         except BaseException as error:  # surfaced by the main thread's assertions
             outcome["run"] = error
 

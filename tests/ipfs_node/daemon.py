@@ -17,6 +17,7 @@ Usage:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -122,17 +123,13 @@ def start_ipfs_daemon(tmp_path: Path, *, timeout: float = 90.0) -> tuple[str, Ca
         if stopped:
             return
         stopped = True
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             process.wait(timeout=10)
 
     deadline = time.monotonic() + timeout
@@ -141,7 +138,8 @@ def start_ipfs_daemon(tmp_path: Path, *, timeout: float = 90.0) -> tuple[str, Ca
         while True:
             if process.poll() is not None:
                 raise RuntimeError(
-                    f"IPFS daemon exited with {process.returncode} before it was ready:\n{_log_tail(log_path)}"
+                    f"IPFS daemon exited with {process.returncode} before it was ready:\n"
+                    + _log_tail(log_path)
                 )
             if api_file.exists() and b"Daemon is ready" in log_path.read_bytes():
                 api_url = _multiaddr_to_url(api_file.read_text())
@@ -151,9 +149,7 @@ def start_ipfs_daemon(tmp_path: Path, *, timeout: float = 90.0) -> tuple[str, Ca
                 except httpx.HTTPError:
                     pass
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"IPFS daemon not ready after {timeout:g} s:\n{_log_tail(log_path)}"
-                )
+                raise RuntimeError(f"IPFS daemon not ready after {timeout:g} s:\n{_log_tail(log_path)}")
             time.sleep(0.2)
     except BaseException:
         stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from ledger.chain.client import LedgerClient
 from ledger.chain.transport import Transport, make_provider

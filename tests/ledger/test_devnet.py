@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ledger.chain.client import LedgerClient
+from ledger.chain.sender import WaitPolicy
 from ledger.chain.transport import RetryPolicy, Transport, make_provider
 from ledger.deploy import deploy_contracts
 from ledger.devnet import Devnet, NodeProcess, free_port, port_in_use, rpc_chain_id, start_anvil
@@ -90,7 +91,8 @@ def test_embedded_devnet_up_is_idempotent_and_keeps_its_chain(sov_settings: Sett
     assert not devnet.status().running
     status = devnet.up()
     try:
-        assert status.running and status.chain_id == 31337 and status.rpc_url is not None
+        assert status.running and status.chain_id == 31337
+        assert status.rpc_url is not None and status.pid is not None
         assert status.addresses is None
         assert devnet.up().pid == status.pid  # reused, not restarted
         record = json.loads((sov_settings.devnet_dir / "devnet.json").read_text())
@@ -190,3 +192,24 @@ def test_retry_policy_rides_out_a_node_restart(tmp_path: Path) -> None:
         starter.join()
         for n in restarted:
             n.stop()
+
+
+def test_client_survives_a_node_replaced_without_state() -> None:
+    """A fresh chain on the same URL (devnet restarted without state): nonces restart at 0, no gap."""
+    node = start_anvil()
+    chain = deploy_on(node)
+    owner = LedgerClient.from_url(
+        node.rpc_url, chain.deployment, dev_account(1), wait=WaitPolicy(timeout_s=10)
+    )
+    for label in (b"a", b"b", b"c"):
+        owner.register_dataset(hashlib.sha256(label).digest())
+    node.stop()
+    fresh = start_anvil(port=node.port)
+    try:
+        assert deploy_on(fresh).deployment.addresses == chain.deployment.addresses  # same deployer nonces
+        dataset_id, receipt = owner.register_dataset(hashlib.sha256(b"a").digest())
+        tx = owner.transport.request("eth_getTransactionByHash", [receipt.tx_hash])
+        assert int(tx["nonce"], 16) == 0
+        assert owner.dataset_state(dataset_id).owner == dev_account(1).address
+    finally:
+        fresh.stop()

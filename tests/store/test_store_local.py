@@ -26,7 +26,7 @@ from ledger.store import (
 )
 from ledger.store.car import encode_header, read_car
 from ledger.store.cid import CID, encode_varint
-from ledger.store.unixfs import UnixFSFormatError
+from ledger.store.errors import UnixFSFormatError
 
 Snapshot = Callable[[Path], dict[str, bytes]]
 

@@ -1,0 +1,59 @@
+"""`sov serve`: run the HTTP service (FastAPI under uvicorn) on 127.0.0.1 by default.
+
+The bearer token is read from `SOV_API_TOKEN` only, never from a flag: command lines are visible
+to every user of the machine (`ps`), environment variables of another user's process are not.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from api.auth import ApiSettings
+from ledger.settings import Settings
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind; keep 127.0.0.1 unless a proxy fronts it")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0 = any free port)")] = 8000,
+    account: Annotated[
+        str | None, typer.Option(help="keystore alias the service signs with (default: SOV_API_ACCOUNT)")
+    ] = None,
+    reads_require_token: Annotated[
+        bool | None,
+        typer.Option(
+            "--reads-require-token/--open-reads", help="close reads behind the token (SOV_API_READS_REQUIRE_TOKEN)"
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Serve the API under /v1 and the owner and audit pages at / and /audit/<cid>."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings()
+    overrides: dict[str, object] = {}
+    if account is not None:
+        overrides["account"] = account
+    if reads_require_token is not None:
+        overrides["reads_require_token"] = reads_require_token
+    api_settings = ApiSettings(**overrides)  # type: ignore[arg-type]
+    if api_settings.token is None:
+        typer.echo("SOV_API_TOKEN is not set: the service will refuse every write.", err=True)
+    if api_settings.account is None:
+        typer.echo("No operator account (SOV_API_ACCOUNT or --account): the service will refuse every write.", err=True)
+    typer.echo(f"sovereign-ledger API on http://{host}:{port}/ (docs at /docs)")
+    uvicorn.run(create_app(settings, api_settings), host=host, port=port, log_level=log_level)
+
+
+def main() -> None:
+    """Run `serve` as a standalone command (`python -m api.cli.serve`)."""
+    typer.run(serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Fixtures for the browser test: a devnet with a real federated job, and the service under uvicorn."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import pytest
+from web3 import Web3
+
+from ledger.deploy import deploy_contracts, save_deployment
+from ledger.devnet import free_port, start_anvil
+from ledger.keys import dev_account
+from ledger.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _federation_kit() -> ModuleType:
+    # One job builder for the API and browser suites; tests/ is not a package, so load it by path.
+    spec = importlib.util.spec_from_file_location("sov_federation_kit", REPO / "tests" / "api" / "federation_kit.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class LiveService:
+    """The service running under uvicorn in its own process group."""
+
+    base_url: str
+    token: str
+    job: object
+    settings: Settings
+
+
+@pytest.fixture(scope="module")
+def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    node = start_anvil()
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        home = tmp_path_factory.mktemp("browser-home")
+        settings = Settings(home=home, rpc_url=node.rpc_url)
+        save_deployment(settings, deploy_contracts(Web3(Web3.HTTPProvider(node.rpc_url)), dev_account(0)))
+        job = _federation_kit().run_federated_job(settings)
+        token = secrets.token_hex(16)
+        port = free_port()
+        env = {
+            **os.environ,
+            "SOV_HOME": str(home),
+            "SOV_RPC_URL": node.rpc_url,
+            "SOV_API_TOKEN": token,
+            "SOV_API_ACCOUNT": "dev1",  # hospital 1 runs this service: the owner view can revoke its grants
+            "PYTHONPATH": str(REPO),
+        }
+        log = (home / "server.log").open("wb")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "api.cli.serve", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base_url}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not come up:\n{(home / 'server.log').read_text()}")
+            time.sleep(0.2)
+        yield LiveService(base_url, token, job, settings)
+    finally:
+        if server is not None and server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+        node.stop()

@@ -1,0 +1,105 @@
+"""The coordinator against a real chain: commit, quorum, dead nodes, and late revocations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fl_jobs import Job
+
+from fl_node.coordinator import Coordinator
+from fl_node.errors import QuorumError
+from fl_node.messages import NodeReply, RoundRequest
+from fl_node.process_node import NodeProcessConfig, ProcessNode
+from fl_node.runner import LocalNode
+from ledger.provenance import RoundManifest, model_digest
+from ledger.purposes import purpose_id
+
+
+def committed_rounds(job: Job) -> list[dict[str, object]]:
+    events = job.lab.get_logs(job.lab.deployment.deployed_block)
+    return [e.args for e in events if e.name == "RoundCommitted" and e.args["jobId"] == job.job.job_id]
+
+
+def test_round_is_anchored_then_committed(job: Job) -> None:
+    outcome = job.runner.coordinator.run_round(job.job, job.runner.nodes)
+    on_chain = job.lab.get_job(job.job.job_id)
+    assert on_chain.last_round == 1
+    assert on_chain.last_digest == outcome.model_digest
+    assert model_digest(job.store.get(outcome.model_cid)) == outcome.model_digest
+    manifest = RoundManifest.from_bytes(job.store.get(outcome.manifest_cid))
+    manifest.check_attestations_root()
+    manifest.check_weights()
+    assert [p.dataset_id for p in manifest.participants] == sorted(job.federation.dataset_ids)
+    [event] = committed_rounds(job)
+    assert event["manifestCid"] == outcome.manifest_cid
+    assert list(event["participants"]) == sorted(job.federation.dataset_ids)  # type: ignore[call-overload]
+    assert event["attestationsRoot"] == manifest.attestations_root
+
+
+class RevokesAfterTraining:
+    """A node whose owner revokes right after the node passed its check and trained."""
+
+    def __init__(self, inner: LocalNode, job: Job, index: int) -> None:
+        self.inner, self.job, self.index = inner, job, index
+        self.dataset_id = inner.dataset_id
+
+    def handle(self, request: RoundRequest) -> NodeReply:
+        reply = self.inner.handle(request)
+        self.job.owner(self.index).revoke_grant(
+            self.dataset_id, self.job.lab.address, purpose_id("ai-training")  # type: ignore[arg-type]
+        )
+        return reply
+
+
+def test_revocation_between_check_and_commit_is_never_committed(job: Job) -> None:
+    late = job.dataset(1)
+    nodes = [
+        RevokesAfterTraining(n, job, 1) if n.dataset_id == late else n for n in job.runner.nodes
+    ]
+    outcome = job.runner.coordinator.run_round(job.job, nodes)
+    assert late not in outcome.participants
+    assert outcome.recomputed_without == (late,)
+    assert "UsageGrantsRevoked" in outcome.refused[late]
+    [event] = committed_rounds(job)
+    assert late not in list(event["participants"])  # type: ignore[call-overload]
+    manifest = RoundManifest.from_bytes(job.store.get(outcome.manifest_cid))
+    assert late not in [p.dataset_id for p in manifest.participants]
+
+
+def test_too_few_updates_commit_nothing(job: Job) -> None:
+    strict = Coordinator(job.lab, job.store, quorum=3)
+    job.owner(0).revoke_grant(job.dataset(0), job.lab.address, purpose_id("ai-training"))  # type: ignore[arg-type]
+    with pytest.raises(QuorumError, match=r"2 valid update\(s\), quorum is 3"):
+        strict.run_round(job.job, job.runner.nodes)
+    assert job.lab.get_job(job.job.job_id).last_round == 0
+    assert committed_rounds(job) == []
+
+
+def test_killed_node_process_does_not_stop_the_round(job: Job, tmp_path: Path) -> None:
+    processes = []
+    for index, dataset_id in enumerate(job.federation.dataset_ids):
+        partition_file = job.federation.partitions[index].write(tmp_path / f"node-{index}.npz")
+        owner = job.owner(index)
+        processes.append(
+            ProcessNode(
+                NodeProcessConfig(
+                    dataset_id=dataset_id,
+                    partition_file=partition_file,
+                    private_key=bytes(owner.account.key),  # type: ignore[union-attr]
+                    rpc_url=owner.rpc_url,
+                    deployment=owner.deployment.to_dict(),
+                    blockstore_dir=job.store.directory,
+                )
+            )
+        )
+    victim = processes[2]
+    try:
+        outcome = job.runner.coordinator.run_round(job.job, processes, on_dispatch=lambda _: victim.kill())
+    finally:
+        for process in processes:
+            process.stop()
+    assert outcome.participants == tuple(sorted(job.dataset(i) for i in (0, 1)))
+    assert "unreachable" in outcome.refused[victim.dataset_id]
+    [event] = committed_rounds(job)
+    assert list(event["participants"]) == list(outcome.participants)  # type: ignore[call-overload]
