@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,6 +91,9 @@ def create_app(settings: Settings, api_settings: ApiSettings | None = None) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Route handlers block on RPCs in worker threads. Many threads contending for the GIL
+        # made latency worse, not better, under 50 concurrent clients; a small pool queues fairly.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = api_settings.worker_threads
         yield
         services: dict[tuple[int, int], Service] = app.state.services
         for service in list(services.values()):

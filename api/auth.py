@@ -35,7 +35,9 @@ class ApiSettings(BaseSettings):
     index_sync_interval: float = Field(
         default=1.0, ge=0.0, description="seconds a synced event index is trusted before list queries sync it"
     )
-    max_page: int = Field(default=500, ge=1, description="largest `limit` of a list query")
+    worker_threads: int = Field(
+        default=8, ge=1, le=256, description="threads that run blocking route handlers (chain RPCs)"
+    )
 
 
 def _bearer(request: Request) -> str | None:

@@ -2,11 +2,13 @@
 
 10 clients x 10M float32 parameters (a 20-block model: 700x700 weights, biases, norms,
 and a head), weights = example counts. Every implementation gets the updates in its
-native form, built before timing: ours flat buffers (what the coordinator holds; a
-safetensors file of float32 tensors is one contiguous buffer in sorted-key order), the
-seed loop state dicts, Flower lists of ndarrays. All three share the same memory. We
-also time ours from state dicts (flatten included) and a plain tensor copy of the same
-bytes, the memory-bandwidth yardstick. Median of repeats after a warm-up.
+native form, built before timing: ours zero-copy flat views of the model files the
+nodes sent (`serialize.flat_from_bytes`: a safetensors file of float32 tensors is one
+contiguous buffer in sorted-key order), the seed loop state dicts, Flower lists of
+ndarrays. We also time ours from state dicts (flatten copies included) and a plain
+tensor copy of the same bytes, the memory-bandwidth yardstick. Median of repeats after a
+warm-up. Everything runs on one thread (torch.set_num_threads(1)): Flower's numpy code
+is single-threaded, and on a shared 2-core machine torch's second thread mostly waits.
 
 Run: `PYTHONPATH=. .venv/bin/python bench/bench_aggregation.py`
 """
@@ -17,13 +19,13 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from functools import reduce
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from fl_node.aggregate import fedavg, fedavg_flat, unflatten
+from fl_node.serialize import flat_from_bytes, model_to_bytes
 
 CLIENTS = 10
 BLOCKS = 20
@@ -43,29 +45,23 @@ def model_template() -> dict[str, torch.Tensor]:
     return {key: torch.empty(shape, dtype=torch.float32) for key, shape in shapes.items()}
 
 
-def seed_loop_fedavg(states: Sequence[dict[str, torch.Tensor]], counts: Sequence[int]) -> dict[str, torch.Tensor]:
+def seed_loop_fedavg(
+    states: Sequence[dict[str, torch.Tensor]], counts: Sequence[int]
+) -> dict[str, torch.Tensor]:
     """The seed's aggregation, written plainly: per key, sum weight*tensor over clients, divide."""
     total = sum(counts)
     averaged: dict[str, torch.Tensor] = {}
     for key in states[0]:
-        averaged[key] = sum(state[key] * count for state, count in zip(states, counts, strict=True)) / total
+        summed = sum(state[key] * count for state, count in zip(states, counts, strict=True))
+        averaged[key] = cast(torch.Tensor, summed) / total
     return averaged
 
 
 def flower_aggregate() -> Callable[[list[tuple[list[np.ndarray], int]]], list[np.ndarray]]:
-    """Flower's own `aggregate` (flwr 1.42), or a plain transcription if flwr is absent."""
-    try:
-        from flwr.server.strategy.aggregate import aggregate
+    """Flower's own `aggregate` from the installed flwr 1.42 (not a copy)."""
+    from flwr.server.strategy.aggregate import aggregate
 
-        return aggregate  # type: ignore[no-any-return]
-    except ImportError:  # pragma: no cover - flwr is a project dependency
-
-        def aggregate_fallback(results: list[tuple[list[np.ndarray], int]]) -> list[np.ndarray]:
-            total = sum(n for _, n in results)
-            weighted = [[layer * n for layer in weights] for weights, n in results]
-            return [reduce(np.add, layers) / total for layers in zip(*weighted, strict=True)]
-
-        return aggregate_fallback
+    return aggregate
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
@@ -81,6 +77,15 @@ def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> 
 
 def run(repeats: int = 5, clients: int = CLIENTS) -> dict[str, Any]:
     """Measure and return the aggregation keys of `bench/results.json`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _measure(repeats, clients)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(repeats: int, clients: int) -> dict[str, Any]:
     template = model_template()
     params = sum(t.numel() for t in template.values())
     generator = torch.Generator().manual_seed(0)
@@ -88,10 +93,12 @@ def run(repeats: int = 5, clients: int = CLIENTS) -> dict[str, Any]:
     states = [unflatten(flat, template) for flat in flats]
     arrays = [[states[c][key].numpy() for key in template] for c in range(clients)]
     counts = [100 + 17 * c for c in range(clients)]
+    wire = [model_to_bytes(state) for state in states]
+    received = [flat_from_bytes(data)[0] for data in wire]
     out = torch.empty(params, dtype=torch.float32)
 
     # Same answer from all three before timing anything.
-    ours = fedavg_flat(flats, counts, out=out)
+    ours = fedavg_flat(received, counts, out=out)
     seed = seed_loop_fedavg(states, counts)
     flower = flower_aggregate()(list(zip(arrays, counts, strict=True)))
     ours_by_key = unflatten(ours, template)
@@ -106,7 +113,7 @@ def run(repeats: int = 5, clients: int = CLIENTS) -> dict[str, Any]:
     copy_src = torch.cat(flats)
     copy_dst = torch.empty_like(copy_src)
 
-    t_ours = _median_seconds(lambda: fedavg_flat(flats, counts, out=out), repeats)
+    t_ours = _median_seconds(lambda: fedavg_flat(received, counts, out=out), repeats)
     t_ours_states = _median_seconds(lambda: fedavg(states, counts), repeats)
     t_seed = _median_seconds(lambda: seed_loop_fedavg(states, counts), repeats)
     t_flower = _median_seconds(lambda: aggregate(flower_input), repeats)

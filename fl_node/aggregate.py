@@ -4,9 +4,9 @@ A model state is laid out as one contiguous float32 vector (`flatten`), keys in 
 order, the same order safetensors stores them. Averaging then is one weighted sum of K
 vectors, computed block by block: each output block stays in cache while every client's
 block is added into it, so the clients' buffers are read once and the output written
-once, the least memory traffic a weighted sum can have. Accumulation is in float64 so
-the result hardly depends on the order of the clients and K identical models average to
-that model exactly.
+once, the least memory traffic a weighted sum can have. Accumulation is in float32 in a
+fixed client order (a float64 accumulator was 2-4x slower: torch's mixed-dtype add is
+not vectorised), so results are deterministic and within a few ulp of the exact mean.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from .errors import FLError
 
 StateDict = dict[str, torch.Tensor]
 
-# 32 Ki float64 accumulators = 256 KiB: fits a core's L2 with room for the client blocks.
-BLOCK = 1 << 15
+# 256 Ki float32 = 1 MiB per output block: large enough that per-op dispatch cost is
+# negligible (measured: 32 Ki blocks were ~1.5x slower), small enough to stay in L2/L3.
+BLOCK = 1 << 18
 
 
 class AggregationError(FLError, ValueError):
@@ -99,16 +100,15 @@ def fedavg_flat(
     elif out.shape != (size,) or out.dtype != torch.float32:
         raise AggregationError(f"out must be float32 of shape ({size},), got {out.dtype} {tuple(out.shape)}")
     sources = [flat.contiguous() for flat in flats]
-    acc = torch.empty(min(BLOCK, size), dtype=torch.float64)
     # The loop is over cache-sized blocks and clients, never over parameters: a 10M model
-    # is ~300 blocks whatever its number of tensors.
+    # is ~40 blocks whatever its number of tensors. Each output block stays in cache while
+    # every client's block is added into it.
     for start in range(0, size, BLOCK):
         stop = min(start + BLOCK, size)
-        block = acc[: stop - start]
+        block = out[start:stop]
         torch.mul(sources[0][start:stop], weights[0], out=block)
         for source, weight in zip(sources[1:], weights[1:], strict=True):
             block.add_(source[start:stop], alpha=weight)
-        out[start:stop].copy_(block)
     return out
 
 
@@ -136,16 +136,28 @@ def fedavg(states: Sequence[Mapping[str, torch.Tensor]], num_examples: Sequence[
             raise AggregationError(
                 f"client {at}: {bad!r} has shape {dict(shapes)[bad]}, client 0 has {dict(reference)[bad]}"
             )
-    flat = fedavg_flat([flatten(state) for state in states], num_examples)
-    return unflatten(flat, states[0])
+    weights = normalized_weights(num_examples)
+    keys = [key for key, _ in reference]
+    size = sum(math.prod(shape) for _, shape in reference)
+    out = torch.empty(size, dtype=torch.float32)
+    scratch = torch.empty(size, dtype=torch.float32)
+    # One reused scratch buffer instead of K fresh flat copies: a fresh 40 MB buffer per
+    # client costs more in page faults than the arithmetic.
+    for at, (state, weight) in enumerate(zip(states, weights, strict=True)):
+        pieces = [state[key].detach().reshape(-1).to(torch.float32) for key in keys]
+        if at == 0:
+            torch.cat(pieces, out=out)
+            out.mul_(weight)
+        else:
+            torch.cat(pieces, out=scratch)
+            out.add_(scratch, alpha=weight)
+    return unflatten(out, states[0])
 
 
 def fedavg_stacked(stacked: torch.Tensor, num_examples: Sequence[float]) -> torch.Tensor:
     """FedAvg when the updates already sit in one [clients, params] float32 tensor: w @ X."""
     weights = normalized_weights(num_examples)
     if stacked.ndim != 2 or stacked.shape[0] != len(weights):
-        raise AggregationError(
-            f"need a [{len(weights)}, params] tensor, got shape {tuple(stacked.shape)}"
-        )
+        raise AggregationError(f"need a [{len(weights)}, params] tensor, got shape {tuple(stacked.shape)}")
     w = torch.tensor(weights, dtype=torch.float32)
     return torch.mv(stacked.t(), w)

@@ -23,7 +23,7 @@ import torch
 
 from ledger.chain.client import LedgerClient
 from ledger.chain.types import AuthorizationStatus
-from ledger.errors import ContractRevertError, LedgerError, UnreachableError
+from ledger.errors import ContractRevertError, LedgerError
 from ledger.provenance import RoundManifest, model_digest, recover_attestation_signer
 from ledger.store import ContentStore
 
@@ -125,6 +125,56 @@ class Coordinator:
         digest = model_digest(initial_bytes)
         job_id, _ = self.client.create_job(purpose, job_datasets, digest, spec.spec_digest())
         return JobState(job_id, purpose, job_datasets, spec, seed, 0, digest, initial_cid)
+
+    def refresh(self, job: JobState, initial_model_cid: str) -> JobState:
+        """Brings `job` in line with the chain, the source of truth.
+
+        After a crash (of the coordinator or the chain) the chain may be ahead of what the
+        coordinator remembers, or behind it (a devnet restored from its last state dump).
+        The job continues from the last round the chain holds: no round is committed twice
+        and none is skipped, since the contract only accepts the next consecutive round.
+        """
+        record = self.client.get_job(job.job_id)
+        if (record.last_round, record.last_digest) == (job.last_round, job.last_digest):
+            return job
+        return self.resume(job.job_id, spec=job.spec, seed=job.seed, initial_model_cid=initial_model_cid)
+
+    def resume(self, job_id: int, *, spec: ModelSpec, seed: int, initial_model_cid: str) -> JobState:
+        """The state of an existing job, rebuilt from chain events and the content store."""
+        record = self.client.get_job(job_id)
+        if record.coordinator.lower() != self.address.lower():
+            raise FLError(f"job {job_id} is coordinated by {record.coordinator}, not by {self.address}")
+        events = self.client.get_logs(self.client.deployment.deployed_block)
+        created = next(
+            (e for e in events if e.name == "JobCreated" and e.args["jobId"] == job_id), None
+        )
+        if created is None:
+            raise FLError(f"no JobCreated event for job {job_id} on chain {self.client.chain_id}")
+        if bytes(created.args["specDigest"]) != spec.spec_digest():
+            raise FLError(f"job {job_id} was created with another model spec (digest mismatch)")
+        model_cid = initial_model_cid
+        if record.last_round > 0:
+            committed = next(
+                e for e in events
+                if e.name == "RoundCommitted" and e.args["jobId"] == job_id and e.args["round"] == record.last_round
+            )
+            manifest = RoundManifest.from_bytes(self.store.get(str(committed.args["manifestCid"])))
+            model_cid = manifest.model_cid
+        if model_digest(self.store.get(model_cid)) != record.last_digest:
+            raise FLError(
+                f"job {job_id} round {record.last_round}: the stored model {model_cid} does not hash to the "
+                f"committed digest 0x{record.last_digest.hex()}"
+            )
+        return JobState(
+            job_id=job_id,
+            purpose=record.purpose,
+            job_datasets=tuple(int(d) for d in created.args["datasets"]),
+            spec=spec,
+            seed=seed,
+            last_round=record.last_round,
+            last_digest=record.last_digest,
+            last_model_cid=model_cid,
+        )
 
     def run_round(
         self,
@@ -286,7 +336,7 @@ class Coordinator:
                 cid = self.store.put(data)
                 self.store.pin(cid)
                 return cid
-            except (UnreachableError, LedgerError) as error:
+            except (LedgerError, OSError) as error:
                 if attempt == policy.attempts:
                     raise RoundNotCommittedError(
                         f"content store unavailable after {attempt} attempts ({error}); the round was not committed"

@@ -452,7 +452,9 @@ def _dominant(y: LabelArray, nodes: int, fraction: float, rng: np.random.Generat
     return [np.array(p, dtype=np.int64) for p in parts]
 
 
-def make_partitions(dataset: Dataset, nodes: int, scheme: str | PartitionScheme, seed: int) -> list[Partition]:
+def make_partitions(
+    dataset: Dataset, nodes: int, scheme: str | PartitionScheme, seed: int
+) -> list[Partition]:
     """The training split dealt to `nodes` nodes (see `partition_indices`)."""
     return [
         Partition(node=i, x=np.ascontiguousarray(dataset.x_train[idx]), y=dataset.y_train[idx])

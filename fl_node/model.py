@@ -45,7 +45,10 @@ def initial_state(spec: ModelSpec) -> StateDict:
 
 def export_state(model: nn.Module) -> StateDict:
     """A model's state dict as independent contiguous CPU tensors (safe to keep across training)."""
-    return {name: t.detach().to("cpu", torch.float32).contiguous().clone() for name, t in model.state_dict().items()}
+    return {
+        name: t.detach().to("cpu", torch.float32).contiguous().clone()
+        for name, t in model.state_dict().items()
+    }
 
 
 def load_state(spec: ModelSpec, state: StateDict) -> nn.Sequential:
@@ -55,10 +58,12 @@ def load_state(spec: ModelSpec, state: StateDict) -> nn.Sequential:
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise ModelStateError(f"model state does not fit the spec: missing {missing}, unexpected {unexpected}")
+        raise ModelStateError(
+            f"model state does not fit the spec: missing {missing}, unexpected {unexpected}"
+        )
     for name, tensor in expected.items():
         if tuple(state[name].shape) != tuple(tensor.shape):
-                raise ModelStateError(
+            raise ModelStateError(
                 f"model state does not fit the spec: {name!r} has shape {tuple(state[name].shape)}, "
                 f"the spec needs {tuple(tensor.shape)}"
             )

@@ -191,6 +191,17 @@ class EmbeddedRunner:
             )
         ]
 
+    @property
+    def initial_model_cid(self) -> str:
+        """The CID of the initial model, which the spec determines (seeded initialisation)."""
+        return cid_of(model_to_bytes(initial_state(self.federation.spec)))
+
+    def resume(self, job_id: int) -> JobState:
+        """An existing job of this federation, rebuilt from the chain and the content store."""
+        return self.coordinator.resume(
+            job_id, spec=self.federation.spec, seed=self.config.seed, initial_model_cid=self.initial_model_cid
+        )
+
     def create_job(self) -> JobState:
         """Anchors the initial model and creates the job on-chain."""
         return self.coordinator.create_job(
@@ -210,7 +221,11 @@ class EmbeddedRunner:
     ) -> JobRun:
         """Runs the remaining rounds of `job` up to `config.rounds`."""
         outcomes: list[RoundOutcome] = []
-        while job.last_round < self.config.rounds:
+        initial_cid = self.initial_model_cid
+        while True:
+            job = self.coordinator.refresh(job, initial_cid)
+            if job.last_round >= self.config.rounds:
+                break
             outcome = self.coordinator.run_round(job, self.nodes, on_dispatch=on_dispatch)
             outcomes.append(outcome)
             if on_round is not None:

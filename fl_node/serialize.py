@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -87,3 +89,59 @@ def model_from_bytes(data: bytes, expected_digest: bytes | None = None) -> State
     if model_to_bytes(state) != bytes(data):
         raise ModelBytesError("model file is not in canonical form (header or layout was altered)")
     return state
+
+
+def flat_from_bytes(data: bytes) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A model file's weights as one read-only 1-D float32 view of `data`, without a copy.
+
+    safetensors stores float32 tensors back to back in sorted-key order, the layout
+    `aggregate.flatten` uses, so the coordinator can average updates straight from the
+    bytes nodes sent. Returns the flat view and a template of shape-only (`meta`) tensors
+    for `aggregate.unflatten`. Do not write to the view: it aliases the immutable bytes.
+    """
+    if len(data) < 8:
+        raise ModelBytesError(f"model file is truncated: {len(data)} bytes, a header alone needs 8")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len > len(data) - 8:
+        raise ModelBytesError(
+            f"model file is truncated or corrupt: header claims {header_len} bytes, file has {len(data) - 8}"
+        )
+    try:
+        header = json.loads(data[8 : 8 + header_len])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelBytesError("model file header is not valid JSON: the file is corrupt") from None
+    if not isinstance(header, dict) or not header:
+        raise ModelBytesError("model file header holds no tensors: the file is corrupt")
+    if "__metadata__" in header:
+        raise ModelBytesError("model file carries metadata; canonical model files have none")
+    template: dict[str, torch.Tensor] = {}
+    offset = 0
+    for key in sorted(header):
+        entry = header[key]
+        if not isinstance(entry, dict) or entry.get("dtype") != "F32":
+            raise ModelBytesError(f"tensor {key!r} is not float32; a flat view needs float32 throughout")
+        shape = entry.get("shape")
+        offsets = entry.get("data_offsets")
+        if (
+            not isinstance(shape, list)
+            or not all(isinstance(d, int) and d >= 0 for d in shape)
+            or not isinstance(offsets, list)
+            or len(offsets) != 2
+        ):
+            raise ModelBytesError(f"tensor {key!r} has a malformed header entry: the file is corrupt")
+        size = 4 * math.prod(shape)
+        if offsets != [offset, offset + size]:
+            raise ModelBytesError(
+                f"tensor {key!r} is not where the canonical layout puts it: the file is corrupt or altered"
+            )
+        template[key] = torch.empty(tuple(shape), dtype=torch.float32, device="meta")
+        offset += size
+    if offset != len(data) - 8 - header_len:
+        raise ModelBytesError(
+            f"model file holds {len(data) - 8 - header_len} data bytes, its header describes {offset}"
+        )
+    with warnings.catch_warnings():
+        # torch warns that `bytes` is not writable; the view is documented as read-only.
+        warnings.simplefilter("ignore", UserWarning)
+        flat = torch.frombuffer(data, dtype=torch.float32, offset=8 + header_len, count=offset // 4)
+    return flat, template

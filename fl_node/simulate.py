@@ -176,7 +176,9 @@ def run_federated(
     )
 
 
-def train_centralized(spec: ModelSpec, dataset: Dataset, seed: int = 0, epochs: int = 40) -> CentralizedResult:
+def train_centralized(
+    spec: ModelSpec, dataset: Dataset, seed: int = 0, epochs: int = 40
+) -> CentralizedResult:
     """The same model and optimiser trained on the pooled training split for `epochs` epochs."""
     configure_worker()
     started = time.perf_counter()

@@ -61,9 +61,9 @@ class ModelSpec(BaseModel):
 
 def canonical_json(value: Any) -> bytes:
     """Deterministic JSON bytes: sorted keys, compact separators, no NaN."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-        "utf-8"
-    )
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
 
 
 def default_spec(input_dim: int, num_classes: int, **overrides: Any) -> ModelSpec:

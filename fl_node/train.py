@@ -48,7 +48,9 @@ def _as_tensors(spec: ModelSpec, x: ArrayLike, y: ArrayLike) -> tuple[torch.Tens
     xt = torch.as_tensor(x).to(torch.float32)
     yt = torch.as_tensor(y).to(torch.int64)
     if xt.ndim != 2 or yt.ndim != 1 or xt.shape[0] != yt.shape[0]:
-        raise TrainingError(f"need features [n, d] and labels [n], got {tuple(xt.shape)} and {tuple(yt.shape)}")
+        raise TrainingError(
+            f"need features [n, d] and labels [n], got {tuple(xt.shape)} and {tuple(yt.shape)}"
+        )
     if xt.shape[0] == 0:
         raise TrainingError("no examples to train or evaluate on")
     if xt.shape[1] != spec.input_dim:
@@ -107,7 +109,7 @@ def train_local(
                         torch.zeros(()),
                     )
                     loss = loss + 0.5 * spec.proximal_mu * drift
-                loss.backward()
+                torch.autograd.backward(loss)
                 optimizer.step()
             last_loss = total / n
     if not math.isfinite(last_loss):
@@ -115,7 +117,9 @@ def train_local(
     return export_state(model), n, {"train_loss": last_loss, "num_examples": float(n)}
 
 
-def evaluate(spec: ModelSpec, state: Mapping[str, torch.Tensor], x: ArrayLike, y: ArrayLike) -> dict[str, float]:
+def evaluate(
+    spec: ModelSpec, state: Mapping[str, torch.Tensor], x: ArrayLike, y: ArrayLike
+) -> dict[str, float]:
     """Accuracy and mean cross-entropy loss of `state` on (x, y), in eval mode (no dropout)."""
     xt, yt = _as_tensors(spec, x, y)
     model = load_state(spec, dict(state))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +24,7 @@ from .chain import open_client
 from .common import JsonFlag, console, emit_json, fail, settings, user_errors
 
 
-class AuditFormat(str, Enum):
+class AuditFormat(StrEnum):
     """Renderings of an audit report."""
 
     table = "table"
@@ -33,7 +33,9 @@ class AuditFormat(str, Enum):
     html = "html"
 
 
-TargetArg = Annotated[str, typer.Argument(help="a model CID, a model file, a model digest (0x...) or a job id")]
+TargetArg = Annotated[
+    str, typer.Argument(help="a model CID, a model file, a model digest (0x...) or a job id")
+]
 FormatOption = Annotated[
     AuditFormat, typer.Option("--format", "-f", help="table (default), json, prov (W3C PROV-JSON) or html")
 ]
@@ -80,7 +82,11 @@ def audit(
 
 
 def _parse_grant(text: str, dataset: str | None) -> tuple[int, str, str]:
-    parts = [part.strip() for part in text.split(":")] if text.count(":") else [part.strip() for part in text.split(",")]
+    parts = (
+        [part.strip() for part in text.split(":")]
+        if text.count(":")
+        else [part.strip() for part in text.split(",")]
+    )
     if len(parts) == 2 and dataset is not None:
         return parse.dataset_id(dataset), parse.address(parts[0], "grantee"), parts[1]
     if len(parts) == 3:
@@ -93,9 +99,12 @@ def _parse_grant(text: str, dataset: str | None) -> tuple[int, str, str]:
 
 @user_errors
 def impact(
-    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="dataset id, 0x content root or CID")] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="dataset id, 0x content root or CID")
+    ] = None,
     grant: Annotated[
-        str | None, typer.Option("--grant", "-g", help="DATASET:GRANTEE:PURPOSE (or GRANTEE:PURPOSE with --dataset)")
+        str | None,
+        typer.Option("--grant", "-g", help="DATASET:GRANTEE:PURPOSE (or GRANTEE:PURPOSE with --dataset)"),
     ] = None,
     json: JsonFlag = False,
 ) -> None:
@@ -114,13 +123,28 @@ def impact(
         emit_json(report.to_json())
         raise typer.Exit(code=report.exit_code)
     table = Table(title=f"model versions depending on {report.subject()}")
-    for column in ("job", "round", "block", "model digest", "model CID", "use", "grant at round", "after end", "verdict"):
+    for column in (
+        "job",
+        "round",
+        "block",
+        "model digest",
+        "model CID",
+        "use",
+        "grant at round",
+        "after end",
+        "verdict",
+    ):
         table.add_column(column, overflow="fold")
     for v in report.versions:
         table.add_row(
-            str(v.job_id), str(v.round), str(v.block_number), "0x" + v.model_digest.hex()[:16] + "…",
-            v.model_cid or "?", "direct" if v.direct else "via earlier round",
-            v.grant_status or "-", "; ".join(v.after_end) or "-",
+            str(v.job_id),
+            str(v.round),
+            str(v.block_number),
+            "0x" + v.model_digest.hex()[:16] + "…",
+            v.model_cid or "?",
+            "direct" if v.direct else "via earlier round",
+            v.grant_status or "-",
+            "; ".join(v.after_end) or "-",
             "[bold red]VIOLATION[/]" if v.violation else "[green]ok[/]",
         )
     console.print(table)

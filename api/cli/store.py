@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from ledger.errors import LedgerError
 from ledger.settings import Settings
-from ledger.store import ContentStore, cid_of_file, content_root, open_store, put_path
+from ledger.store import ContentStore, ProgressCallback, cid_of_file, content_root, open_store, put_path
 
 app = typer.Typer(
     name="store",
@@ -85,6 +87,33 @@ def _atomic_output(path: Path) -> Iterator[Any]:
         raise
 
 
+# Hashing runs at a few hundred MiB/s: below this a bar would only flicker.
+_PROGRESS_MIN_BYTES = 64 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def _progress(path: Path, label: str) -> Iterator[ProgressCallback | None]:
+    """A progress bar on stderr for a large file when stderr is a terminal, else nothing."""
+    try:
+        total = path.stat().st_size
+    except OSError:
+        total = 0
+    console = Console(stderr=True)
+    if total < _PROGRESS_MIN_BYTES or not console.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"{label} {path.name}", total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
 @app.callback()
 def _group(ctx: typer.Context) -> None:
     """Content store commands; the backend comes from SOV_STORE (local or kubo)."""
@@ -101,7 +130,8 @@ def put_command(
     """Store a file and print its CIDv1."""
     with _user_errors():
         store = _store(ctx)
-        cid = put_path(store, path)
+        with _progress(path, "storing") as on_progress:
+            cid = put_path(store, path, on_progress)
         if pin:
             store.pin(cid)
         size = path.stat().st_size
@@ -172,7 +202,8 @@ def cid_command(
 ) -> None:
     """Print the CIDv1 that `ipfs add --cid-version=1 --only-hash PATH` gives (nothing is stored)."""
     with _user_errors():
-        cid = cid_of_file(path)
+        with _progress(path, "hashing") as on_progress:
+            cid = cid_of_file(path, on_progress)
         size = path.stat().st_size
     if json:
         _print_json(_describe(cid, size))

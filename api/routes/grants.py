@@ -187,11 +187,12 @@ def check_grant(
 ) -> CheckOut:
     """The chain's answer at the latest block, with the reason and the stored grant (if any)."""
     client = service.client()
+    # Every read at one block, so the answer is a consistent snapshot even while blocks arrive.
     block = client.latest_block()
-    status = status_name(client.authorization_status(dataset_id, grantee, purpose))
+    status = status_name(client.authorization_status(dataset_id, grantee, purpose, block=block.number))
     grant: GrantOut | None = None
     if status not in ("no_grant", "unknown_dataset"):
-        grant = grant_out(client, dataset_id, grantee, purpose)
+        grant = grant_out(client, dataset_id, grantee, purpose, at_block=block.number)
     return CheckOut(
         authorized=status == "authorized",
         reason=_REASONS.get(status, status),

@@ -64,11 +64,17 @@ def status_name(status: Any) -> str:
 
 
 def grant_out(
-    client: Any, dataset_id: int, grantee: str, purpose: bytes, *, block_number: int | None = None
+    client: Any,
+    dataset_id: int,
+    grantee: str,
+    purpose: bytes,
+    *,
+    block_number: int | None = None,
+    at_block: int | str = "latest",
 ) -> GrantOut:
-    """The grant keyed by (dataset, grantee, purpose) as the chain holds it now, with its status."""
-    record = client.get_grant(dataset_id, grantee, purpose)
-    status = client.authorization_status(dataset_id, grantee, purpose)
+    """The grant keyed by (dataset, grantee, purpose) as the chain holds it at `at_block`, with its status."""
+    record = client.get_grant(dataset_id, grantee, purpose, block=at_block)
+    status = client.authorization_status(dataset_id, grantee, purpose, block=at_block)
     return GrantOut(
         dataset_id=str(dataset_id),
         grantee=parse_address(grantee),

@@ -9,6 +9,11 @@
     return s.length > 2 * keep + 3 ? `${s.slice(0, keep + 2)}…${s.slice(-keep)}` : s;
   }
 
+  function fit(text, max) {
+    const s = String(text ?? "");
+    return s.length <= max ? s : `${s.slice(0, max - 13)}\u2026${s.slice(-12)}`;
+  }
+
   function td(text, cls) {
     const cell = document.createElement("td");
     cell.textContent = text;
@@ -131,7 +136,7 @@
           button.addEventListener("click", () => revoke(g, button));
           action.appendChild(button);
         }
-        row.append(td(shortHex(BigInt(g.dataset_id).toString(16).padStart(64, "0"), 6), "mono"),
+        row.append(td(shortHex("0x" + BigInt(g.dataset_id).toString(16).padStart(64, "0"), 6), "mono"),
           td(shortHex(g.grantee), "mono"), td(g.purpose), td(expires.toISOString().replace(".000Z", "Z")),
           left, td(g.status.replace(/_/g, " "), g.authorized ? "state-ok" : "state-bad"), action);
         row.cells[1].title = g.grantee;
@@ -182,10 +187,17 @@
       window.SovLineage.render($("#lineage"), lineage);
       const body = $("#checks-table tbody");
       body.textContent = "";
-      for (const c of lineage.checks) {
+      const failed = lineage.checks.filter((c) => !c.ok).length;
+      $("#checks-summary").textContent = failed
+        ? `${lineage.checks.length} checks: ${failed} FAILED (failures first)`
+        : `${lineage.checks.length} checks, all passed (show)`;
+      // Open the list when something failed: that is what the auditor came for.
+      $("#checks").open = failed > 0;
+      const ordered = [...lineage.checks].sort((a, b) => Number(a.ok) - Number(b.ok));
+      for (const c of ordered) {
         const row = document.createElement("tr");
         row.className = c.ok ? "check-ok" : "check-bad";
-        row.append(td(c.name), td(c.subject, "mono"), td(c.ok ? "pass" : "FAIL", c.ok ? "state-ok" : "state-bad"), td(c.detail || ""));
+        row.append(td(c.name), td(fit(c.subject, 60), "mono"), td(c.ok ? "pass" : "FAIL", c.ok ? "state-ok" : "state-bad"), td(c.detail || ""));
         body.appendChild(row);
       }
       document.body.dataset.ready = "true";

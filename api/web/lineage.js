@@ -4,7 +4,7 @@
 
 (function () {
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const NODE_W = 168;
+  const NODE_W = 220;
   const NODE_H = 58;
   const GAP_X = 28;
   const ROW_GAP = 86;
@@ -46,6 +46,12 @@
       });
     });
     return { pos, width: totalW, height: PAD * 2 + 18 + 3 * NODE_H + 2 * ROW_GAP };
+  }
+
+  // Node text is clipped to what fits the box; the full text is in the node's <title> tooltip.
+  function fit(text, max) {
+    const s = String(text ?? "");
+    return s.length <= max ? s : `${s.slice(0, Math.ceil(max / 2) - 1)}\u2026${s.slice(-(Math.floor(max / 2) - 1))}`;
   }
 
   function statusText(node) {
@@ -107,12 +113,12 @@
       const title = el("title", {}, [node.label, node.detail, statusText(node), revokedNote].filter(Boolean).join("\n"));
       g.appendChild(title);
       g.appendChild(el("rect", { width: NODE_W, height: NODE_H, rx: 8, ry: 8, class: "node-box" }));
-      g.appendChild(el("text", { x: 10, y: 19, class: "node-label" }, node.label));
-      if (node.detail) g.appendChild(el("text", { x: 10, y: 34, class: "node-detail" }, node.detail));
+      g.appendChild(el("text", { x: 10, y: 19, class: "node-label" }, fit(node.label, 28)));
+      if (node.detail) g.appendChild(el("text", { x: 10, y: 34, class: "node-detail" }, fit(node.detail, 31)));
       g.appendChild(el("text", { x: 10, y: 50, class: "node-status" }, statusText(node)));
       if (node.revoked) {
-        g.appendChild(el("rect", { x: NODE_W - 74, y: -9, width: 70, height: 18, rx: 4, class: "badge-revoked" }));
-        g.appendChild(el("text", { x: NODE_W - 39, y: 4, class: "badge-text", "text-anchor": "middle" }, "REVOKED"));
+        g.appendChild(el("rect", { x: NODE_W - 78, y: NODE_H - 20, width: 70, height: 15, rx: 3, class: "badge-revoked" }));
+        g.appendChild(el("text", { x: NODE_W - 43, y: NODE_H - 9, class: "badge-text", "text-anchor": "middle" }, "REVOKED"));
       }
       svg.appendChild(g);
     }

@@ -9,12 +9,14 @@ node has no history, and the audit falls back to the event index alone.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from ledger.chain.client import LedgerClient
 from ledger.chain.types import AuthorizationStatus, DatasetState
@@ -24,7 +26,13 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 400
 # Phrases nodes use when they cannot serve state at an old block (geth, erigon, nethermind, besu).
-_NO_HISTORY_HINTS = ("missing trie node", "historical state", "pruned", "state not available", "not available")
+_NO_HISTORY_HINTS = (
+    "missing trie node",
+    "historical state",
+    "pruned",
+    "state not available",
+    "not available",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,18 +74,38 @@ class HistoricalReader:
                 ("eth_call", [{"to": self.client.deployment.address(contract), "data": data}, hex(block)])
                 for contract, data, block in chunk
             ]
-            try:
-                responses = provider.make_batch_request(requests)
-            except (AttributeError, NotImplementedError, OSError, ValueError) as error:
-                # Providers without batch support: one request each (same answers, slower).
-                log.debug("batch eth_call unavailable (%s); sending calls one by one", error)
-                responses = [self._single(method, params) for method, params in requests]
-            if isinstance(responses, dict):
-                # A node that rejects batches answers with one error object for the whole batch.
+            responses = self._batch(provider, requests)
+            if responses is None:
+                # No batch support (provider or node): one request each, same answers, slower.
                 responses = [self._single(method, params) for method, params in requests]
             for response in responses:
                 results.append(self._result(response))
         return results
+
+    def _batch(self, provider: Any, requests: list[tuple[str, list[Any]]]) -> list[Any] | None:
+        """One JSON-RPC batch (a JSON array of requests), answers in request order; None if unsupported."""
+        post = getattr(provider, "post", None)
+        try:
+            if callable(post):
+                # `ledger.chain.http.KeepAliveHTTPProvider`: send the JSON array ourselves.
+                body = json.dumps(
+                    [
+                        {"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                        for i, (m, p) in enumerate(requests)
+                    ]
+                ).encode()
+                answer = json.loads(post(body))
+            else:
+                answer = provider.make_batch_request(requests)
+        except (AttributeError, NotImplementedError, OSError, ValueError, TypeError) as error:
+            log.debug("batch eth_call unavailable (%s); sending calls one by one", error)
+            return None
+        if not isinstance(answer, list) or len(answer) != len(requests):
+            # A node that rejects batches answers with one error object for the whole batch.
+            return None
+        if all(isinstance(item, dict) and isinstance(item.get("id"), int) for item in answer):
+            answer = sorted(answer, key=lambda item: item["id"])
+        return list(answer)
 
     def _single(self, method: str, params: list[Any]) -> dict[str, Any]:
         try:
@@ -95,34 +123,52 @@ class HistoricalReader:
         self.has_history = True if self.has_history is None else self.has_history
         return bytes.fromhex(str(response["result"])[2:])
 
-    def authorization_statuses(self, queries: Iterable[StatusQuery]) -> dict[StatusQuery, AuthorizationStatus | None]:
+    def authorization_statuses(
+        self, queries: Iterable[StatusQuery]
+    ) -> dict[StatusQuery, AuthorizationStatus | None]:
         """The status each query's block gave (None where the node could not say)."""
         unique = list(dict.fromkeys(queries))
-        calls = [
-            (
-                "UsageGrants",
-                self._status_fn.encode_call([q.dataset_id, to_checksum_address(q.grantee), q.purpose]),
-                q.block,
-            )
-            for q in unique
-        ]
+        # Calldata does not depend on the block: encode each (dataset, grantee, purpose) once.
+        encoded: dict[tuple[int, str, bytes], str] = {}
+        calls = []
+        for q in unique:
+            key = (q.dataset_id, q.grantee, q.purpose)
+            if key not in encoded:
+                encoded[key] = self._status_fn.encode_call([q.dataset_id, checksum_address(q.grantee), q.purpose])
+            calls.append(("UsageGrants", encoded[key], q.block))
         answers: dict[StatusQuery, AuthorizationStatus | None] = {}
         for query, raw in zip(unique, self._calls(calls), strict=True):
-            answers[query] = None if raw is None else AuthorizationStatus(int(self._status_fn.decode_output(raw)[0]))
+            # `Status` is a uint8 enum: one static word.
+            answers[query] = (
+                None if raw is None or len(raw) != 32 else AuthorizationStatus(int.from_bytes(raw, "big"))
+            )
         return answers
 
     def dataset_states(self, queries: Iterable[StateQuery]) -> dict[StateQuery, DatasetState | None]:
         """Deed holder, epoch and retirement at each query's block (None where the node could not say)."""
         unique = list(dict.fromkeys(queries))
-        calls = [("DatasetRegistry", self._state_fn.encode_call([q.dataset_id]), q.block) for q in unique]
+        encoded: dict[int, str] = {}
+        calls = []
+        for q in unique:
+            if q.dataset_id not in encoded:
+                encoded[q.dataset_id] = self._state_fn.encode_call([q.dataset_id])
+            calls.append(("DatasetRegistry", encoded[q.dataset_id], q.block))
         answers: dict[StateQuery, DatasetState | None] = {}
         for query, raw in zip(unique, self._calls(calls), strict=True):
-            if raw is None:
+            if raw is None or len(raw) != 96:
                 answers[query] = None
                 continue
-            owner, epoch, retired = self._state_fn.decode_output(raw)
-            answers[query] = DatasetState(to_checksum_address(owner), int(epoch), bool(retired))
+            # (address owner, uint32 epoch, bool retired): three static words.
+            answers[query] = DatasetState(
+                checksum_address("0x" + raw[12:32].hex()), int.from_bytes(raw[32:64], "big"), raw[95] == 1
+            )
         return answers
+
+
+@functools.lru_cache(maxsize=4096)
+def checksum_address(address: str) -> str:
+    """EIP-55 form, memoised: an audit meets the same few owners thousands of times."""
+    return str(to_checksum_address(address))
 
 
 def probe_history(client: LedgerClient, block: int) -> tuple[bool, str]:

@@ -22,11 +22,15 @@ NODE_H = 40
 ROW_H = 56
 COL_X = (20, 330, 640)
 TOP = 40
-COLOURS = {"verified": ("#dcfce7", "#15803d"), "failed": ("#fee2e2", "#b91c1c"), "unchecked": ("#f3f4f6", "#6b7280")}
+COLOURS = {
+    "verified": ("#dcfce7", "#15803d"),
+    "failed": ("#fee2e2", "#b91c1c"),
+    "unchecked": ("#f3f4f6", "#6b7280"),
+}
 
 
 def _short(text: str, keep: int = 10) -> str:
-    return text if len(text) <= 2 * keep + 1 else f"{text[:keep]}…{text[-keep + 2:]}"
+    return text if len(text) <= 2 * keep + 1 else f"{text[:keep]}…{text[-keep + 2 :]}"
 
 
 def lineage_graph(report: AuditReport) -> dict[str, Any]:
@@ -46,39 +50,86 @@ def lineage_graph(report: AuditReport) -> dict[str, Any]:
     failed_datasets = {d for _, d in failed_pairs}
     for dataset_id in sorted(used):
         record = lin.datasets.get(dataset_id)
-        nodes.append({
-            "id": f"dataset:0x{dataset_id:064x}",
-            "kind": "dataset",
-            "label": f"dataset {_short(f'0x{dataset_id:064x}', 8)}",
-            "detail": (record.uri if record is not None else "not registered"),
-            "status": "failed" if dataset_id in failed_datasets or record is None else "verified",
-            "revoked": bool(record is not None and record.retired),
-        })
-    nodes.append({
-        "id": f"model:{job.job_id}:0", "kind": "model", "round": 0,
-        "label": "initial model", "detail": _short("0x" + job.initial_model_digest.hex(), 8), "status": "verified",
-        "revoked": False,
-    })
+        nodes.append(
+            {
+                "id": f"dataset:0x{dataset_id:064x}",
+                "kind": "dataset",
+                "label": f"dataset {_short(f'0x{dataset_id:064x}', 8)}",
+                "detail": (record.uri if record is not None else "not registered"),
+                "status": "failed" if dataset_id in failed_datasets or record is None else "verified",
+                "revoked": bool(record is not None and record.retired),
+            }
+        )
+    nodes.append(
+        {
+            "id": f"model:{job.job_id}:0",
+            "kind": "model",
+            "round": 0,
+            "label": "initial model",
+            "detail": _short("0x" + job.initial_model_digest.hex(), 8),
+            "status": "verified",
+            "revoked": False,
+        }
+    )
     for facts in lin.rounds:
         c = facts.committed
         status = "failed" if c.round in failed_rounds else "verified"
         round_id = f"round:{job.job_id}:{c.round}"
-        nodes.append({"id": round_id, "kind": "round", "round": c.round, "label": f"round {c.round}",
-                      "detail": f"block {c.block_number}, {len(facts.participants)} participant(s)",
-                      "status": status, "revoked": False})
-        nodes.append({"id": f"model:{job.job_id}:{c.round}", "kind": "model", "round": c.round,
-                      "label": f"model v{c.round}", "detail": facts.model_cid or _short("0x" + c.model_digest.hex(), 8),
-                      "status": status, "revoked": False})
-        edges.append({"source": f"model:{job.job_id}:{c.round - 1}", "target": round_id, "kind": "base", "revoked": False})
-        edges.append({"source": round_id, "target": f"model:{job.job_id}:{c.round}", "kind": "generated", "revoked": False})
+        nodes.append(
+            {
+                "id": round_id,
+                "kind": "round",
+                "round": c.round,
+                "label": f"round {c.round}",
+                "detail": f"block {c.block_number}, {len(facts.participants)} participant(s)",
+                "status": status,
+                "revoked": False,
+            }
+        )
+        nodes.append(
+            {
+                "id": f"model:{job.job_id}:{c.round}",
+                "kind": "model",
+                "round": c.round,
+                "label": f"model v{c.round}",
+                "detail": facts.model_cid or _short("0x" + c.model_digest.hex(), 8),
+                "status": status,
+                "revoked": False,
+            }
+        )
+        edges.append(
+            {
+                "source": f"model:{job.job_id}:{c.round - 1}",
+                "target": round_id,
+                "kind": "base",
+                "revoked": False,
+            }
+        )
+        edges.append(
+            {
+                "source": round_id,
+                "target": f"model:{job.job_id}:{c.round}",
+                "kind": "generated",
+                "revoked": False,
+            }
+        )
         for p in facts.participants:
             bad = (c.round, p.dataset_id) in failed_pairs
-            edges.append({"source": f"dataset:0x{p.dataset_id:064x}", "target": round_id, "kind": "used",
-                          "revoked": bad, "status": "failed" if bad else "verified"})
+            edges.append(
+                {
+                    "source": f"dataset:0x{p.dataset_id:064x}",
+                    "target": round_id,
+                    "kind": "used",
+                    "revoked": bad,
+                    "status": "failed" if bad else "verified",
+                }
+            )
     return {
         "summary": report.summary(),
         "verified": report.ok,
-        "checks": [{"name": c.name, "subject": c.subject, "ok": c.ok, "detail": c.message} for c in report.checks],
+        "checks": [
+            {"name": c.name, "subject": c.subject, "ok": c.ok, "detail": c.message} for c in report.checks
+        ],
         "nodes": nodes,
         "edges": edges,
     }
@@ -98,7 +149,8 @@ def _svg(graph: dict[str, Any]) -> str:
     height = rows + NODE_H + 20
     width = COL_X[2] + NODE_W + 20
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" '
         'role="img" aria-label="lineage graph: datasets, rounds and model versions">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#6b7280"/></marker>'
@@ -131,10 +183,13 @@ def _svg(graph: dict[str, Any]) -> str:
         out.append(
             f'<g class="node node-{node["kind"]} status-{node["status"]}" data-id="{escape(node["id"])}" '
             f'data-status="{node["status"]}" transform="translate({x},{y})">'
-            f'<title>{escape(node["label"])}\n{escape(str(node.get("detail", "")))}\n{node["status"]}</title>'
-            f'<rect width="{NODE_W}" height="{NODE_H}" rx="6" fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>'
-            f'<text x="8" y="16" font-size="12" font-weight="bold" fill="{stroke}">{mark} {escape(node["label"])}</text>'
-            f'<text x="8" y="32" font-size="10" fill="#374151">{escape(_short(str(node.get("detail", "")), 17))}</text>'
+            f"<title>{escape(node['label'])}\n{escape(str(node.get('detail', '')))}\n{node['status']}</title>"
+            f'<rect width="{NODE_W}" height="{NODE_H}" rx="6" '
+            f'fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>'
+            '<text x="8" y="16" font-size="12" font-weight="bold" '
+            f'fill="{stroke}">{mark} {escape(node["label"])}</text>'
+            '<text x="8" y="32" font-size="10" '
+            f'fill="#374151">{escape(_short(str(node.get("detail", "")), 17))}</text>'
             "</g>"
         )
     out.append("</svg>")
@@ -175,7 +230,7 @@ def report_to_html(report: AuditReport) -> str:
         "text-align:left;vertical-align:top;font-size:13px}th{background:#f9fafb}"
         ".verdict{font-size:1.2em;font-weight:bold}svg{border:1px solid #e5e7eb;background:#fff}</style>"
         "</head><body>"
-        f"<h1>Provenance audit</h1><p class=\"verdict\" id=\"verdict\" data-verified=\"{str(report.ok).lower()}\" "
+        f'<h1>Provenance audit</h1><p class="verdict" id="verdict" data-verified="{str(report.ok).lower()}" '
         f'style="color:{verdict_colour}">{escape(report.summary())}</p>'
         f"<table>{fact_rows}</table>"
         f'<h2>Lineage</h2><div id="lineage">{_svg(graph)}</div>'

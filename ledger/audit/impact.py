@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from ledger.audit.chainstate import HistoricalReader, StatusQuery, probe_history
 from ledger.audit.errors import ImpactQueryError
@@ -202,8 +202,14 @@ def impact(
             direct = ds in committed.participants
             state = None
             if direct:
-                state = index.grant_state_at(ds, job.coordinator, job.purpose, committed.block_number,
-                                             committed.log_index, timestamp=committed.timestamp)
+                state = index.grant_state_at(
+                    ds,
+                    job.coordinator,
+                    job.purpose,
+                    committed.block_number,
+                    committed.log_index,
+                    timestamp=committed.timestamp,
+                )
             versions.append((job, committed, direct, state))
 
     chain: dict[StatusQuery, Any] = {}
@@ -213,26 +219,46 @@ def impact(
         if has_history:
             reader = HistoricalReader(client)
             chain = reader.authorization_statuses(
-                StatusQuery(ds, job.coordinator, job.purpose, c.block_number) for job, c, direct, _ in versions if direct
+                StatusQuery(ds, job.coordinator, job.purpose, c.block_number)
+                for job, c, direct, _ in versions
+                if direct
             )
-            report.note = (report.note + "; " if report.note else "") + "direct uses re-checked on the contract at each block"
+            report.note = (
+                report.note + "; " if report.note else ""
+            ) + "direct uses re-checked on the contract at each block"
         else:
-            report.note = (report.note + "; " if report.note else "") + f"node has no state at block {first_block} ({why})"
+            report.note = (
+                report.note + "; " if report.note else ""
+            ) + f"node has no state at block {first_block} ({why})"
 
     for job, committed, direct, state in versions:
-        after = _after_end(record.retired_block, grants.get((job.coordinator, job.purpose)), committed.block_number,
-                           committed.timestamp)
-        chain_status = chain.get(StatusQuery(ds, job.coordinator, job.purpose, committed.block_number)) if direct else None
+        after = _after_end(
+            record.retired_block,
+            grants.get((job.coordinator, job.purpose)),
+            committed.block_number,
+            committed.timestamp,
+        )
+        chain_status = (
+            chain.get(StatusQuery(ds, job.coordinator, job.purpose, committed.block_number))
+            if direct
+            else None
+        )
         violation = None
         if state is not None and state.status is not GrantStatus.AUTHORIZED:
-            violation = (f"job {job.job_id} round {committed.round} used the dataset at block {committed.block_number} "
-                         f"while its grant was {grant_status_name(state.status)}")
+            violation = (
+                f"job {job.job_id} round {committed.round} used "
+                f"the dataset at block {committed.block_number} "
+                f"while its grant was {grant_status_name(state.status)}"
+            )
         elif chain_status is not None and int(chain_status) != int(GrantStatus.AUTHORIZED):
-            end = index.grant_state_at(ds, job.coordinator, job.purpose, committed.block_number, None,
-                                       timestamp=committed.timestamp)
+            end = index.grant_state_at(
+                ds, job.coordinator, job.purpose, committed.block_number, None, timestamp=committed.timestamp
+            )
             if int(end.status) != int(chain_status):
-                violation = (f"job {job.job_id} round {committed.round}: the contract says "
-                             f"{grant_status_name(chain_status)} at block {committed.block_number}")
+                violation = (
+                    f"job {job.job_id} round {committed.round}: the contract says "
+                    f"{grant_status_name(chain_status)} at block {committed.block_number}"
+                )
         report.versions.append(
             DependentVersion(
                 job_id=job.job_id,

@@ -13,11 +13,14 @@ what the grant's status was); `ledger.audit.checks` turns them into pass/fail ve
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger.audit.chainstate import HistoricalReader, StateQuery, StatusQuery, probe_history
+from eth_utils.crypto import keccak
+
+from ledger.audit.chainstate import HistoricalReader, StateQuery, StatusQuery, checksum_address, probe_history
 from ledger.audit.errors import AuditTargetError
 from ledger.chain.client import LedgerClient
 from ledger.chain.types import AuthorizationStatus, DatasetState, JobRecord
@@ -32,15 +35,15 @@ from ledger.index import (
     IndexedRound,
     NotIndexedError,
 )
+from ledger.merkle import merkle_root
 from ledger.provenance import (
     AttestationError,
     ManifestError,
     Participant,
     RoundManifest,
-    SignedAttestation,
-    attestations_root,
+    domain_separator,
     model_digest,
-    recover_attestation_signer,
+    recover_signer,
 )
 from ledger.store import ContentStore
 
@@ -92,6 +95,7 @@ class RoundFacts:
     computed_root: bytes | None = None
     root_error: str | None = None
     participants: list[ParticipantFacts] = field(default_factory=list)
+    leaves: dict[int, bytes] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -117,7 +121,9 @@ class Lineage:
 
 
 def _looks_like_cid(text: str) -> bool:
-    return text.startswith(("bafy", "bafk", "b")) and text.isalnum() and text == text.lower() and len(text) > 40
+    return (
+        text.startswith(("bafy", "bafk", "b")) and text.isalnum() and text == text.lower() and len(text) > 40
+    )
 
 
 def resolve_target(target: str, index: EventIndex, store: ContentStore) -> AuditTarget:
@@ -197,19 +203,60 @@ def _owner_at(dataset: IndexedDataset | None, block: int, log_index: int) -> str
     return None if holder == ZERO_ADDRESS else holder
 
 
-def _fetch_round(facts: RoundFacts, store: ContentStore) -> None:
+_SECP256K1_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
+
+
+def _fast_recover(digest: bytes, signature: str) -> str | None:
+    """The signer of a well-formed low-s signature via libsecp256k1, or None (then the slow,
+    explaining path in `ledger.provenance.recover_signer` runs)."""
+    try:
+        from coincurve import PublicKey
+    except ImportError:  # pragma: no cover - coincurve is a dependency; keep working without it
+        return None
+    if len(signature) != 132:
+        return None
+    try:
+        raw = bytes.fromhex(signature[2:])
+    except ValueError:
+        return None
+    v = raw[64] - 27 if raw[64] >= 27 else raw[64]
+    s = int.from_bytes(raw[32:64], "big")
+    if v not in (0, 1) or not 0 < s <= _SECP256K1_HALF_N or int.from_bytes(raw[:32], "big") == 0:
+        return None
+    try:
+        public = PublicKey.from_signature_and_message(raw[:64] + bytes([v]), digest, hasher=None)
+    except ValueError:
+        return None
+    return checksum_address("0x" + keccak(public.format(compressed=False)[1:])[-20:].hex())
+
+
+def _recover(digest: bytes, signature: str) -> str:
+    return _fast_recover(digest, signature) or recover_signer(digest, signature)
+
+
+def _fetch_round(facts: RoundFacts, store: ContentStore, domain: bytes) -> None:
     committed = facts.committed
     try:
         facts.manifest = RoundManifest.from_bytes(store.get(committed.manifest_cid))
     except ManifestError as error:
         facts.manifest_error = f"manifest {committed.manifest_cid} does not parse: {error}"
     except LedgerError as error:
-        facts.manifest_error = f"manifest {committed.manifest_cid} does not resolve to verified bytes: {error}"
+        facts.manifest_error = (
+            f"manifest {committed.manifest_cid} does not resolve to verified bytes: {error}"
+        )
     if facts.manifest is None:
         facts.model_error = "the model CID is unknown because the round manifest is unavailable"
         return
+    # Leaves under the deployment's domain (the one the auditor trusts), computed once per
+    # attestation and shared with the signature check.
+    facts.leaves = {
+        p.dataset_id: keccak(
+            b"\x19\x01" + domain + p.attestation(facts.committed.job_id, facts.committed.round).struct_hash()
+        )
+        for p in facts.manifest.participants
+    }
     try:
-        facts.computed_root = attestations_root(facts.manifest.signed_attestations())
+        facts.computed_root = merkle_root(list(facts.leaves.values()))
     except LedgerError as error:
         facts.root_error = str(error)
     facts.model_cid = facts.manifest.model_cid
@@ -259,8 +306,10 @@ def rebuild_lineage(
                 dataset_cache[dataset_id] = None
         return dataset_cache[dataset_id]
 
+    domain = domain_separator(client.chain_id, ledger_address)
+    grants = _GrantStates(index, job)
     for facts in lineage.rounds:
-        _fetch_round(facts, store)
+        _fetch_round(facts, store, domain)
         committed = facts.committed
         entries = {p.dataset_id: p for p in facts.manifest.participants} if facts.manifest else {}
         ids = sorted(set(committed.participants) | set(entries))
@@ -274,27 +323,14 @@ def rebuild_lineage(
                 dataset=record,
                 owner=_owner_at(record, committed.block_number, committed.log_index),
             )
-            if p.entry is not None and facts.manifest is not None:
-                signed = SignedAttestation(
-                    attestation=p.entry.attestation(job.job_id, committed.round),
-                    chain_id=client.chain_id,
-                    ledger_address=ledger_address,
-                    signature=p.entry.signature,
-                    signer=p.entry.node,
-                )
+            leaf = facts.leaves.get(dataset_id)
+            if p.entry is not None and leaf is not None:
                 try:
                     # The domain is the deployment the auditor trusts, never the manifest's claim.
-                    p.recovered_signer = recover_attestation_signer(signed, client.chain_id, ledger_address)
+                    p.recovered_signer = _recover(leaf, p.entry.signature)
                 except AttestationError as error:
                     p.signature_error = str(error)
-            p.grant = index.grant_state_at(
-                dataset_id,
-                job.coordinator,
-                job.purpose,
-                committed.block_number,
-                committed.log_index,
-                timestamp=committed.timestamp,
-            )
+            p.grant = grants.at(dataset_id, record, committed)
             facts.participants.append(p)
     lineage.datasets = {k: v for k, v in dataset_cache.items() if v is not None}
 
@@ -303,43 +339,132 @@ def rebuild_lineage(
     return lineage
 
 
+class _GrantStates:
+    """`EventIndex.grant_state_at` for many rounds, asking the index once per stretch of history.
+
+    Between two events that touch a grant (its issues and revocations, the deed's transfers,
+    the dataset's registration and retirement) only the block time changes, so the state at
+    a later round is the stretch's state with the time window re-evaluated at that round's
+    timestamp. A round in a block with a retirement (known only by block) always asks the index.
+    """
+
+    _TIME_DEPENDENT = (GrantStatus.AUTHORIZED, GrantStatus.NOT_YET_VALID, GrantStatus.EXPIRED)
+
+    def __init__(self, index: EventIndex, job: IndexedJob) -> None:
+        self.index = index
+        self.job = job
+        self._boundaries: dict[int, list[tuple[int, int]]] = {}
+        self._retired: dict[int, int | None] = {}
+        self._cache: dict[tuple[int, int], GrantStateAt] = {}
+
+    def _history(self, dataset_id: int, record: IndexedDataset | None) -> list[tuple[int, int]]:
+        if dataset_id not in self._boundaries:
+            positions = [
+                (e.block_number, e.log_index)
+                for e in self.index.grant_history(dataset_id, self.job.coordinator, self.job.purpose)
+            ]
+            if record is not None:
+                positions.append((record.block_number, record.log_index))
+                positions.extend((t.block_number, t.log_index) for t in record.transfers)
+            self._boundaries[dataset_id] = sorted(positions)
+            self._retired[dataset_id] = None if record is None else record.retired_block
+        return self._boundaries[dataset_id]
+
+    def at(self, dataset_id: int, record: IndexedDataset | None, committed: IndexedRound) -> GrantStateAt:
+        boundaries = self._history(dataset_id, record)
+        position = (committed.block_number, committed.log_index)
+        retired = self._retired[dataset_id]
+        stretch = bisect.bisect_left(boundaries, position)
+        if retired is not None:
+            # retirement is indexed by block only: split the stretch there
+            stretch = stretch * 2 + (1 if committed.block_number > retired else 0)
+            if committed.block_number == retired:
+                return self._ask(dataset_id, committed)
+        cached = self._cache.get((dataset_id, stretch))
+        if cached is None:
+            state = self._ask(dataset_id, committed)
+            self._cache[(dataset_id, stretch)] = state
+            return state
+        status = cached.status
+        if status in self._TIME_DEPENDENT and cached.issued is not None:
+            issued = cached.issued
+            assert issued.not_before is not None and issued.expires_at is not None
+            if committed.timestamp < issued.not_before:
+                status = GrantStatus.NOT_YET_VALID
+            elif committed.timestamp > issued.expires_at:
+                status = GrantStatus.EXPIRED
+            else:
+                status = GrantStatus.AUTHORIZED
+        return dataclasses.replace(
+            cached,
+            block_number=committed.block_number,
+            log_index=committed.log_index,
+            timestamp=committed.timestamp,
+            status=status,
+        )
+
+    def _ask(self, dataset_id: int, committed: IndexedRound) -> GrantStateAt:
+        return self.index.grant_state_at(
+            dataset_id,
+            self.job.coordinator,
+            self.job.purpose,
+            committed.block_number,
+            committed.log_index,
+            timestamp=committed.timestamp,
+        )
+
+
 def _read_chain_history(lineage: Lineage, client: LedgerClient, index: EventIndex) -> None:
     """Asks the contracts what they said at each round's block (archive / recent state only)."""
     first_block = lineage.rounds[0].committed.block_number
     ok, note = probe_history(client, first_block)
     if not ok:
         lineage.chain_history = False
-        lineage.chain_history_note = f"the node serves no state at block {first_block} ({note}); grants checked from the index"
+        lineage.chain_history_note = (
+            f"the node serves no state at block {first_block} ({note}); grants checked from the index"
+        )
         return
     reader = HistoricalReader(client)
     coordinator, purpose = lineage.job.coordinator, lineage.job.purpose
     status_queries = {
-        (facts.committed.round, p.dataset_id): StatusQuery(p.dataset_id, coordinator, purpose, facts.committed.block_number)
+        (facts.committed.round, p.dataset_id): StatusQuery(
+            p.dataset_id, coordinator, purpose, facts.committed.block_number
+        )
         for facts in lineage.rounds
         for p in facts.participants
     }
-    state_queries = {
-        key: StateQuery(query.dataset_id, query.block) for key, query in status_queries.items()
-    }
+    state_queries = {key: StateQuery(query.dataset_id, query.block) for key, query in status_queries.items()}
     statuses = reader.authorization_statuses(status_queries.values())
     states = reader.dataset_states(state_queries.values())
     if reader.has_history is False:
         lineage.chain_history = False
-        lineage.chain_history_note = f"the node refused historical reads ({reader.reason}); grants checked from the index"
+        lineage.chain_history_note = (
+            f"the node refused historical reads ({reader.reason}); grants checked from the index"
+        )
         return
     lineage.chain_history = True
-    lineage.chain_history_note = f"grants and owners read from the contracts at each round's block via {client.rpc_url}"
+    lineage.chain_history_note = (
+        f"grants and owners read from the contracts at each round's block via {client.rpc_url}"
+    )
     for facts in lineage.rounds:
         for p in facts.participants:
             key = (facts.committed.round, p.dataset_id)
             p.chain_status = statuses.get(status_queries[key])
             p.chain_state = states.get(state_queries[key])
             index_status = None if p.grant is None else p.grant.status
-            if p.chain_status is not None and index_status is not None and int(p.chain_status) != int(index_status):
+            if (
+                p.chain_status is not None
+                and index_status is not None
+                and int(p.chain_status) != int(index_status)
+            ):
                 # A state read at block N sees the end of block N; a later transaction of the
                 # same block (e.g. a revocation) explains a difference, anything else is a lie.
                 p.grant_end_of_block = index.grant_state_at(
-                    p.dataset_id, coordinator, purpose, facts.committed.block_number, None,
+                    p.dataset_id,
+                    coordinator,
+                    purpose,
+                    facts.committed.block_number,
+                    None,
                     timestamp=facts.committed.timestamp,
                 )
 

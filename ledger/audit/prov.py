@@ -97,11 +97,14 @@ def report_to_prov(report: AuditReport) -> dict[str, Any]:
     }
     for dataset in lin.datasets.values():
         owner = _agent_id("owner", dataset.owner)
-        doc["agent"].setdefault(owner, {
-            "prov:type": _qname("prov:Organization"),
-            "prov:label": f"data owner {dataset.owner}",
-            "sov:address": dataset.owner,
-        })
+        doc["agent"].setdefault(
+            owner,
+            {
+                "prov:type": _qname("prov:Organization"),
+                "prov:label": f"data owner {dataset.owner}",
+                "sov:address": dataset.owner,
+            },
+        )
         entity = _dataset_id(dataset.dataset_id)
         doc["entity"][entity] = {
             "prov:type": _qname("sov:Dataset"),
@@ -144,13 +147,30 @@ def report_to_prov(report: AuditReport) -> dict[str, Any]:
             "sov:cid": c.manifest_cid,
             "sov:verified": ok,
         }
-        relation("wasGeneratedBy", {"prov:entity": model, "prov:activity": activity, "prov:time": _time(c.timestamp)})
-        relation("wasGeneratedBy", {"prov:entity": manifest, "prov:activity": activity, "prov:time": _time(c.timestamp)})
-        relation("used", {"prov:activity": activity, "prov:entity": previous, "prov:role": _qname("sov:baseModel")})
-        relation("wasDerivedFrom", {"prov:generatedEntity": model, "prov:usedEntity": previous,
-                                    "prov:activity": activity, "prov:type": _qname("prov:Revision")})
-        relation("wasAssociatedWith", {"prov:activity": activity, "prov:agent": coordinator,
-                                       "prov:role": _qname("sov:coordinator")})
+        relation(
+            "wasGeneratedBy",
+            {"prov:entity": model, "prov:activity": activity, "prov:time": _time(c.timestamp)},
+        )
+        relation(
+            "wasGeneratedBy",
+            {"prov:entity": manifest, "prov:activity": activity, "prov:time": _time(c.timestamp)},
+        )
+        relation(
+            "used", {"prov:activity": activity, "prov:entity": previous, "prov:role": _qname("sov:baseModel")}
+        )
+        relation(
+            "wasDerivedFrom",
+            {
+                "prov:generatedEntity": model,
+                "prov:usedEntity": previous,
+                "prov:activity": activity,
+                "prov:type": _qname("prov:Revision"),
+            },
+        )
+        relation(
+            "wasAssociatedWith",
+            {"prov:activity": activity, "prov:agent": coordinator, "prov:role": _qname("sov:coordinator")},
+        )
         for p in facts.participants:
             dataset_entity = _dataset_id(p.dataset_id)
             if dataset_entity not in doc["entity"]:
@@ -173,36 +193,50 @@ def report_to_prov(report: AuditReport) -> dict[str, Any]:
             grant = p.grant
             if grant is not None:
                 usage["sov:grantStatus"] = grant.status.name.lower()
-                if grant.issued is not None:
-                    usage["sov:grantNotBefore"] = _time(grant.issued.not_before)
-                    usage["sov:grantExpiresAt"] = _time(min(grant.issued.expires_at, 253402300799))
-                    usage["sov:grantIssuedTx"] = grant.issued.tx_hash
+                issued = grant.issued
+                if issued is not None and issued.not_before is not None and issued.expires_at is not None:
+                    usage["sov:grantNotBefore"] = _time(issued.not_before)
+                    # xsd:dateTime stops at year 9999; a grant "forever" is shown as that.
+                    usage["sov:grantExpiresAt"] = _time(min(issued.expires_at, 253402300799))
+                    usage["sov:grantIssuedTx"] = issued.tx_hash
             if p.entry is not None:
                 usage["sov:numExamples"] = p.entry.num_examples
                 usage["sov:weight"] = p.entry.weight
                 usage["sov:updateDigest"] = "0x" + p.entry.update_digest.hex()
                 usage["sov:attestationSigner"] = p.recovered_signer or "unrecoverable"
             relation("used", usage)
-            relation("wasDerivedFrom", {"prov:generatedEntity": model, "prov:usedEntity": dataset_entity,
-                                        "prov:activity": activity})
+            relation(
+                "wasDerivedFrom",
+                {"prov:generatedEntity": model, "prov:usedEntity": dataset_entity, "prov:activity": activity},
+            )
             signer = p.recovered_signer or (p.entry.node if p.entry is not None else None)
             if signer is not None:
                 node = _agent_id("node", signer)
-                doc["agent"].setdefault(node, {
-                    "prov:type": _qname("prov:SoftwareAgent"),
-                    "prov:label": f"node key {signer}",
-                    "sov:address": signer,
-                })
-                relation("wasAssociatedWith", {"prov:activity": activity, "prov:agent": node,
-                                               "prov:role": _qname("sov:trainer")})
+                doc["agent"].setdefault(
+                    node,
+                    {
+                        "prov:type": _qname("prov:SoftwareAgent"),
+                        "prov:label": f"node key {signer}",
+                        "sov:address": signer,
+                    },
+                )
+                relation(
+                    "wasAssociatedWith",
+                    {"prov:activity": activity, "prov:agent": node, "prov:role": _qname("sov:trainer")},
+                )
                 if p.owner is not None:
                     owner = _agent_id("owner", p.owner)
-                    doc["agent"].setdefault(owner, {
-                        "prov:type": _qname("prov:Organization"),
-                        "prov:label": f"data owner {p.owner}",
-                        "sov:address": p.owner,
-                    })
-                    relation("actedOnBehalfOf", {"prov:delegate": node, "prov:responsible": owner,
-                                                 "prov:activity": activity})
+                    doc["agent"].setdefault(
+                        owner,
+                        {
+                            "prov:type": _qname("prov:Organization"),
+                            "prov:label": f"data owner {p.owner}",
+                            "sov:address": p.owner,
+                        },
+                    )
+                    relation(
+                        "actedOnBehalfOf",
+                        {"prov:delegate": node, "prov:responsible": owner, "prov:activity": activity},
+                    )
         previous = model
     return {kind: records for kind, records in doc.items() if records}

@@ -50,11 +50,16 @@ class AuditReport:
         counts = Counter(check.ok for check in self.checks)
         if self.ok:
             return (
-                f"VERIFIED: {t.kind} {t.text} — job {t.job_id} round {t.round}; all {counts[True]} checks passed "
-                f"({len(self.lineage.rounds)} round(s), {sum(len(r.participants) for r in self.lineage.rounds)} "
+                f"VERIFIED: {t.kind} {t.text} — job {t.job_id} "
+                f"round {t.round}; all {counts[True]} checks passed "
+                f"({len(self.lineage.rounds)} round(s), "
+                f"{sum(len(r.participants) for r in self.lineage.rounds)} "
                 "participation(s))"
             )
-        return f"FAILED: {t.kind} {t.text} — {counts[False]} of {len(self.checks)} checks failed; first: {self.failures[0].message}"
+        return (
+            f"FAILED: {t.kind} {t.text} — {counts[False]} of {len(self.checks)} checks failed; "
+            f"first: {self.failures[0].message}"
+        )
 
     def by_name(self) -> dict[str, tuple[int, int]]:
         """(passed, failed) per check name."""
@@ -160,8 +165,10 @@ class AuditReport:
     def table(self, *, all_checks: bool = False) -> Group:
         """A rich renderable: the lineage by round, the checks per kind and every failure."""
         lin = self.lineage
-        rounds = Table(title=f"lineage of job {lin.job.job_id} (coordinator {lin.job.coordinator}, "
-                             f"{describe_purpose(lin.job.purpose)})")
+        rounds = Table(
+            title=f"lineage of job {lin.job.job_id} (coordinator {lin.job.coordinator}, "
+            f"{describe_purpose(lin.job.purpose)})"
+        )
         for column in ("round", "block", "model digest", "model CID", "participants", "status"):
             rounds.add_column(column)
         failed_rounds = {c.round for c in self.failures}
@@ -169,8 +176,11 @@ class AuditReport:
             c = facts.committed
             bad = c.round in failed_rounds
             rounds.add_row(
-                str(c.round), str(c.block_number), "0x" + c.model_digest.hex()[:16] + "…",
-                facts.model_cid or "?", str(len(facts.participants)),
+                str(c.round),
+                str(c.block_number),
+                "0x" + c.model_digest.hex()[:16] + "…",
+                facts.model_cid or "?",
+                str(len(facts.participants)),
                 Text("FAIL", style="bold red") if bad else Text("ok", style="green"),
             )
         kinds = Table(title="checks")
@@ -186,8 +196,12 @@ class AuditReport:
             for column in ("check", "round", "status", "message"):
                 detail.add_column(column, overflow="fold")
             for check in shown:
-                detail.add_row(check.name, "" if check.round is None else str(check.round),
-                               Text(check.status, style="green" if check.ok else "bold red"), check.message)
+                detail.add_row(
+                    check.name,
+                    "" if check.round is None else str(check.round),
+                    Text(check.status, style="green" if check.ok else "bold red"),
+                    check.message,
+                )
             parts.append(detail)
         if lin.chain_history_note:
             parts.append(Text(lin.chain_history_note, style="dim"))

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 from web3 import IPCProvider, Web3
 from web3.providers.base import BaseProvider
-from web3.providers.rpc import HTTPProvider
 
+from ledger.chain.http import HTTPStatusError, KeepAliveHTTPProvider
 from ledger.errors import ConfigurationError, InsufficientFundsError, RPCError, UnreachableError
 
 log = logging.getLogger("ledger.chain.rpc")
@@ -60,20 +59,14 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(attempts=1)
 
 
-def make_provider(rpc_url: str, timeout_s: float = 30.0, pool_size: int = 64) -> BaseProvider:
-    """A web3 provider for an `http(s)://` URL or an IPC socket path, without web3's own retries."""
+def make_provider(rpc_url: str, timeout_s: float = 30.0) -> BaseProvider:
+    """A web3 provider for an `http(s)://` URL or an IPC socket path, without web3's own retries.
+
+    HTTP goes through `KeepAliveHTTPProvider` (a kept-alive `http.client` connection per
+    thread), not web3's `requests`-based `HTTPProvider`: see `ledger.chain.http`.
+    """
     if rpc_url.startswith(("http://", "https://")):
-        session = requests.Session()
-        # Many threads share one client: let each keep its own keep-alive connection.
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        return HTTPProvider(
-            rpc_url,
-            session=session,
-            request_kwargs={"timeout": timeout_s},
-            exception_retry_configuration=None,
-        )
+        return KeepAliveHTTPProvider(rpc_url, timeout_s)
     if rpc_url.startswith(("ws://", "wss://")):
         raise ConfigurationError(
             f"RPC URL {rpc_url}: WebSocket is async-only in web3 8; "
@@ -88,8 +81,6 @@ def make_web3(provider: BaseProvider) -> Web3:
     for name in ("validation", "ens_name_to_address", "gas_price_strategy"):
         with contextlib.suppress(ValueError):
             w3.middleware_onion.remove(name)
-    # Pin eth_chainId (and other static answers) in the provider's request cache.
-    provider.cache_allowed_requests = True
     return w3
 
 
@@ -111,8 +102,11 @@ class Transport:
                     log.debug("rpc %s %s", method, _short(params))
                 response = self.provider.make_request(method, params)  # type: ignore[arg-type]
                 break
-            except requests.HTTPError as error:
-                status = error.response.status_code if error.response is not None else 0
+            except (requests.HTTPError, HTTPStatusError) as error:
+                if isinstance(error, HTTPStatusError):
+                    status = error.status
+                else:
+                    status = error.response.status_code if error.response is not None else 0
                 if status not in TRANSIENT_HTTP_STATUS:
                     raise RPCError(
                         f"{self.rpc_url} answered HTTP {status} to {method}", method=method, url=self.rpc_url

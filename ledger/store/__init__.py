@@ -15,6 +15,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 from ledger.settings import Settings
 from ledger.store.cid import CID, content_root, parse_cid
 from ledger.store.errors import (
+    BlockstoreIOError,
     CarFormatError,
     CIDMismatchError,
     ContentIntegrityError,
@@ -27,12 +28,13 @@ from ledger.store.errors import (
 )
 from ledger.store.kubo import KuboStore
 from ledger.store.local import LocalBlockstore
-from ledger.store.unixfs import CHUNK_SIZE, MAX_LINKS, cid_of, cid_of_file
+from ledger.store.unixfs import CHUNK_SIZE, MAX_LINKS, ProgressCallback, cid_of, cid_of_file
 
 __all__ = [
     "CHUNK_SIZE",
     "CID",
     "MAX_LINKS",
+    "BlockstoreIOError",
     "CIDMismatchError",
     "CarFormatError",
     "ContentIntegrityError",
@@ -44,6 +46,7 @@ __all__ = [
     "IpfsNodeError",
     "KuboStore",
     "LocalBlockstore",
+    "ProgressCallback",
     "UnixFSFormatError",
     "UnreachableError",
     "cid_of",
@@ -88,15 +91,17 @@ class ContentStore(Protocol):
 class FileContentStore(ContentStore, Protocol):
     """A store that can also ingest a file without reading it into memory."""
 
-    def put_file(self, path: str | os.PathLike[str]) -> str:
-        """Store a file's contents; return its CIDv1."""
+    def put_file(self, path: str | os.PathLike[str], on_progress: ProgressCallback | None = None) -> str:
+        """Store a file's contents; return its CIDv1. `on_progress(bytes_done)` follows it."""
         ...
 
 
-def put_path(store: ContentStore, path: str | os.PathLike[str]) -> str:
+def put_path(
+    store: ContentStore, path: str | os.PathLike[str], on_progress: ProgressCallback | None = None
+) -> str:
     """Store a file, streaming when the backend can; return its CIDv1."""
     if isinstance(store, FileContentStore):
-        return store.put_file(path)
+        return store.put_file(path, on_progress)
     with open(path, "rb") as source:
         return store.put(source.read())
 

@@ -16,6 +16,7 @@ from ledger.errors import (
 )
 
 __all__ = [
+    "BlockstoreIOError",
     "CIDMismatchError",
     "CarFormatError",
     "ContentIntegrityError",
@@ -34,6 +35,10 @@ class CarFormatError(ContentStoreError, ValueError):
 
 class UnixFSFormatError(ContentIntegrityError, ValueError):
     """A block hashes to its CID but is not a UnixFS file node this store can read."""
+
+
+class BlockstoreIOError(ContentStoreError, OSError):
+    """The local blockstore's directory cannot be read or written (permissions, full disk)."""
 
 
 class CIDMismatchError(ContentIntegrityError):

@@ -28,7 +28,7 @@ from ledger.store.errors import (
     IpfsNodeError,
     UnreachableError,
 )
-from ledger.store.unixfs import cid_of, cid_of_file, iter_file
+from ledger.store.unixfs import ProgressCallback, cid_of, cid_of_file, iter_file
 
 ADD_PARAMS: Final[dict[str, str]] = {
     "cid-version": "1",
@@ -181,9 +181,10 @@ class KuboStore:
         """Add and pin `data`; return its CIDv1 after checking the node computed the same one."""
         return self._add(bytes(data), cid_of(data))
 
-    def put_file(self, path: str | os.PathLike[str]) -> str:
-        """Add and pin a file, streaming it to the node; the CID is checked as in `put`."""
-        expected = cid_of_file(path)
+    def put_file(self, path: str | os.PathLike[str], on_progress: ProgressCallback | None = None) -> str:
+        """Add and pin a file, streaming it to the node; the CID is checked as in `put`.
+        `on_progress` follows the local hashing pass (the upload streams after it)."""
+        expected = cid_of_file(path, on_progress)
         with open(path, "rb") as upload:
             return self._add(upload, expected)
 

@@ -24,9 +24,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ledger.store.car import read_car, write_car
-from ledger.store.cid import CID, parse_cid
-from ledger.store.errors import ContentIntegrityError, ContentNotFoundError, ContentStoreError
-from ledger.store.unixfs import import_bytes, import_stream, iter_dag, iter_file, links_of
+from ledger.store.cid import CID, RAW, parse_cid
+from ledger.store.errors import (
+    BlockstoreIOError,
+    ContentIntegrityError,
+    ContentNotFoundError,
+    ContentStoreError,
+)
+from ledger.store.unixfs import ProgressCallback, import_bytes, import_stream, iter_dag, iter_file, links_of
 
 
 class LocalBlockstore:
@@ -49,10 +54,13 @@ class LocalBlockstore:
         return self.directory / text[-3:-1] / f"{text}.data"
 
     def _write_atomically(self, target: Path, data: bytes | memoryview) -> None:
-        tmp_dir = self.directory / ".tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix=target.name[:16], suffix=".part")
+        try:
+            tmp_dir = self.directory / ".tmp"
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix=target.name[:16], suffix=".part")
+        except OSError as exc:
+            raise BlockstoreIOError(f"cannot write to the local store at {self.directory}: {exc}") from exc
         try:
             with os.fdopen(handle, "wb") as tmp:
                 tmp.write(data)
@@ -60,9 +68,11 @@ class LocalBlockstore:
                     tmp.flush()
                     os.fsync(tmp.fileno())
             os.replace(tmp_name, target)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
+            if isinstance(exc, OSError):
+                raise BlockstoreIOError(f"cannot write {target}: {exc}") from exc
             raise
 
     def put_block(self, cid: CID, block: bytes | memoryview) -> None:
@@ -84,6 +94,8 @@ class LocalBlockstore:
             block = path.read_bytes()
         except FileNotFoundError:
             raise ContentNotFoundError(f"no block {parsed} in the local store at {self.directory}") from None
+        except OSError as exc:
+            raise BlockstoreIOError(f"cannot read block {parsed} from {path}: {exc}") from exc
         digest = hashlib.sha256(block).digest()
         if digest != parsed.digest:
             raise ContentIntegrityError(
@@ -101,10 +113,10 @@ class LocalBlockstore:
         """Store `data` as a UnixFS file; return its CIDv1 (Kubo-identical)."""
         return str(import_bytes(data, self.put_block))
 
-    def put_file(self, path: str | os.PathLike[str]) -> str:
+    def put_file(self, path: str | os.PathLike[str], on_progress: ProgressCallback | None = None) -> str:
         """Store a file's contents, streaming it chunk by chunk; return its CIDv1."""
         with open(path, "rb", buffering=0) as stream:
-            return str(import_stream(stream, self.put_block))
+            return str(import_stream(stream, self.put_block, on_progress))
 
     def get(self, cid: str) -> bytes:
         """The file bytes of `cid`, every block verified; raises before returning anything
@@ -124,7 +136,7 @@ class LocalBlockstore:
             current = pending.pop()
             if not self.has_block(current):
                 return False
-            if current.codec != 0x55:
+            if current.codec != RAW:
                 pending.extend(links_of(current, self.get_block(current)))
         return True
 

@@ -126,7 +126,7 @@ class FileImporter:
         if level == len(self._levels):
             self._levels.append([])
         pending = self._levels[level]
-        if len(pending) == self._max_links + 1:
+        if len(pending) == self._max_links:
             self._push(level + 1, self._build(pending))
             pending.clear()
         pending.append(link)
@@ -194,7 +194,13 @@ def read_full(stream: BinaryIO, buffer: bytearray) -> int:
     return filled
 
 
-def import_stream(stream: BinaryIO, sink: BlockSink | None = None) -> CID:
+ProgressCallback = Callable[[int], None]
+"""Called after each chunk with the number of bytes consumed so far."""
+
+
+def import_stream(
+    stream: BinaryIO, sink: BlockSink | None = None, on_progress: ProgressCallback | None = None
+) -> CID:
     """Root CID of everything readable from `stream`, hashing one reused chunk buffer at a time."""
     buffer = bytearray(CHUNK_SIZE)
     view = memoryview(buffer)
@@ -203,6 +209,8 @@ def import_stream(stream: BinaryIO, sink: BlockSink | None = None) -> CID:
         count = read_full(stream, buffer)
         if count:
             importer.add_chunk(view[:count])
+            if on_progress is not None:
+                on_progress(importer.size)
         if count < CHUNK_SIZE:
             return importer.finish()
 
@@ -343,8 +351,8 @@ def cid_of(data: bytes | bytearray | memoryview) -> str:
     return str(import_bytes(data))
 
 
-def cid_of_file(path: str | os.PathLike[str]) -> str:
+def cid_of_file(path: str | os.PathLike[str], on_progress: ProgressCallback | None = None) -> str:
     """The CIDv1 (base32) of a file's contents, hashed in one streaming pass."""
     # Unbuffered: readinto then fills our chunk buffer straight from the kernel.
     with open(path, "rb", buffering=0) as stream:
-        return str(import_stream(stream))
+        return str(import_stream(stream, on_progress=on_progress))

@@ -56,7 +56,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     node = start_anvil()
     try:
         settings = Settings(home=home, rpc_url=node.rpc_url)
-        deploy_contracts(Transport(make_provider(node.rpc_url), node.rpc_url), dev_account(0), settings=settings)
+        deploy_contracts(
+            Transport(make_provider(node.rpc_url), node.rpc_url), dev_account(0), settings=settings
+        )
         lab = LedgerClient.connect(settings, dev_account(0))
         config = TrainConfig(data="breast_cancer", nodes=4, rounds=2)
         federation = prepare(config)

@@ -54,21 +54,36 @@ def _purpose(world: World) -> bytes:
     return purpose_id(world.runner.config.purpose)
 
 
-def sign(account: LocalAccount, world: World, job: JobState, round_number: int, dataset_id: int,
-         num_examples: int, claimed: str | None = None) -> SignedAttestation:
+def sign(
+    account: LocalAccount,
+    world: World,
+    job: JobState,
+    round_number: int,
+    dataset_id: int,
+    num_examples: int,
+    claimed: str | None = None,
+) -> SignedAttestation:
     """An attestation for `dataset_id` signed by `account` (claiming `claimed` as signer when given)."""
-    attestation = Attestation(job.job_id, round_number, dataset_id, hashlib.sha256(os.urandom(16)).digest(), num_examples)
-    signed = sign_attestation(account, world.lab.chain_id, world.lab.deployment.address("TrainingLedger"), attestation)
+    attestation = Attestation(
+        job.job_id, round_number, dataset_id, hashlib.sha256(os.urandom(16)).digest(), num_examples
+    )
+    signed = sign_attestation(
+        account, world.lab.chain_id, world.lab.deployment.address("TrainingLedger"), attestation
+    )
     if claimed is None:
         return signed
-    return SignedAttestation(signed.attestation, signed.chain_id, signed.ledger_address, signed.signature, claimed)
+    return SignedAttestation(
+        signed.attestation, signed.chain_id, signed.ledger_address, signed.signature, claimed
+    )
 
 
 def honest_attestations(world: World, job: JobState, round_number: int) -> list[SignedAttestation]:
     """Properly signed attestations of the world's hospitals for `round_number`."""
     return [
         sign(owner.account, world, job, round_number, dataset_id, 100 + i)  # type: ignore[arg-type]
-        for i, (owner, dataset_id) in enumerate(zip(world.enrollment.owners, world.federation.dataset_ids, strict=True))
+        for i, (owner, dataset_id) in enumerate(
+            zip(world.enrollment.owners, world.federation.dataset_ids, strict=True)
+        )
     ]
 
 
@@ -103,11 +118,19 @@ def commit_forged(
     if doctor is not None:
         manifest = doctor(manifest)
     manifest_cid = world.store.put(manifest.to_bytes())
-    participants = on_chain if on_chain is not None else [
-        s.attestation.dataset_id for s in attestations if s.attestation.dataset_id in job.job_datasets
-    ]
+    participants = (
+        on_chain
+        if on_chain is not None
+        else [s.attestation.dataset_id for s in attestations if s.attestation.dataset_id in job.job_datasets]
+    )
     receipt = world.lab.commit_round(
-        job.job_id, round_number, job.last_digest, digest, manifest_cid, job.job_datasets, participants,
+        job.job_id,
+        round_number,
+        job.last_digest,
+        digest,
+        manifest_cid,
+        job.job_datasets,
+        participants,
         manifest.attestations_root,
     )
     job.last_round, job.last_digest, job.last_model_cid = round_number, digest, model_cid

@@ -23,8 +23,11 @@ _literal: dict[str, Any] = {
         {"type": ["string", "number", "boolean"]},
         {
             "type": "object",
-            "properties": {"$": {"type": ["string", "number", "boolean"]}, "type": {"type": "string", "pattern": QNAME},
-                           "lang": {"type": "string"}},
+            "properties": {
+                "$": {"type": ["string", "number", "boolean"]},
+                "type": {"type": "string", "pattern": QNAME},
+                "lang": {"type": "string"},
+            },
             "required": ["$"],
             "additionalProperties": False,
         },
@@ -34,8 +37,11 @@ _value = {"oneOf": [_literal, {"type": "array", "items": _literal, "minItems": 1
 _datetime = {
     "oneOf": [
         {"type": "string", "format": "date-time"},
-        {"type": "object", "properties": {"$": {"type": "string", "format": "date-time"},
-                                          "type": {"const": "xsd:dateTime"}}, "required": ["$"]},
+        {
+            "type": "object",
+            "properties": {"$": {"type": "string", "format": "date-time"}, "type": {"const": "xsd:dateTime"}},
+            "required": ["$"],
+        },
     ]
 }
 _id = {"type": "string", "pattern": QNAME}
@@ -48,7 +54,11 @@ RELATIONS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "wasStartedBy": ("prov:activity", ("prov:trigger", "prov:starter"), ("prov:time",)),
     "wasEndedBy": ("prov:activity", ("prov:trigger", "prov:ender"), ("prov:time",)),
     "wasInvalidatedBy": ("prov:entity", ("prov:activity",), ("prov:time",)),
-    "wasDerivedFrom": ("prov:generatedEntity", ("prov:usedEntity", "prov:activity", "prov:generation", "prov:usage"), ()),
+    "wasDerivedFrom": (
+        "prov:generatedEntity",
+        ("prov:usedEntity", "prov:activity", "prov:generation", "prov:usage"),
+        (),
+    ),
     "wasAttributedTo": ("prov:entity", ("prov:agent",), ()),
     "wasAssociatedWith": ("prov:activity", ("prov:agent", "prov:plan"), ()),
     "actedOnBehalfOf": ("prov:delegate", ("prov:responsible", "prov:activity"), ()),

@@ -39,4 +39,6 @@ def test_untouched_job_verifies_by_every_kind_of_target(world: World, tmp_path: 
     doc = by_job.to_json()
     json.dumps(doc)
     assert doc["verified"] is True and doc["job"]["job_id"] == world.job_id
-    assert [r["model_digest"] for r in doc["rounds"]] == ["0x" + r.committed.model_digest.hex() for r in by_job.lineage.rounds]
+    assert [r["model_digest"] for r in doc["rounds"]] == [
+        "0x" + r.committed.model_digest.hex() for r in by_job.lineage.rounds
+    ]

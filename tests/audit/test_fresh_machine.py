@@ -15,9 +15,16 @@ from tests.audit.conftest import World
 
 def test_audit_in_a_separate_data_directory_from_a_car_export(world: World, tmp_path: Path) -> None:
     # what the lab hands over: the CAR of every manifest and model of the job
-    here = audit(str(world.job_id), client=world.lab, index=world.index(tmp_path / "lab-index.sqlite"), store=world.store)
+    here = audit(
+        str(world.job_id),
+        client=world.lab,
+        index=world.index(tmp_path / "lab-index.sqlite"),
+        store=world.store,
+    )
     assert here.ok
-    cids = [r.committed.manifest_cid for r in here.lineage.rounds] + [r.model_cid or "" for r in here.lineage.rounds]
+    cids = [r.committed.manifest_cid for r in here.lineage.rounds] + [
+        r.model_cid or "" for r in here.lineage.rounds
+    ]
     car = tmp_path / "job.car"
     with car.open("wb") as out:
         world.store.export_car(cids, out)
@@ -47,5 +54,8 @@ def test_audit_in_a_separate_data_directory_from_a_car_export(world: World, tmp_
     with EventIndex(empty, client) as index:
         missing = audit(str(world.job_id), client=client, index=index, store=open_store(empty))
     assert not missing.ok
-    assert {(c.name, c.round) for c in missing.failures if c.name == "content"} == {("content", 1), ("content", 2)}
+    assert {(c.name, c.round) for c in missing.failures if c.name == "content"} == {
+        ("content", 1),
+        ("content", 2),
+    }
     assert f"round 1: manifest {cids[0]} does not resolve" in missing.failures[0].message

@@ -19,7 +19,10 @@ def test_impact_of_a_dataset_and_of_a_revoked_grant(world: World, tmp_path: Path
     ds0, ds2 = world.federation.dataset_ids[0], world.federation.dataset_ids[2]
 
     before = impact(index=index, client=world.lab, store=world.store, dataset_id=ds0)
-    assert before.ok and [(v.job_id, v.round, v.direct) for v in before.versions] == [(world.job_id, 1, True), (world.job_id, 2, True)]
+    assert before.ok and [(v.job_id, v.round, v.direct) for v in before.versions] == [
+        (world.job_id, 1, True),
+        (world.job_id, 2, True),
+    ]
     assert all(v.grant_status == "authorized" and v.chain_status == "authorized" for v in before.versions)
     assert all(v.model_cid is not None for v in before.versions)
 
@@ -33,7 +36,10 @@ def test_impact_of_a_dataset_and_of_a_revoked_grant(world: World, tmp_path: Path
 
     assert report.ok and report.exit_code == 0
     assert [(v.job_id, v.round, v.direct) for v in report.versions] == [
-        (world.job_id, 1, True), (world.job_id, 2, True), (job.job_id, 1, True), (job.job_id, 2, False)
+        (world.job_id, 1, True),
+        (world.job_id, 2, True),
+        (job.job_id, 1, True),
+        (job.job_id, 2, False),
     ]
     later = report.after_end
     assert [(v.job_id, v.round) for v in later] == [(job.job_id, 2)]

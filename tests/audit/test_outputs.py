@@ -20,7 +20,9 @@ from tests.audit.prov_schema import PROV_JSON_SCHEMA, undeclared_prefixes
 
 
 def _report(world: World, tmp_path: Path):  # type: ignore[no-untyped-def]
-    return audit(str(world.job_id), client=world.lab, index=world.index(tmp_path / "i.sqlite"), store=world.store)
+    return audit(
+        str(world.job_id), client=world.lab, index=world.index(tmp_path / "i.sqlite"), store=world.store
+    )
 
 
 def test_prov_json_validates_against_the_prov_json_schema(world: World, tmp_path: Path) -> None:
@@ -80,7 +82,9 @@ def test_cli_formats_and_exit_status(world: World, tmp_path: Path) -> None:
     table = runner.invoke(_cli(), ["audit", str(world.job_id)], env=env)
     assert table.exit_code == 0 and "VERIFIED" in table.stdout
     html_out = tmp_path / "audit.html"
-    page = runner.invoke(_cli(), ["audit", str(world.job_id), "--format", "html", "-o", str(html_out)], env=env)
+    page = runner.invoke(
+        _cli(), ["audit", str(world.job_id), "--format", "html", "-o", str(html_out)], env=env
+    )
     assert page.exit_code == 0 and html_out.read_text().startswith("<!DOCTYPE html>")
     prov = runner.invoke(_cli(), ["audit", str(world.job_id), "--format", "prov"], env=env)
     assert prov.exit_code == 0 and "wasGeneratedBy" in json.loads(prov.stdout)

@@ -72,9 +72,16 @@ def test_altered_manifest_in_the_store_fails_and_names_round_and_cid(world: Worl
     failures = _failures(report)
     assert {(name, r) for name, r, _ in failures} == {("content", 2), ("attestation", 2)}
     messages = [m for _, _, m in failures]
-    assert sum(1 for name, _, m in failures if name == "attestation" and "the round manifest is unavailable" in m) == 4
+    assert (
+        sum(
+            1 for name, _, m in failures if name == "attestation" and "the round manifest is unavailable" in m
+        )
+        == 4
+    )
     assert any(f"round 2: manifest {manifest_cid} does not resolve to verified bytes" in m for m in messages)
-    assert any("round 2: the model CID is unknown because the round manifest is unavailable" in m for m in messages)
+    assert any(
+        "round 2: the model CID is unknown because the round manifest is unavailable" in m for m in messages
+    )
     assert block.read_bytes() != original
 
 
@@ -123,13 +130,17 @@ def test_forged_attestation_fails_naming_round_and_dataset(world: World, tmp_pat
     failures = _failures(report)
     assert [(n, r) for n, r, _ in failures] == [("attestation", 2)]
     assert failures[0][2] == (
-        f"round 2: dataset {_ds(victim)}: the attestation is signed by {dev_account(0).address}, not by the dataset "
-        f"owner {owner} at block {report.lineage.rounds[1].committed.block_number} (forged or signed by another node)"
+        f"round 2: dataset {_ds(victim)}: the attestation is "
+        f"signed by {dev_account(0).address}, not by the dataset "
+        f"owner {owner} at block {report.lineage.rounds[1].committed.block_number} "
+        "(forged or signed by another node)"
     )
     assert report.failures[0].dataset_id == victim
 
 
-def test_participant_without_a_valid_grant_injected_into_a_manifest_fails(world: World, tmp_path: Path) -> None:
+def test_participant_without_a_valid_grant_injected_into_a_manifest_fails(
+    world: World, tmp_path: Path
+) -> None:
     # dev9 registers a dataset and grants the lab, then revokes: the contract would refuse it in a round
     hospital = world.lab.with_account(dev_account(9))
     content = keccak(text=f"injected dataset {tmp_path}")
@@ -138,7 +149,7 @@ def test_participant_without_a_valid_grant_injected_into_a_manifest_fails(world:
     hospital.issue_grant(injected, world.lab.address or "", purpose_id("ai-training"), now, now + 3600)
     revoked = hospital.revoke_grant(injected, world.lab.address or "", purpose_id("ai-training"))
     job = new_job(world, extra_datasets=[injected])
-    attestations = honest_attestations(world, job, 2) + [sign(dev_account(9), world, job, 2, injected, 500)]
+    attestations = [*honest_attestations(world, job, 2), sign(dev_account(9), world, job, 2, injected, 500)]
     real = list(world.federation.dataset_ids)
     forged = commit_forged(world, job, attestations, on_chain=real)
 
@@ -147,8 +158,10 @@ def test_participant_without_a_valid_grant_injected_into_a_manifest_fails(world:
     failures = {(n, r): m for n, r, m in _failures(report)}
     assert set(failures) == {("manifest", 2), ("grant", 2)}
     assert failures[("grant", 2)] == (
-        f"round 2: dataset {_ds(injected)}: grant to coordinator {world.lab.address} for ai-training was not valid "
-        f"at block {forged.receipt.block_number} (time {report.lineage.rounds[1].committed.timestamp}): revoked "
+        f"round 2: dataset {_ds(injected)}: grant to coordinator "
+        f"{world.lab.address} for ai-training was not valid "
+        f"at block {forged.receipt.block_number} (time "
+        f"{report.lineage.rounds[1].committed.timestamp}): revoked "
         f"(window {now}..{now + 3600}; revoked at block {revoked.block_number})"
     )
     assert f"participants lists {_ds(injected)} that the chain did not record" in failures[("manifest", 2)]
@@ -160,8 +173,12 @@ def test_broken_digest_chain_in_the_manifest_fails(world: World, tmp_path: Path)
     job = new_job(world)
     round1 = job.last_digest
     elsewhere = hashlib.sha256(b"some other model").digest()
-    commit_forged(world, job, honest_attestations(world, job, 2),
-                  doctor=lambda m: m.model_copy(update={"parent_digest": elsewhere}))
+    commit_forged(
+        world,
+        job,
+        honest_attestations(world, job, 2),
+        doctor=lambda m: m.model_copy(update={"parent_digest": elsewhere}),
+    )
 
     report = _audit(world, str(job.job_id), tmp_path)
 

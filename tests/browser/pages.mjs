@@ -1,12 +1,13 @@
 // Drives the service's web page in headless Chromium and reports what it shows, as JSON on stdout.
-// Usage: node pages.mjs <base-url> <model-cid> <owner-address> <screenshot-dir>
+// Usage: node pages.mjs <base-url> <model-cid> <owner-address> <screenshot-dir> [api-token]
+// With a token, the owner view's first active grant is revoked through the page's Revoke button.
 // The pytest side (test_pages.py) starts the service against a devnet and asserts on this report.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
-const [baseUrl, cid, owner, shotDir] = process.argv.slice(2);
+const [baseUrl, cid, owner, shotDir, token] = process.argv.slice(2);
 if (!baseUrl || !cid || !owner || !shotDir) {
   console.error("usage: node pages.mjs <base-url> <model-cid> <owner-address> <screenshot-dir>");
   process.exit(2);
@@ -55,17 +56,29 @@ try {
   await page.goto(`${baseUrl}/?owner=${owner}`);
   await page.waitForSelector("body[data-ready]", { timeout: 60000 });
   await page.waitForTimeout(1100); // one countdown tick
-  report.owner = await page.evaluate(() => ({
+  const ownerState = () => page.evaluate(() => ({
     ready: document.body.dataset.ready,
+    message: document.querySelector("#owner-message").textContent,
     datasets: document.querySelectorAll("#datasets-table tbody tr").length,
     grants: [...document.querySelectorAll("#grants-table tbody tr")].map((tr) => ({
       status: tr.dataset.status,
       datasetId: tr.dataset.datasetId,
+      purpose: tr.cells[2].textContent,
       countdown: tr.querySelector(".countdown").textContent,
       revokeButton: tr.querySelector("button.revoke") !== null,
     })),
   }));
+  report.owner = await ownerState();
   await page.screenshot({ path: join(shotDir, "owner-page.png"), fullPage: true });
+  if (token) {
+    await page.fill("#api-token", token);
+    await page.evaluate(() => { delete document.body.dataset.ready; });
+    await page.click("tr.status-authorized button.revoke");
+    await page.waitForSelector("#owner-message.ok", { timeout: 60000 });
+    await page.waitForSelector("body[data-ready]", { timeout: 60000 });
+    report.ownerAfterRevoke = await ownerState();
+    await page.screenshot({ path: join(shotDir, "owner-page-after-revoke.png"), fullPage: true });
+  }
 } finally {
   await browser.close();
   rmSync(profile, { recursive: true, force: true });

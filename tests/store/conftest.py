@@ -3,6 +3,7 @@
 - `ipfs_api_url`: one offline js-ipfs daemon (Kubo-compatible RPC API) per session,
   its repository in a session temp dir, stopped by process group at the end.
 - `ipfs_repo`: that daemon's repository folder (to damage a block on purpose).
+- `start_ipfs_daemon(tmp_path) -> (api_url, stop)`: a private daemon, for outage tests.
 - `cid_oracle(paths, chunk_size=None, max_links=None)`: the CIDs the npm
   `ipfs-unixfs-importer` computes for files (Node.js, shares no code with ours).
 - `store_dir` / `local_store`: a fresh local blockstore; `snapshot(dir)`: its files and bytes.
@@ -49,6 +50,13 @@ def ipfs_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         yield api_url, tmp / "ipfs-repo"
     finally:
         stop()
+
+
+@pytest.fixture(scope="session")
+def start_ipfs_daemon() -> Callable[[Path], tuple[str, Callable[[], None]]]:
+    """`start_ipfs_daemon(tmp_path) -> (api_url, stop)` for a test that needs its own node."""
+    start: Callable[[Path], tuple[str, Callable[[], None]]] = daemon.start_ipfs_daemon
+    return start
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import io
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -216,3 +216,32 @@ def test_a_url_that_is_not_an_ipfs_api() -> None:
     store = KuboStore("http://web.test", transport=httpx.MockTransport(server))
     with pytest.raises(IpfsNodeError, match=r"http://web.test has no /api/v0/version .*RPC API address"):
         store.version()
+
+
+def _processes_in(directory: Path) -> list[int]:
+    """Processes whose working directory is `directory` (js-ipfs renames its command line)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cwd").resolve() == directory.resolve():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+def test_stopped_daemon_is_unreachable_and_leaves_no_process(
+    tmp_path: Path, start_ipfs_daemon: Callable[[Path], tuple[str, Callable[[], None]]]
+) -> None:
+    # The reliability suite's situation: a node that was up and went away.
+    api_url, stop = start_ipfs_daemon(tmp_path)
+    assert _processes_in(tmp_path)  # the daemon runs with tmp_path as its working directory
+    store = KuboStore(api_url, timeout=5.0)
+    cid = store.put(b"anchored before the outage")
+    stop()
+    stop()  # idempotent
+    assert _processes_in(tmp_path) == []
+    with pytest.raises(UnreachableError, match=f"IPFS node at {api_url} is unreachable"):
+        store.get(cid)

@@ -13,6 +13,7 @@ import pytest
 from ledger.settings import Settings
 from ledger.store import (
     CHUNK_SIZE,
+    BlockstoreIOError,
     CarFormatError,
     ContentIntegrityError,
     ContentNotFoundError,
@@ -231,3 +232,16 @@ def test_open_store_follows_settings(tmp_path: Path) -> None:
     assert isinstance(kubo, KuboStore)
     assert kubo.api_url == "http://127.0.0.1:9"
     assert isinstance(kubo, ContentStore)
+
+
+def test_unusable_store_directory_is_a_store_error(tmp_path: Path) -> None:
+    # A path that is a file, not a directory (root ignores permission bits, so this is
+    # the portable way to make writes fail).
+    occupied = tmp_path / "occupied"
+    occupied.write_bytes(b"not a directory")
+    store = LocalBlockstore(occupied)
+    with pytest.raises(BlockstoreIOError, match=f"cannot write to the local store at {occupied}") as caught:
+        store.put(b"model")
+    assert isinstance(caught.value, OSError)
+    assert occupied.read_bytes() == b"not a directory"
+    assert not store.has(cid_of(b"model"))

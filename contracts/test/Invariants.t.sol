@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {DatasetRegistry} from "../DatasetRegistry.sol";
+import {TrainingLedger} from "../TrainingLedger.sol";
+import {UsageGrants} from "../UsageGrants.sol";
+import {IDatasetRegistry} from "../interfaces/IDatasetRegistry.sol";
+import {ITrainingLedger} from "../interfaces/ITrainingLedger.sol";
+import {IUsageGrants} from "../interfaces/IUsageGrants.sol";
+import {TestBase} from "./utils/TestBase.sol";
+import {Vm} from "./utils/Vm.sol";
+
+/// @notice Drives grants and deeds through random issue / revoke / renounce / retire /
+/// transfer / time steps, and keeps an independent model (ghost state) of what must authorise.
+contract GrantsHandler {
+    Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
+    uint256 internal constant DATASETS = 4;
+    uint256 internal constant GRANTEES = 3;
+
+    DatasetRegistry public immutable registry;
+    UsageGrants public immutable grants;
+    bytes32 public immutable purpose;
+
+    uint256[DATASETS] public datasetIds;
+    address[DATASETS] public holder;
+    uint32[DATASETS] public epoch;
+    bool[DATASETS] public retired;
+
+    struct GhostGrant {
+        bool issued;
+        bool revoked;
+        uint64 notBefore;
+        uint64 expiresAt;
+        uint32 epoch;
+    }
+
+    GhostGrant[GRANTEES][DATASETS] internal ghost;
+
+    constructor(DatasetRegistry registry_, UsageGrants grants_) {
+        registry = registry_;
+        grants = grants_;
+        purpose = grants_.AI_TRAINING();
+        for (uint256 d; d < DATASETS; ++d) {
+            holder[d] = address(uint160(0xA000 + d));
+            vm.prank(holder[d]);
+            datasetIds[d] = registry_.register(keccak256(abi.encode("inv", d)), 0, "");
+        }
+    }
+
+    function grantee(uint256 g) public pure returns (address) {
+        return address(uint160(0xB000 + g));
+    }
+
+    function issue(uint256 d, uint256 g, uint64 notBefore, uint64 length) external {
+        d %= DATASETS;
+        g %= GRANTEES;
+        if (retired[d]) return;
+        notBefore = uint64(block.timestamp) - 3 days + (notBefore % 6 days);
+        uint64 expiresAt = notBefore + (length % 4 days);
+        if (expiresAt < block.timestamp) expiresAt = uint64(block.timestamp);
+        vm.prank(holder[d]);
+        grants.issueGrant(datasetIds[d], grantee(g), purpose, notBefore, expiresAt);
+        ghost[d][g] = GhostGrant(true, false, notBefore, expiresAt, epoch[d]);
+    }
+
+    function revoke(uint256 d, uint256 g) external {
+        d %= DATASETS;
+        g %= GRANTEES;
+        if (!ghost[d][g].issued || ghost[d][g].revoked) return;
+        vm.prank(holder[d]);
+        grants.revokeGrant(datasetIds[d], grantee(g), purpose);
+        ghost[d][g].revoked = true;
+    }
+
+    function renounce(uint256 d, uint256 g) external {
+        d %= DATASETS;
+        g %= GRANTEES;
+        if (!ghost[d][g].issued || ghost[d][g].revoked) return;
+        vm.prank(grantee(g));
+        grants.renounceGrant(datasetIds[d], purpose);
+        ghost[d][g].revoked = true;
+    }
+
+    function retire(uint256 d) external {
+        d %= DATASETS;
+        if (retired[d]) return;
+        vm.prank(holder[d]);
+        registry.retire(datasetIds[d]);
+        retired[d] = true;
+    }
+
+    function transfer(uint256 d, uint256 to) external {
+        d %= DATASETS;
+        address next = address(uint160(0xA100 + (to % 3)));
+        if (next == holder[d]) return;
+        vm.prank(holder[d]);
+        registry.transferFrom(holder[d], next, datasetIds[d]);
+        holder[d] = next;
+        ++epoch[d];
+    }
+
+    function warp(uint256 seconds_) external {
+        vm.warp(block.timestamp + (seconds_ % 2 days));
+    }
+
+    /// @notice What the model says: authorised iff issued, not revoked, not retired, same epoch, in window.
+    function expected(uint256 d, uint256 g) public view returns (bool) {
+        GhostGrant memory gg = ghost[d][g];
+        return gg.issued && !gg.revoked && !retired[d] && gg.epoch == epoch[d] && gg.notBefore <= block.timestamp
+            && block.timestamp <= gg.expiresAt;
+    }
+}
+
+contract UsageGrantsInvariantTest is TestBase {
+    GrantsHandler internal handler;
+    UsageGrants internal grants;
+
+    function setUp() public {
+        vm.warp(1_700_000_000);
+        DatasetRegistry registry = new DatasetRegistry();
+        grants = new UsageGrants(registry);
+        handler = new GrantsHandler(registry, grants);
+        targetContract(address(handler));
+    }
+
+    /// @notice No revoked, renounced, expired, not-yet-valid, retired or pre-transfer grant
+    /// authorises, and every grant the model says is live does authorise.
+    function invariant_authorisationMatchesModel() public view {
+        bytes32 purpose = handler.purpose();
+        for (uint256 d; d < 4; ++d) {
+            uint256 id = handler.datasetIds(d);
+            for (uint256 g; g < 3; ++g) {
+                address who = handler.grantee(g);
+                bool want = handler.expected(d, g);
+                assertEq(grants.isAuthorized(id, who, purpose), want, "isAuthorized vs model");
+                uint256[] memory one = new uint256[](1);
+                one[0] = id;
+                bool passed;
+                try grants.requireAuthorized(one, who, purpose) {
+                    passed = true;
+                } catch {
+                    passed = false;
+                }
+                assertEq(passed, want, "requireAuthorized vs model");
+            }
+        }
+    }
+}
+
+/// @notice Drives one job with commits whose round, parent, caller and participants are
+/// fuzzed (biased towards valid ones), plus grant revocations; records every commit the
+/// contract accepted.
+contract LedgerHandler {
+    Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
+    address public constant COORDINATOR = address(0xC0);
+    address public constant OWNER = address(0xA11CE);
+    bytes32 public constant GENESIS = keccak256("genesis");
+
+    TrainingLedger public immutable ledger;
+    UsageGrants public immutable grants;
+    uint256 public immutable jobId;
+    bytes32 public immutable purpose;
+    uint256[] internal datasets;
+    bool[4] public revoked;
+
+    struct Accepted {
+        address caller;
+        uint64 round;
+        bytes32 parent;
+        bytes32 model;
+        uint256 mask;
+    }
+
+    Accepted[] internal accepted;
+    uint256 public acceptedWithRevokedParticipant;
+
+    constructor(DatasetRegistry registry, UsageGrants grants_, TrainingLedger ledger_) {
+        ledger = ledger_;
+        grants = grants_;
+        purpose = grants_.AI_TRAINING();
+        bytes32[4] memory roots;
+        for (uint256 i; i < 4; ++i) roots[i] = bytes32(uint256(keccak256(abi.encode("ds", i))) >> 8 << 8 | i);
+        // ascending order: sort by value
+        for (uint256 i = 1; i < 4; ++i) {
+            for (uint256 j = i; j > 0 && roots[j - 1] > roots[j]; --j) {
+                (roots[j - 1], roots[j]) = (roots[j], roots[j - 1]);
+            }
+        }
+        for (uint256 i; i < 4; ++i) {
+            vm.prank(OWNER);
+            datasets.push(registry.register(roots[i], 0, ""));
+            vm.prank(OWNER);
+            grants_.issueGrant(datasets[i], COORDINATOR, purpose, 0, type(uint64).max);
+        }
+        vm.prank(COORDINATOR);
+        jobId = ledger_.createJob(purpose, datasets, GENESIS, bytes32(0));
+    }
+
+    function commit(uint256 seed, uint64 round, bytes32 parent, address caller, uint256 mask) external {
+        ITrainingLedger.Job memory job = ledger.getJob(jobId);
+        // Bias: most calls use the right value for each field, the rest a fuzzed one.
+        if (seed % 4 != 0) round = job.lastRound + 1;
+        if ((seed >> 8) % 4 != 0) parent = job.lastDigest;
+        if ((seed >> 16) % 4 != 0) caller = COORDINATOR;
+        if ((seed >> 24) % 4 != 0) mask = 1 + (mask % 15);
+        bytes32 model = keccak256(abi.encode(seed, round));
+        vm.prank(caller);
+        try ledger.commitRound(jobId, round, parent, model, "cid", datasets, mask, bytes32(0)) {
+            accepted.push(Accepted(caller, round, parent, model, mask));
+            for (uint256 i; i < 4; ++i) {
+                if ((mask >> i) & 1 == 1 && revoked[i]) ++acceptedWithRevokedParticipant;
+            }
+        } catch {}
+    }
+
+    function toggleGrant(uint256 i) external {
+        i %= 4;
+        vm.prank(OWNER);
+        if (revoked[i]) grants.issueGrant(datasets[i], COORDINATOR, purpose, 0, type(uint64).max);
+        else grants.revokeGrant(datasets[i], COORDINATOR, purpose);
+        revoked[i] = !revoked[i];
+    }
+
+    function acceptedCount() external view returns (uint256) {
+        return accepted.length;
+    }
+
+    function acceptedAt(uint256 i) external view returns (Accepted memory) {
+        return accepted[i];
+    }
+}
+
+contract TrainingLedgerInvariantTest is TestBase {
+    LedgerHandler internal handler;
+    TrainingLedger internal ledger;
+
+    function setUp() public {
+        vm.warp(1_700_000_000);
+        DatasetRegistry registry = new DatasetRegistry();
+        UsageGrants grants = new UsageGrants(registry);
+        ledger = new TrainingLedger(IDatasetRegistry(address(registry)), IUsageGrants(address(grants)));
+        handler = new LedgerHandler(registry, grants, ledger);
+        targetContract(address(handler));
+    }
+
+    /// @notice Accepted commitments are rounds 1, 2, 3, ... each building on the previous model.
+    function invariant_commitmentsAreConsecutiveAndHashChained() public view {
+        uint256 count = handler.acceptedCount();
+        bytes32 previous = handler.GENESIS();
+        for (uint256 i; i < count; ++i) {
+            LedgerHandler.Accepted memory a = handler.acceptedAt(i);
+            assertEq(uint256(a.round), i + 1, "consecutive");
+            assertEq(a.parent, previous, "hash-chained");
+            previous = a.model;
+        }
+        ITrainingLedger.Job memory job = ledger.getJob(handler.jobId());
+        assertEq(uint256(job.lastRound), count, "lastRound = accepted commits");
+        assertEq(job.lastDigest, previous, "lastDigest = head of the chain");
+    }
+
+    /// @notice Only the coordinator ever commits.
+    function invariant_onlyCoordinatorCommits() public view {
+        uint256 count = handler.acceptedCount();
+        for (uint256 i; i < count; ++i) {
+            assertEq(handler.acceptedAt(i).caller, handler.COORDINATOR(), "committer");
+        }
+    }
+
+    /// @notice No commitment ever includes a dataset whose grant was revoked.
+    function invariant_noCommitWithRevokedParticipant() public view {
+        assertEq(handler.acceptedWithRevokedParticipant(), 0, "revoked participant accepted");
+    }
+}

@@ -1,0 +1,154 @@
+"""FedAvg over flat buffers: hand-computed cases, properties, and error paths."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fl_node.aggregate import (
+    AggregationError,
+    fedavg,
+    fedavg_flat,
+    fedavg_stacked,
+    flatten,
+    normalized_weights,
+    unflatten,
+)
+from fl_node.errors import FLError
+
+
+def _state(w: list[list[float]], b: list[float]) -> dict[str, torch.Tensor]:
+    return {"layer.weight": torch.tensor(w), "layer.bias": torch.tensor(b)}
+
+
+def test_fedavg_hand_computed() -> None:
+    a = _state([[1.0, 2.0], [3.0, 4.0]], [0.0, 10.0])
+    b = _state([[5.0, 6.0], [7.0, 8.0]], [4.0, -10.0])
+    # Weights 1:3 -> 0.25 * a + 0.75 * b.
+    out = fedavg([a, b], [10, 30])
+    assert list(out) == ["layer.weight", "layer.bias"]
+    assert torch.equal(out["layer.weight"], torch.tensor([[4.0, 5.0], [6.0, 7.0]]))
+    assert torch.equal(out["layer.bias"], torch.tensor([3.0, -5.0]))
+
+
+def test_fedavg_ignores_key_order_and_zero_weight_client() -> None:
+    a = _state([[1.0]], [2.0])
+    b = {"layer.bias": torch.tensor([100.0]), "layer.weight": torch.tensor([[100.0]])}
+    out = fedavg([a, b], [5, 0])
+    assert torch.equal(out["layer.weight"], torch.tensor([[1.0]]))
+    assert torch.equal(out["layer.bias"], torch.tensor([2.0]))
+
+
+def test_flatten_unflatten_round_trip_sorted_layout() -> None:
+    state = {"z": torch.arange(6.0).view(2, 3), "a": torch.tensor([7.0, 8.0])}
+    flat = flatten(state)
+    assert flat.dtype == torch.float32 and flat.is_contiguous()
+    assert flat.tolist() == [7.0, 8.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # "a" before "z"
+    back = unflatten(flat, state)
+    assert list(back) == ["z", "a"]
+    assert all(torch.equal(back[k], state[k]) for k in state)
+
+
+def test_stacked_matches_flat() -> None:
+    x = torch.randn(4, 1000, generator=torch.Generator().manual_seed(1))
+    counts = [1, 2, 3, 4]
+    torch.testing.assert_close(fedavg_stacked(x, counts), fedavg_flat(list(x), counts))
+
+
+def test_fedavg_flat_spans_many_blocks() -> None:
+    gen = torch.Generator().manual_seed(2)
+    flats = [torch.randn(600_001, generator=gen) for _ in range(3)]
+    expected = (flats[0] * 1 + flats[1] * 2 + flats[2] * 5) / 8
+    torch.testing.assert_close(fedavg_flat(flats, [1, 2, 5]), expected)
+
+
+@pytest.mark.parametrize(
+    ("counts", "message"),
+    [
+        ([], "no client updates"),
+        ([1, -1], "client 1: weight must be a finite number >= 0, got -1"),
+        ([0, 0], "weights sum to 0"),
+        ([1, float("nan")], "client 1: weight must be a finite number >= 0, got nan"),
+    ],
+)
+def test_bad_weights_are_refused(counts: list[float], message: str) -> None:
+    with pytest.raises(AggregationError, match=message):
+        normalized_weights(counts)
+
+
+def test_mismatched_inputs_are_refused_and_inputs_unchanged() -> None:
+    a = _state([[1.0, 2.0]], [0.0])
+    b = _state([[1.0, 2.0, 3.0]], [0.0])
+    before = [{k: v.clone() for k, v in s.items()} for s in (a, b)]
+    with pytest.raises(
+        AggregationError, match=r"client 1: 'layer.weight' has shape \(1, 3\), client 0 has \(1, 2\)"
+    ):
+        fedavg([a, b], [1, 1])
+    c = {"other": torch.zeros(1)}
+    with pytest.raises(AggregationError, match="client 1 has keys"):
+        fedavg([a, c], [1, 1])
+    with pytest.raises(ValueError, match="2 client states but 3 example counts"):
+        fedavg([a, a], [1, 1, 1])
+    with pytest.raises(FLError, match="client 1 has 3 parameters, client 0 has 2"):
+        fedavg_flat([torch.zeros(2), torch.zeros(3)], [1, 1])
+    with pytest.raises(AggregationError, match=r"need a 1-D float32 CPU buffer, got torch\.float64"):
+        fedavg_flat([torch.zeros(2, dtype=torch.float64)], [1])
+    with pytest.raises(AggregationError, match="flat buffer has 3 values, the template needs 2"):
+        unflatten(torch.zeros(3), {"w": torch.zeros(2)})
+    for state, saved in zip((a, b), before, strict=True):
+        assert all(torch.equal(state[k], saved[k]) for k in state)
+
+
+vectors = st.integers(min_value=1, max_value=40).flatmap(
+    lambda n: st.lists(
+        st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=n, max_size=n),
+        min_size=1,
+        max_size=6,
+    )
+)
+counts_for = st.integers(min_value=1, max_value=1000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=vectors, data=st.data())
+def test_property_permutation_invariance(rows: list[list[float]], data: st.DataObject) -> None:
+    counts = data.draw(st.lists(counts_for, min_size=len(rows), max_size=len(rows)))
+    order = data.draw(st.permutations(range(len(rows))))
+    flats = [torch.tensor(r) for r in rows]
+    a = fedavg_flat(flats, counts)
+    b = fedavg_flat([flats[i] for i in order], [counts[i] for i in order])
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=vectors, scale=st.integers(min_value=1, max_value=50), data=st.data())
+def test_property_weight_scale_invariance(rows: list[list[float]], scale: int, data: st.DataObject) -> None:
+    counts = data.draw(st.lists(counts_for, min_size=len(rows), max_size=len(rows)))
+    flats = [torch.tensor(r) for r in rows]
+    # Only relative weights matter: scaling every count changes nothing.
+    torch.testing.assert_close(
+        fedavg_flat(flats, counts), fedavg_flat(flats, [c * scale for c in counts]), rtol=1e-5, atol=1e-3
+    )
+    assert abs(sum(normalized_weights(counts)) - 1.0) < 1e-12
+
+
+@settings(max_examples=60, deadline=None)
+@given(row=st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=1, max_size=50), data=st.data())
+def test_property_identical_inputs_give_that_input(row: list[float], data: st.DataObject) -> None:
+    k = data.draw(st.integers(min_value=1, max_value=8))
+    counts = data.draw(st.lists(counts_for, min_size=k, max_size=k))
+    flat = torch.tensor(row)
+    out = fedavg_flat([flat.clone() for _ in range(k)], counts)
+    torch.testing.assert_close(out, flat, rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=vectors, data=st.data())
+def test_property_result_within_client_range(rows: list[list[float]], data: st.DataObject) -> None:
+    counts = data.draw(st.lists(counts_for, min_size=len(rows), max_size=len(rows)))
+    stacked = torch.tensor(rows)
+    out = fedavg_flat(list(stacked), counts)
+    assert bool((out >= stacked.min(dim=0).values - 1e-3).all())
+    assert bool((out <= stacked.max(dim=0).values + 1e-3).all())
