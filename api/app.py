@@ -91,8 +91,8 @@ def create_app(settings: Settings, api_settings: ApiSettings | None = None) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Route handlers block on RPCs in worker threads. Many threads contending for the GIL
-        # made latency worse, not better, under 50 concurrent clients; a small pool queues fairly.
+        # Route handlers block on RPCs in worker threads; the pool size bounds concurrent RPCs.
+        # Measured under 50 clients: 1-4 threads gave half the throughput of 40 (anyio's default).
         anyio.to_thread.current_default_thread_limiter().total_tokens = api_settings.worker_threads
         yield
         services: dict[tuple[int, int], Service] = app.state.services

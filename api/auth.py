@@ -36,7 +36,7 @@ class ApiSettings(BaseSettings):
         default=1.0, ge=0.0, description="seconds a synced event index is trusted before list queries sync it"
     )
     worker_threads: int = Field(
-        default=8, ge=1, le=256, description="threads that run blocking route handlers (chain RPCs)"
+        default=40, ge=1, le=256, description="threads that run blocking route handlers (chain RPCs)"
     )
 
 

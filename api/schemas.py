@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_utils.address import is_checksum_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
 T = TypeVar("T")
@@ -120,7 +120,9 @@ JobId = Annotated[int, _uint_of("job id"), WithJsonSchema(_UINT_SCHEMA)]
 ParentId = Annotated[int, _uint_of("parent_id", allow_zero=True), WithJsonSchema(_UINT_SCHEMA)]
 Nonce = Annotated[int, _uint_of("nonce", allow_zero=True), WithJsonSchema(_UINT_SCHEMA)]
 Deadline = Annotated[int, _uint_of("deadline", allow_zero=True), WithJsonSchema(_UINT_SCHEMA)]
-ChainId = Annotated[int, _uint_of("chainId"), WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 1}, _UINT_SCHEMA]})]
+ChainId = Annotated[
+    int, _uint_of("chainId"), WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 1}, _UINT_SCHEMA]})
+]
 
 
 def _parse_uint64(value: object) -> int:
@@ -152,7 +154,8 @@ Purpose = Annotated[
         {
             "type": "string",
             "maxLength": 66,
-            "description": "purpose name (ai-training, ai-inference, data-mining, analytics) or 0x bytes32 id",
+            "description": "purpose name (ai-training, ai-inference, data-mining, analytics) "
+            "or 0x bytes32 id",
             "examples": ["ai-training"],
         }
     ),
@@ -203,11 +206,11 @@ class RevokeGrantRequest(_Strict):
 class SignedGrantMessage(_Strict):
     """The `message` part of the EIP-712 `Grant` typed data (uints as JSON numbers or decimal strings)."""
 
-    datasetId: DatasetId  # noqa: N815 - EIP-712 field names
+    datasetId: DatasetId
     grantee: Address
     purpose: Bytes32
-    notBefore: Uint64  # noqa: N815
-    expiresAt: Uint64  # noqa: N815
+    notBefore: Uint64
+    expiresAt: Uint64
     nonce: Nonce
     deadline: Deadline
 
@@ -224,17 +227,17 @@ class SignedGrantDomain(_Strict):
 
     name: Literal["UsageGrants"]
     version: Literal["1"]
-    chainId: ChainId  # noqa: N815
-    verifyingContract: Address  # noqa: N815
+    chainId: ChainId
+    verifyingContract: Address
 
 
 class RedeemGrantRequest(_Strict):
     """An owner-signed grant: the eth_signTypedData_v4 JSON plus `signature` (0x-hex, 65 bytes)."""
 
-    types: dict[Annotated[str, Field(max_length=64)], Annotated[list[TypedDataField], Field(max_length=16)]] = (
-        Field(max_length=4)
-    )
-    primaryType: Literal["Grant"]  # noqa: N815
+    types: dict[
+        Annotated[str, Field(max_length=64)], Annotated[list[TypedDataField], Field(max_length=16)]
+    ] = Field(max_length=4)
+    primaryType: Literal["Grant"]
     domain: SignedGrantDomain
     message: SignedGrantMessage
     signature: Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$")]

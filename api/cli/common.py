@@ -72,4 +72,6 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON for programs")]
-AccountOption = Annotated[str, typer.Option("--account", "-a", help="keystore alias that signs (devnet: dev0..dev9)")]
+AccountOption = Annotated[
+    str, typer.Option("--account", "-a", help="keystore alias that signs (devnet: dev0..dev9)")
+]

@@ -15,7 +15,9 @@ from . import parse
 from .chain import open_client
 from .common import AccountOption, JsonFlag, console, emit_json, emit_table, settings, user_errors
 
-app = typer.Typer(help="Dataset deeds: register a content hash, show, list, retire, transfer.", no_args_is_help=True)
+app = typer.Typer(
+    help="Dataset deeds: register a content hash, show, list, retire, transfer.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -55,7 +57,9 @@ def register(
 
 @app.command()
 @user_errors
-def show(dataset: Annotated[str, typer.Argument(help="dataset id, 0x content root or CID")], json: JsonFlag = False) -> None:
+def show(
+    dataset: Annotated[str, typer.Argument(help="dataset id, 0x content root or CID")], json: JsonFlag = False
+) -> None:
     """Owner, retirement, parent and grants of one dataset."""
     config = settings()
     client = open_client(config)
@@ -88,7 +92,10 @@ def show(dataset: Annotated[str, typer.Argument(help="dataset id, 0x content roo
     emit_table(
         "grants",
         ["grantee", "purpose", "not before", "expires", "revoked"],
-        [[g["grantee"], g["purpose"], g["not_before"], g["expires_at"], g["revoked"]] for g in document["grants"]],
+        [
+            [g["grantee"], g["purpose"], g["not_before"], g["expires_at"], g["revoked"]]
+            for g in document["grants"]
+        ],
     )
 
 
@@ -133,7 +140,10 @@ def list_(
         emit_table(
             f"{len(rows)} dataset(s)",
             ["dataset id", "owner", "retired", "block", "uri"],
-            [[r["dataset_id_hex"][:18] + "...", r["owner"], r["retired"], r["block_number"], r["uri"]] for r in rows],
+            [
+                [r["dataset_id_hex"][:18] + "...", r["owner"], r["retired"], r["block_number"], r["uri"]]
+                for r in rows
+            ],
         )
 
 
@@ -149,8 +159,14 @@ def retire(
     dataset_id = parse.dataset_id(dataset)
     receipt = client.retire_dataset(dataset_id)
     if json:
-        emit_json({"dataset_id": str(dataset_id), "retired": True, "tx_hash": receipt.tx_hash,
-                   "block_number": receipt.block_number})
+        emit_json(
+            {
+                "dataset_id": str(dataset_id),
+                "retired": True,
+                "tx_hash": receipt.tx_hash,
+                "block_number": receipt.block_number,
+            }
+        )
     else:
         console.print(f"dataset {dataset_id:#066x} retired at block {receipt.block_number}")
 

@@ -15,8 +15,13 @@ import typer
 
 from fl_node.coordinator import RoundOutcome
 from fl_node.runner import Enrollment, Federation, TrainConfig
+from ledger.audit import AuditReport, audit
+from ledger.index import EventIndex
 from ledger.purposes import purpose_id
+from ledger.settings import Settings
+from ledger.store import open_store
 
+from .chain import open_client
 from .common import JsonFlag, console, emit_json, err_console, settings, user_errors
 from .train import job_document, print_rounds, run_training
 
@@ -28,14 +33,17 @@ def demo(
     rounds: Annotated[int, typer.Option(min=2, max=50, help="rounds to run")] = 5,
     revoke_at: Annotated[int, typer.Option(help="round in which the hospital revokes (0 = never)")] = 3,
     seed: Annotated[int, typer.Option(help="seed of the split and the training")] = 0,
-    serve: Annotated[bool, typer.Option("--serve", help="keep the API and web page running afterwards")] = False,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="keep the API and web page running afterwards")
+    ] = False,
     json: JsonFlag = False,
 ) -> None:
     """Devnet, four hospitals, a gated federated job with a mid-job revocation, and its audit."""
     config = settings()
     say = (lambda text: None) if json else (lambda text: err_console.print(text, highlight=False))
-    train = TrainConfig(data="breast_cancer", nodes=4, rounds=rounds, partition="iid", seed=seed,
-                        grant_seconds=7 * 24 * 3600)
+    train = TrainConfig(
+        data="breast_cancer", nodes=4, rounds=rounds, partition="iid", seed=seed, grant_seconds=7 * 24 * 3600
+    )
     revoked: dict[str, Any] = {}
 
     def on_dispatch(round_number: int, enrollment: Enrollment, federation: Federation) -> None:
@@ -48,8 +56,10 @@ def demo(
         # own on-chain check is what stops it, and later rounds do not select it at all.
         receipt = owner.revoke_grant(dataset_id, enrollment.lab.address, purpose_id(train.purpose))
         revoked.update(dataset_id=dataset_id, owner=owner.address, block=receipt.block_number)
-        say(f"[yellow]hospital {REVOKING_HOSPITAL + 1} ({owner.address}) revokes the lab's grant "
-            f"at block {receipt.block_number}[/]")
+        say(
+            f"[yellow]hospital {REVOKING_HOSPITAL + 1} ({owner.address}) revokes the lab's grant "
+            f"at block {receipt.block_number}[/]"
+        )
 
     def on_round(outcome: RoundOutcome) -> None:
         for dataset_id, reason in outcome.refused.items():
@@ -58,6 +68,7 @@ def demo(
 
     say("[bold]sovereign-ledger demo[/]: 4 hospitals, 1 research lab, purpose 'ai-training'")
     session = run_training(config, train, show_progress=not json, on_dispatch=on_dispatch, on_round=on_round)
+    say("auditing the final model from the chain and the content store alone ...")
     report = _audit(config, session.run.job.last_model_cid, session.rpc_url)
     document = job_document(session)
     document.update(
@@ -66,31 +77,36 @@ def demo(
         revoked_at_block=revoked.get("block"),
         hospitals=[
             {"owner": owner.address, "dataset_id": str(dataset_id)}
-            for owner, dataset_id in zip(session.enrollment.owners, session.federation.dataset_ids, strict=True)
+            for owner, dataset_id in zip(
+                session.enrollment.owners, session.federation.dataset_ids, strict=True
+            )
         ],
-        audit_verified=report["verified"],
-        audit=report,
+        audit_verified=report.ok,
+        audit_summary=report.summary(),
     )
     if json:
         emit_json(document)
     else:
         print_rounds(session)
-        _print_audit(report)
+        report.print(console)
         console.print(f"final model CID {document['final_model_cid']}")
         console.print("explore: sov dataset list | sov grant list | sov audit " + document["final_model_cid"])
-    if not report["verified"]:
+    if not report.ok:
         raise typer.Exit(code=1)
     if serve:
         _serve(config, document["final_model_cid"])
 
 
-def _audit(config: Any, model_cid: str, rpc_url: str) -> dict[str, Any]:
-    raise NotImplementedError("wired to ledger.audit")
+def _audit(config: Settings, model_cid: str, rpc_url: str) -> AuditReport:
+    """Audits the final model as an outsider would: chain events and the content store only."""
+    auditor = config.model_copy(update={"rpc_url": rpc_url})
+    client = open_client(auditor)
+    with EventIndex(auditor, client) as index:
+        return audit(model_cid, client=client, index=index, store=open_store(auditor))
 
 
-def _print_audit(report: dict[str, Any]) -> None:
-    raise NotImplementedError
+def _serve(config: Settings, model_cid: str) -> None:
+    from .serve import serve
 
-
-def _serve(config: Any, model_cid: str) -> None:
-    raise NotImplementedError
+    console.print(f"audit page: http://127.0.0.1:8000/audit/{model_cid}  (Ctrl-C stops the service)")
+    serve(host="127.0.0.1", port=8000)

@@ -17,13 +17,19 @@ from . import parse
 from .chain import open_client
 from .common import AccountOption, JsonFlag, console, emit_json, emit_table, settings, user_errors
 
-app = typer.Typer(help="Usage grants: issue, revoke, check, list, and off-chain signed grants.", no_args_is_help=True)
+app = typer.Typer(
+    help="Usage grants: issue, revoke, check, list, and off-chain signed grants.", no_args_is_help=True
+)
 
 DatasetArg = Annotated[str, typer.Argument(help="dataset id, 0x content root or CID")]
 GranteeArg = Annotated[str, typer.Argument(help="the grantee's address (the research lab)")]
-PurposeOption = Annotated[str, typer.Option("--purpose", "-p", help=f"one of {', '.join(PURPOSES)} (or 0x bytes32)")]
+PurposeOption = Annotated[
+    str, typer.Option("--purpose", "-p", help=f"one of {', '.join(PURPOSES)} (or 0x bytes32)")
+]
 NotBefore = Annotated[str, typer.Option(help="start: now, a duration from now (2h), ISO date or unix time")]
-ExpiresAt = Annotated[str, typer.Option("--expires", help="end (inclusive): a duration from now (30d), ISO date or unix time")]
+ExpiresAt = Annotated[
+    str, typer.Option("--expires", help="end (inclusive): a duration from now (30d), ISO date or unix time")
+]
 
 
 @app.command()
@@ -40,12 +46,21 @@ def issue(
     """Grant `grantee` use of a dataset for a purpose, inside a time window. Owner or operator."""
     client = open_client(settings(), account)
     now = client.latest_block().timestamp
-    dataset_id, who, purpose_bytes = parse.dataset_id(dataset), parse.address(grantee, "grantee"), purpose_id(purpose)
+    dataset_id, who, purpose_bytes = (
+        parse.dataset_id(dataset),
+        parse.address(grantee, "grantee"),
+        purpose_id(purpose),
+    )
     start, end = parse.moment(not_before, now), parse.moment(expires, now)
     receipt = client.issue_grant(dataset_id, who, purpose_bytes, start, end)
     document = {
-        "dataset_id": str(dataset_id), "grantee": who, "purpose": purpose_name(purpose_bytes),
-        "not_before": start, "expires_at": end, "tx_hash": receipt.tx_hash, "block_number": receipt.block_number,
+        "dataset_id": str(dataset_id),
+        "grantee": who,
+        "purpose": purpose_name(purpose_bytes),
+        "not_before": start,
+        "expires_at": end,
+        "tx_hash": receipt.tx_hash,
+        "block_number": receipt.block_number,
     }
     if json:
         emit_json(document)
@@ -67,11 +82,23 @@ def revoke(
 ) -> None:
     """Revoke a grant (owner or operator). Nodes refuse from the next check on."""
     client = open_client(settings(), account)
-    dataset_id, who, purpose_bytes = parse.dataset_id(dataset), parse.address(grantee, "grantee"), purpose_id(purpose)
+    dataset_id, who, purpose_bytes = (
+        parse.dataset_id(dataset),
+        parse.address(grantee, "grantee"),
+        purpose_id(purpose),
+    )
     receipt = client.revoke_grant(dataset_id, who, purpose_bytes)
     if json:
-        emit_json({"dataset_id": str(dataset_id), "grantee": who, "purpose": purpose_name(purpose_bytes),
-                   "revoked": True, "tx_hash": receipt.tx_hash, "block_number": receipt.block_number})
+        emit_json(
+            {
+                "dataset_id": str(dataset_id),
+                "grantee": who,
+                "purpose": purpose_name(purpose_bytes),
+                "revoked": True,
+                "tx_hash": receipt.tx_hash,
+                "block_number": receipt.block_number,
+            }
+        )
     else:
         console.print(f"revoked {who}'s '{purpose_name(purpose_bytes)}' grant on {dataset_id:#066x}")
 
@@ -89,10 +116,18 @@ def renounce(
     dataset_id, purpose_bytes = parse.dataset_id(dataset), purpose_id(purpose)
     receipt = client.renounce_grant(dataset_id, purpose_bytes)
     if json:
-        emit_json({"dataset_id": str(dataset_id), "grantee": client.address, "renounced": True,
-                   "tx_hash": receipt.tx_hash})
+        emit_json(
+            {
+                "dataset_id": str(dataset_id),
+                "grantee": client.address,
+                "renounced": True,
+                "tx_hash": receipt.tx_hash,
+            }
+        )
     else:
-        console.print(f"{client.address} renounced its '{purpose_name(purpose_bytes)}' grant on {dataset_id:#066x}")
+        console.print(
+            f"{client.address} renounced its '{purpose_name(purpose_bytes)}' grant on {dataset_id:#066x}"
+        )
 
 
 @app.command()
@@ -105,7 +140,11 @@ def check(
 ) -> None:
     """Is `grantee` authorised now? Exit status 0 when authorised, 1 when not."""
     client = open_client(settings())
-    dataset_id, who, purpose_bytes = parse.dataset_id(dataset), parse.address(grantee, "grantee"), purpose_id(purpose)
+    dataset_id, who, purpose_bytes = (
+        parse.dataset_id(dataset),
+        parse.address(grantee, "grantee"),
+        purpose_id(purpose),
+    )
     status = client.authorization_status(dataset_id, who, purpose_bytes)
     grant = client.get_grant(dataset_id, who, purpose_bytes)
     authorized = status is AuthorizationStatus.AUTHORIZED
@@ -119,7 +158,11 @@ def check(
     if not authorized:
         document["reason"] = status.name.lower()
     if grant.exists:
-        document["grant"] = {"not_before": grant.not_before, "expires_at": grant.expires_at, "revoked": grant.revoked}
+        document["grant"] = {
+            "not_before": grant.not_before,
+            "expires_at": grant.expires_at,
+            "revoked": grant.revoked,
+        }
     if json:
         emit_json(document)
     elif authorized:
@@ -166,8 +209,16 @@ def list_(
         emit_table(
             f"{len(rows)} grant(s)",
             ["dataset", "grantee", "purpose", "expires", "status"],
-            [[r["dataset_id_hex"][:18] + "...", r["grantee"], r["purpose"], parse.iso(int(r["expires_at"])),
-              r["status"]] for r in rows],
+            [
+                [
+                    r["dataset_id_hex"][:18] + "...",
+                    r["grantee"],
+                    r["purpose"],
+                    parse.iso(int(r["expires_at"])),
+                    r["status"],
+                ]
+                for r in rows
+            ],
         )
 
 
@@ -204,13 +255,17 @@ def sign(
     if json:
         emit_json({"file": str(out), "signer": client.address, "nonce": typed["message"]["nonce"]})
     else:
-        console.print(f"signed grant written to {out} (signer {client.address}, nonce {typed['message']['nonce']})")
+        console.print(
+            f"signed grant written to {out} (signer {client.address}, nonce {typed['message']['nonce']})"
+        )
 
 
 @app.command()
 @user_errors
 def redeem(
-    file: Annotated[Path, typer.Argument(help="a signed grant JSON (from `sov grant sign` or any EIP-712 wallet)")],
+    file: Annotated[
+        Path, typer.Argument(help="a signed grant JSON (from `sov grant sign` or any EIP-712 wallet)")
+    ],
     account: AccountOption = "dev0",
     json: JsonFlag = False,
 ) -> None:

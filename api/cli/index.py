@@ -9,7 +9,9 @@ from ledger.index import EventIndex
 from .chain import open_client
 from .common import JsonFlag, console, emit_json, settings, user_errors
 
-app = typer.Typer(help="The event index: sync new events, or rebuild it from the chain.", no_args_is_help=True)
+app = typer.Typer(
+    help="The event index: sync new events, or rebuild it from the chain.", no_args_is_help=True
+)
 
 
 def _open() -> EventIndex:
@@ -43,7 +45,12 @@ def status(json: JsonFlag = False) -> None:
 
 
 def _report(index: EventIndex, extra: dict[str, int], json: bool) -> None:
-    document = {"path": str(index.path), "chain_id": index.chain_id, "synced_block": index.synced_block(), **extra}
+    document = {
+        "path": str(index.path),
+        "chain_id": index.chain_id,
+        "synced_block": index.synced_block(),
+        **extra,
+    }
     if json:
         emit_json(document)
     else:

@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from . import dataset, devnet, grant, index, store, train
+from . import audit, dataset, demo, devnet, grant, index, serve, store, train
 
 app = typer.Typer(
     name="sov",
@@ -23,6 +23,10 @@ app.add_typer(index.app, name="index")
 app.add_typer(store.app, name="store")
 app.command("cid")(store.cid_command)
 app.command("train")(train.train)
+app.command("audit")(audit.audit)
+app.command("impact")(audit.impact)
+app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
 
 
 @app.callback()
@@ -30,7 +34,9 @@ def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="log RPC calls and decisions (DEBUG)"),
 ) -> None:
     """Set up logging; the data directory is SOV_HOME (default ~/.sovereign-ledger)."""
-    level = logging.DEBUG if verbose else getattr(logging, os.environ.get("SOV_LOG_LEVEL", "WARNING").upper(), 30)
+    level = (
+        logging.DEBUG if verbose else getattr(logging, os.environ.get("SOV_LOG_LEVEL", "WARNING").upper(), 30)
+    )
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 

@@ -37,7 +37,9 @@ def address(text: str, what: str = "address") -> str:
     """A checksummed address; a mixed-case address with a wrong checksum is refused."""
     value = text.strip()
     if not is_hex_address(value):
-        raise InvalidArgumentError(f"{what} {text!r} is not a 20-byte hex address (0x followed by 40 hex digits)")
+        raise InvalidArgumentError(
+            f"{what} {text!r} is not a 20-byte hex address (0x followed by 40 hex digits)"
+        )
     if value != value.lower() and value != "0x" + value[2:].upper() and not is_checksum_address(value):
         raise InvalidArgumentError(
             f"{what} {text!r} has a wrong EIP-55 checksum (did you mean {to_checksum_address(value)}?)"

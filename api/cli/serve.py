@@ -25,7 +25,8 @@ def serve(
     reads_require_token: Annotated[
         bool | None,
         typer.Option(
-            "--reads-require-token/--open-reads", help="close reads behind the token (SOV_API_READS_REQUIRE_TOKEN)"
+            "--reads-require-token/--open-reads",
+            help="close reads behind the token (SOV_API_READS_REQUIRE_TOKEN)",
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
@@ -45,7 +46,10 @@ def serve(
     if api_settings.token is None:
         typer.echo("SOV_API_TOKEN is not set: the service will refuse every write.", err=True)
     if api_settings.account is None:
-        typer.echo("No operator account (SOV_API_ACCOUNT or --account): the service will refuse every write.", err=True)
+        typer.echo(
+            "No operator account (SOV_API_ACCOUNT or --account): the service will refuse every write.",
+            err=True,
+        )
     typer.echo(f"sovereign-ledger API on http://{host}:{port}/ (docs at /docs)")
     uvicorn.run(create_app(settings, api_settings), host=host, port=port, log_level=log_level)
 

@@ -77,8 +77,10 @@ def run_training(
             note = f"acc {accuracy:.3f}" if accuracy is not None else ""
             refused = len(outcome.refused)
             progress.update(
-                task, advance=1, status=f"{note}  {len(outcome.participants)} node(s)"
-                + (f", {refused} refused" if refused else "")
+                task,
+                advance=1,
+                status=f"{note}  {len(outcome.participants)} node(s)"
+                + (f", {refused} refused" if refused else ""),
             )
             if on_round is not None:
                 on_round(outcome)
@@ -159,18 +161,27 @@ def _load_job_file(path: Path) -> dict[str, Any]:
 
 @user_errors
 def train(
-    data: Annotated[str, typer.Option(help="breast_cancer, digits, or a path to a CSV file")] = "breast_cancer",
+    data: Annotated[
+        str, typer.Option(help="breast_cancer, digits, or a path to a CSV file")
+    ] = "breast_cancer",
     label: Annotated[str | None, typer.Option(help="the label column of a CSV")] = None,
     nodes: Annotated[int, typer.Option(min=1, max=64, help="number of data-owner nodes")] = 4,
     rounds: Annotated[int, typer.Option(min=1, max=1000, help="rounds to run")] = 5,
     partition: Annotated[str, typer.Option(help="iid, dirichlet, dirichlet(0.3), dominant")] = "iid",
     seed: Annotated[int, typer.Option(help="seed of the split, the partitions and the training")] = 0,
-    config_file: Annotated[Path | None, typer.Option("--config", help="a TOML job file ([job] table)")] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="a TOML job file ([job] table)")
+    ] = None,
     json: JsonFlag = False,
 ) -> None:
     """Run a federated job: hospitals register their partitions, grant the lab, nodes train, rounds commit."""
     options: dict[str, Any] = {
-        "data": data, "label": label, "nodes": nodes, "rounds": rounds, "partition": partition, "seed": seed
+        "data": data,
+        "label": label,
+        "nodes": nodes,
+        "rounds": rounds,
+        "partition": partition,
+        "seed": seed,
     }
     if config_file is not None:
         options.update(_load_job_file(config_file))
@@ -179,4 +190,6 @@ def train(
         emit_json(job_document(session))
         return
     print_rounds(session)
-    console.print(f"final model {session.run.job.last_model_cid}  (audit it: sov audit {session.run.job.last_model_cid})")
+    console.print(
+        f"final model {session.run.job.last_model_cid}  (audit it: sov audit {session.run.job.last_model_cid})"
+    )

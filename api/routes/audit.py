@@ -1,4 +1,4 @@
-"""`/v1/audit`: verify a model's lineage (JSON, PROV-JSON, HTML, graph) and the impact of a dataset or grant."""
+"""`/v1/audit`: verify a model's lineage (JSON, PROV-JSON, HTML, graph); impact of a dataset or grant."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def _audit(service: Service, cid: str, extra: Any = None) -> tuple[AuditReport, 
     summary="Rebuild and verify a model's lineage from chain + content store",
     responses={200: {"content": {"application/json": {}, "text/html": {}}}},
 )
-def audit_model_route(cid: CidPath, service: ServiceDep, format: ReportFormat = ReportFormat.json) -> Response:
+def audit_model_route(
+    cid: CidPath, service: ServiceDep, format: ReportFormat = ReportFormat.json
+) -> Response:
     """The audit report of the model with CID `cid`: `json` (default), `prov` (W3C PROV-JSON) or `html`.
 
     A report whose checks fail is still a 200: the audit ran, and its verdict is in the body.
@@ -85,7 +87,7 @@ def _mark_revoked_grants(report: AuditReport, index: EventIndex) -> dict[str, An
 
 @router.get("/audit/models/{cid}/lineage", summary="The lineage graph the web page draws, with node statuses")
 def lineage_route(cid: CidPath, service: ServiceDep) -> JSONResponse:
-    """`{summary, verified, checks, nodes, edges}`: datasets -> rounds -> model versions, each with its status."""
+    """`{summary, verified, checks, nodes, edges}`: datasets -> rounds -> model versions, with statuses."""
     _, graph = _audit(service, cid, _mark_revoked_grants)
     graph["model_cid"] = cid
     return JSONResponse(graph)

@@ -26,7 +26,6 @@ from ledger.settings import Settings
 
 if TYPE_CHECKING:
     from ledger.chain.client import LedgerClient
-
     from ledger.index import EventIndex
     from ledger.store import ContentStore
 

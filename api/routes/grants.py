@@ -133,7 +133,8 @@ def redeem_grant(body: RedeemGrantRequest, service: ServiceDep) -> GrantWriteOut
         raise ApiError(
             422,
             "invalid_request",
-            f"message.deadline {message.deadline} is in the past (chain time is {now}); ask the owner to sign again",
+            f"message.deadline {message.deadline} is in the past (chain time is {now}); "
+            "ask the owner to sign again",
             {"field": "message.deadline", "now": now},
         )
     _check_window(message.notBefore, message.expiresAt, now, prefix="message.")

@@ -134,7 +134,8 @@ class HistoricalReader:
         for q in unique:
             key = (q.dataset_id, q.grantee, q.purpose)
             if key not in encoded:
-                encoded[key] = self._status_fn.encode_call([q.dataset_id, checksum_address(q.grantee), q.purpose])
+                args = [q.dataset_id, checksum_address(q.grantee), q.purpose]
+                encoded[key] = self._status_fn.encode_call(args)
             calls.append(("UsageGrants", encoded[key], q.block))
         answers: dict[StatusQuery, AuthorizationStatus | None] = {}
         for query, raw in zip(unique, self._calls(calls), strict=True):

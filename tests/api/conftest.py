@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
-
-from api.app import create_app
 from federation_kit import FederatedJob, run_federated_job
-from api.auth import ApiSettings
+from pydantic import SecretStr
 from web3 import Web3
 
+from api.app import create_app
+from api.auth import ApiSettings
 from ledger.chain.client import LedgerClient
 from ledger.deploy import Deployment, deploy_contracts, save_deployment
 from ledger.devnet import NodeProcess, start_anvil
@@ -79,7 +78,6 @@ def new_root() -> Callable[[], str]:
     return lambda: "0x" + secrets.token_hex(32)
 
 
-
 @pytest.fixture
 def chain(settings: Settings) -> Callable[[int], LedgerClient]:
     """A facade signing as dev account `i`, for arranging and checking state behind the API's back."""
@@ -89,7 +87,9 @@ def chain(settings: Settings) -> Callable[[int], LedgerClient]:
 @pytest.fixture
 def registered(client: TestClient, auth: dict[str, str], new_root: Callable[[], str]) -> dict[str, object]:
     """A dataset registered through the API by the operator (dev0)."""
-    response = client.post("/v1/datasets", json={"content_root": new_root(), "uri": "ipfs://hospital-a"}, headers=auth)
+    response = client.post(
+        "/v1/datasets", json={"content_root": new_root(), "uri": "ipfs://hospital-a"}, headers=auth
+    )
     assert response.status_code == 201, response.text
     dataset: dict[str, object] = response.json()["dataset"]
     return dataset

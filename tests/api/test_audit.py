@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-
 from federation_kit import FederatedJob
+
 from ledger.settings import Settings
 from ledger.store import cid_of
 
 
-def test_audit_report_json_prov_html(job_client: TestClient, federated: tuple[Settings, FederatedJob]) -> None:
+def test_audit_report_json_prov_html(
+    job_client: TestClient, federated: tuple[Settings, FederatedJob]
+) -> None:
     _, job = federated
     report = job_client.get(f"/v1/audit/models/{job.model_cid}")
     assert report.status_code == 200, report.text
@@ -43,7 +45,9 @@ def test_lineage_graph_marks_rounds_and_revoked_grant(
     assert used_by == [f"round:{job.job_id}:1", f"round:{job.job_id}:2"]
 
 
-def test_audit_of_an_earlier_version(job_client: TestClient, federated: tuple[Settings, FederatedJob]) -> None:
+def test_audit_of_an_earlier_version(
+    job_client: TestClient, federated: tuple[Settings, FederatedJob]
+) -> None:
     _, job = federated
     graph = job_client.get(f"/v1/audit/models/{job.model_cids[1]}/lineage").json()
     assert sorted(n["round"] for n in graph["nodes"] if n["kind"] == "round") == [1]
@@ -62,7 +66,9 @@ def test_audit_of_unknown_or_malformed_cid(job_client: TestClient) -> None:
     assert "format" in fmt.json()["error"]["message"]
 
 
-def test_impact_of_dataset_and_grant(job_client: TestClient, federated: tuple[Settings, FederatedJob]) -> None:
+def test_impact_of_dataset_and_grant(
+    job_client: TestClient, federated: tuple[Settings, FederatedJob]
+) -> None:
     _, job = federated
     by_dataset = job_client.get("/v1/audit/impact", params={"dataset_id": str(job.revoked_dataset_id)})
     assert by_dataset.status_code == 200, by_dataset.text

@@ -14,7 +14,9 @@ DEV0 = str(dev_account(0).address)
 DEV1 = str(dev_account(1).address)
 
 
-def test_register_show_and_list(client: TestClient, auth: dict[str, str], new_root: Callable[[], str]) -> None:
+def test_register_show_and_list(
+    client: TestClient, auth: dict[str, str], new_root: Callable[[], str]
+) -> None:
     root = new_root()
     response = client.post("/v1/datasets", json={"content_root": root, "uri": "ipfs://a"}, headers=auth)
     assert response.status_code == 201, response.text
@@ -45,14 +47,19 @@ def test_register_new_version_links_parent(
     client: TestClient, auth: dict[str, str], registered: dict[str, object], new_root: Callable[[], str]
 ) -> None:
     response = client.post(
-        "/v1/datasets", json={"content_root": new_root(), "parent_id": registered["dataset_id_hex"]}, headers=auth
+        "/v1/datasets",
+        json={"content_root": new_root(), "parent_id": registered["dataset_id_hex"]},
+        headers=auth,
     )
     assert response.status_code == 201, response.text
     assert response.json()["dataset"]["parent_id"] == registered["dataset_id"]
 
 
 def test_register_twice_is_409_with_owner(
-    client: TestClient, auth: dict[str, str], registered: dict[str, object], chain: Callable[[int], LedgerClient]
+    client: TestClient,
+    auth: dict[str, str],
+    registered: dict[str, object],
+    chain: Callable[[int], LedgerClient],
 ) -> None:
     response = client.post("/v1/datasets", json={"content_root": registered["dataset_id_hex"]}, headers=auth)
     assert response.status_code == 409
@@ -65,7 +72,10 @@ def test_register_twice_is_409_with_owner(
 
 
 def test_unknown_parent_is_404_and_nothing_registered(
-    client: TestClient, auth: dict[str, str], new_root: Callable[[], str], chain: Callable[[int], LedgerClient]
+    client: TestClient,
+    auth: dict[str, str],
+    new_root: Callable[[], str],
+    chain: Callable[[int], LedgerClient],
 ) -> None:
     root = new_root()
     response = client.post("/v1/datasets", json={"content_root": root, "parent_id": new_root()}, headers=auth)
@@ -86,7 +96,9 @@ def test_write_without_or_with_wrong_token_is_401(
         "details": {},
     }
     wrong_token = "not-the-token-" + "x" * 20
-    wrong = client.post("/v1/datasets", json={"content_root": root}, headers={"Authorization": f"Bearer {wrong_token}"})
+    wrong = client.post(
+        "/v1/datasets", json={"content_root": root}, headers={"Authorization": f"Bearer {wrong_token}"}
+    )
     assert wrong.status_code == 401
     assert wrong.json()["error"]["message"] == "the bearer token is not this service's token"
     assert wrong_token not in wrong.text
@@ -98,12 +110,24 @@ def test_malformed_bodies_are_422_with_precise_messages(
 ) -> None:
     before = client.get("/v1/datasets").json()["total"]
     cases = [
-        ({"content_root": "0x1234"}, "content_root", "is not 32 bytes: expected 0x followed by 64 hex digits"),
+        (
+            {"content_root": "0x1234"},
+            "content_root",
+            "is not 32 bytes: expected 0x followed by 64 hex digits",
+        ),
         ({"cid": "bafynotacid"}, "cid", "is not a valid sha2-256 CIDv1"),
-        ({"content_root": new_root(), "cid": cid_of(b"x")}, "request", "give exactly one of content_root or cid"),
+        (
+            {"content_root": new_root(), "cid": cid_of(b"x")},
+            "request",
+            "give exactly one of content_root or cid",
+        ),
         ({}, "request", "give exactly one of content_root or cid"),
         ({"content_root": new_root(), "colour": "red"}, "colour", "Extra inputs are not permitted"),
-        ({"content_root": new_root(), "parent_id": "12abc"}, "parent_id", "expected a uint256 in decimal or 0x-hex"),
+        (
+            {"content_root": new_root(), "parent_id": "12abc"},
+            "parent_id",
+            "expected a uint256 in decimal or 0x-hex",
+        ),
         ({"content_root": new_root(), "parent_id": str(2**256)}, "parent_id", "is outside 0..2**256-1"),
     ]
     for body, field, fragment in cases:
@@ -122,9 +146,13 @@ def test_zero_root_is_422(client: TestClient, auth: dict[str, str]) -> None:
     assert response.json()["error"]["message"] == "content_root: zero is not a content hash"
 
 
-def test_oversized_payload_is_422_before_parsing(client: TestClient, auth: dict[str, str], new_root: Callable[[], str]) -> None:
+def test_oversized_payload_is_422_before_parsing(
+    client: TestClient, auth: dict[str, str], new_root: Callable[[], str]
+) -> None:
     before = client.get("/v1/datasets").json()["total"]
-    response = client.post("/v1/datasets", json={"content_root": new_root(), "uri": "x" * 70_000}, headers=auth)
+    response = client.post(
+        "/v1/datasets", json={"content_root": new_root(), "uri": "x" * 70_000}, headers=auth
+    )
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "payload_too_large"
@@ -157,7 +185,9 @@ def test_show_unknown_or_malformed_id(client: TestClient, new_root: Callable[[],
     assert "dataset id 0 does not exist" in zero.json()["error"]["message"]
 
 
-def test_list_rejects_bad_owner_and_pages(client: TestClient, auth: dict[str, str], new_root: Callable[[], str]) -> None:
+def test_list_rejects_bad_owner_and_pages(
+    client: TestClient, auth: dict[str, str], new_root: Callable[[], str]
+) -> None:
     for _ in range(3):
         assert client.post("/v1/datasets", json={"content_root": new_root()}, headers=auth).status_code == 201
     everything = client.get("/v1/datasets").json()
@@ -170,4 +200,7 @@ def test_list_rejects_bad_owner_and_pages(client: TestClient, auth: dict[str, st
     mixed = DEV0[:2] + DEV0[2:].swapcase()
     bad_checksum = client.get("/v1/datasets", params={"owner": mixed})
     assert bad_checksum.status_code == 422
-    assert f"fails its EIP-55 checksum (mixed case); did you mean {DEV0}?" in bad_checksum.json()["error"]["message"]
+    assert (
+        f"fails its EIP-55 checksum (mixed case); did you mean {DEV0}?"
+        in bad_checksum.json()["error"]["message"]
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -16,7 +17,10 @@ def test_unreachable_chain_is_503_naming_the_url(tmp_path: Path, api_settings: A
     url = f"http://127.0.0.1:{free_port()}"
     settings = Settings(home=tmp_path / "home", rpc_url=url)
     with TestClient(create_app(settings, api_settings), raise_server_exceptions=False) as client:
-        response = client.get("/v1/grants/check", params={"dataset_id": "1", "grantee": "0x" + "11" * 20, "purpose": "analytics"})
+        response = client.get(
+            "/v1/grants/check",
+            params={"dataset_id": "1", "grantee": "0x" + "11" * 20, "purpose": "analytics"},
+        )
         assert response.status_code == 503, response.text
         error = response.json()["error"]
         assert error["code"] == "unreachable"
@@ -53,7 +57,9 @@ def test_http_errors_use_the_typed_body(client: TestClient) -> None:
 
 def test_declared_oversized_body_refused_without_reading(client: TestClient, auth: dict[str, str]) -> None:
     response = client.post(
-        "/v1/grants", content=b"{" + b" " * 65_600 + b"}", headers={**auth, "Content-Type": "application/json"}
+        "/v1/grants",
+        content=b"{" + b" " * 65_600 + b"}",
+        headers={**auth, "Content-Type": "application/json"},
     )
     assert response.status_code == 422
     assert response.json()["error"]["message"] == (
@@ -65,3 +71,26 @@ def test_openapi_documents_bearer_auth_and_versioned_paths(client: TestClient) -
     schema = client.get("/openapi.json").json()
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert all(path.startswith("/v1/") for path in schema["paths"])
+
+
+def test_settings_are_injected_and_overridable(client: TestClient) -> None:
+    from pydantic import SecretStr
+
+    from api.routes.deps import get_api_settings
+
+    app = client.app
+    assert isinstance(app, FastAPI)
+    app.dependency_overrides[get_api_settings] = lambda: ApiSettings(
+        token=SecretStr("override-token"), reads_require_token=True
+    )
+    try:
+        closed = client.get("/v1/datasets")
+        assert closed.status_code == 401
+        assert (
+            closed.json()["error"]["message"] == "missing bearer token: send 'Authorization: Bearer <token>'"
+        )
+        opened = client.get("/v1/datasets", headers={"Authorization": "Bearer override-token"})
+        assert opened.status_code == 200
+    finally:
+        app.dependency_overrides.clear()
+    assert client.get("/v1/datasets").status_code == 200

@@ -22,35 +22,54 @@ DEV2 = str(dev_account(2).address)
 FAR = 2**40  # far-future expiry
 
 
-def _issue(client: TestClient, auth: dict[str, str], dataset_id: object, grantee: str = DEV2, **extra: object):  # type: ignore[no-untyped-def]
-    body = {"dataset_id": dataset_id, "grantee": grantee, "purpose": "ai-training", "expires_at": FAR, **extra}
+def _issue(
+    client: TestClient, auth: dict[str, str], dataset_id: object, grantee: str = DEV2, **extra: object
+):  # type: ignore[no-untyped-def]
+    body = {
+        "dataset_id": dataset_id,
+        "grantee": grantee,
+        "purpose": "ai-training",
+        "expires_at": FAR,
+        **extra,
+    }
     return client.post("/v1/grants", json=body, headers=auth)
 
 
 def test_issue_check_list_revoke(
-    client: TestClient, auth: dict[str, str], registered: dict[str, object], chain: Callable[[int], LedgerClient]
+    client: TestClient,
+    auth: dict[str, str],
+    registered: dict[str, object],
+    chain: Callable[[int], LedgerClient],
 ) -> None:
     ds = registered["dataset_id"]
     issued = _issue(client, auth, ds)
     assert issued.status_code == 201, issued.text
     grant = issued.json()["grant"]
-    assert grant["status"] == "authorized" and grant["expires_at"] == FAR and grant["purpose"] == "ai-training"
+    assert (
+        grant["status"] == "authorized" and grant["expires_at"] == FAR and grant["purpose"] == "ai-training"
+    )
 
-    check = client.get("/v1/grants/check", params={"dataset_id": ds, "grantee": DEV2, "purpose": "ai-training"})
+    check = client.get(
+        "/v1/grants/check", params={"dataset_id": ds, "grantee": DEV2, "purpose": "ai-training"}
+    )
     assert check.status_code == 200
     assert check.json()["authorized"] is True
     assert check.json()["reason"] == "the grant is valid now"
     assert check.json()["grant"]["expires_at"] == FAR
 
     listed = client.get("/v1/grants", params={"owner": DEV0, "grantee": DEV2}).json()
-    assert [(g["dataset_id"], g["status"]) for g in listed["items"] if g["dataset_id"] == ds] == [(ds, "authorized")]
+    assert [(g["dataset_id"], g["status"]) for g in listed["items"] if g["dataset_id"] == ds] == [
+        (ds, "authorized")
+    ]
 
     revoked = client.post(
         "/v1/grants/revoke", json={"dataset_id": ds, "grantee": DEV2, "purpose": "ai-training"}, headers=auth
     )
     assert revoked.status_code == 200, revoked.text
     assert revoked.json()["grant"]["revoked"] is True
-    after = client.get("/v1/grants/check", params={"dataset_id": ds, "grantee": DEV2, "purpose": "ai-training"}).json()
+    after = client.get(
+        "/v1/grants/check", params={"dataset_id": ds, "grantee": DEV2, "purpose": "ai-training"}
+    ).json()
     assert after["authorized"] is False
     assert after["reason"] == "the grant was revoked by the owner or renounced by the grantee"
     assert chain(0).authorization_status(int(str(ds)), DEV2, "ai-training") is AuthorizationStatus.REVOKED
@@ -60,7 +79,8 @@ def test_issue_check_list_revoke(
 
 def test_check_without_grant(client: TestClient, registered: dict[str, object]) -> None:
     body = client.get(
-        "/v1/grants/check", params={"dataset_id": registered["dataset_id"], "grantee": DEV1, "purpose": "analytics"}
+        "/v1/grants/check",
+        params={"dataset_id": registered["dataset_id"], "grantee": DEV1, "purpose": "analytics"},
     ).json()
     assert body["authorized"] is False
     assert body["reason"] == "no grant exists for this dataset, grantee and purpose"
@@ -68,7 +88,10 @@ def test_check_without_grant(client: TestClient, registered: dict[str, object]) 
 
 
 def test_expiry_in_the_past_is_422_and_no_grant(
-    client: TestClient, auth: dict[str, str], registered: dict[str, object], chain: Callable[[int], LedgerClient]
+    client: TestClient,
+    auth: dict[str, str],
+    registered: dict[str, object],
+    chain: Callable[[int], LedgerClient],
 ) -> None:
     now = chain(0).latest_block().timestamp
     response = _issue(client, auth, registered["dataset_id"], expires_at=now - 10)
@@ -82,11 +105,17 @@ def test_expiry_in_the_past_is_422_and_no_grant(
 def test_empty_window_is_422(client: TestClient, auth: dict[str, str], registered: dict[str, object]) -> None:
     response = _issue(client, auth, registered["dataset_id"], not_before=FAR, expires_at=FAR - 1)
     assert response.status_code == 422
-    assert f"expires_at {FAR - 1} is before not_before {FAR}: the window is empty" == response.json()["error"]["message"]
+    assert (
+        f"expires_at {FAR - 1} is before not_before {FAR}: the window is empty"
+        == response.json()["error"]["message"]
+    )
 
 
 def test_grant_on_someone_elses_dataset_is_403(
-    client: TestClient, auth: dict[str, str], new_root: Callable[[], str], chain: Callable[[int], LedgerClient]
+    client: TestClient,
+    auth: dict[str, str],
+    new_root: Callable[[], str],
+    chain: Callable[[int], LedgerClient],
 ) -> None:
     dataset_id, _ = chain(1).register_dataset(bytes.fromhex(new_root()[2:]))
     response = _issue(client, auth, str(dataset_id))
@@ -98,14 +127,18 @@ def test_grant_on_someone_elses_dataset_is_403(
     assert not chain(0).get_grant(dataset_id, DEV2, "ai-training").exists
 
 
-def test_grant_on_unknown_dataset_is_404(client: TestClient, auth: dict[str, str], new_root: Callable[[], str]) -> None:
+def test_grant_on_unknown_dataset_is_404(
+    client: TestClient, auth: dict[str, str], new_root: Callable[[], str]
+) -> None:
     root = new_root()
     response = _issue(client, auth, root)
     assert response.status_code == 404
     assert response.json()["error"]["message"] == f"dataset {root} is not registered"
 
 
-def test_bad_grant_inputs_are_422(client: TestClient, auth: dict[str, str], registered: dict[str, object]) -> None:
+def test_bad_grant_inputs_are_422(
+    client: TestClient, auth: dict[str, str], registered: dict[str, object]
+) -> None:
     ds = registered["dataset_id"]
     mixed = DEV2[:2] + DEV2[2:].swapcase()
     cases = [
@@ -128,26 +161,36 @@ def test_bad_grant_inputs_are_422(client: TestClient, auth: dict[str, str], regi
 
 
 def test_revoke_needs_token_and_leaves_grant(
-    client: TestClient, auth: dict[str, str], registered: dict[str, object], chain: Callable[[int], LedgerClient]
+    client: TestClient,
+    auth: dict[str, str],
+    registered: dict[str, object],
+    chain: Callable[[int], LedgerClient],
 ) -> None:
     ds = registered["dataset_id"]
     assert _issue(client, auth, ds).status_code == 201
-    response = client.post("/v1/grants/revoke", json={"dataset_id": ds, "grantee": DEV2, "purpose": "ai-training"})
+    response = client.post(
+        "/v1/grants/revoke", json={"dataset_id": ds, "grantee": DEV2, "purpose": "ai-training"}
+    )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
     assert chain(0).is_authorized(int(str(ds)), DEV2, "ai-training")
 
 
-def test_revoke_missing_grant_is_404(client: TestClient, auth: dict[str, str], registered: dict[str, object]) -> None:
+def test_revoke_missing_grant_is_404(
+    client: TestClient, auth: dict[str, str], registered: dict[str, object]
+) -> None:
     response = client.post(
-        "/v1/grants/revoke", json={"dataset_id": registered["dataset_id"], "grantee": DEV1, "purpose": "analytics"},
+        "/v1/grants/revoke",
+        json={"dataset_id": registered["dataset_id"], "grantee": DEV1, "purpose": "analytics"},
         headers=auth,
     )
     assert response.status_code in (403, 404), response.text
     assert response.json()["error"]["details"]["revert"] == "UsageGrantsNoGrant"
 
 
-def _signed_grant(chain: LedgerClient, owner_index: int, dataset_id: int, deadline: int, nonce: int | None = None) -> dict[str, object]:
+def _signed_grant(
+    chain: LedgerClient, owner_index: int, dataset_id: int, deadline: int, nonce: int | None = None
+) -> dict[str, object]:
     owner = dev_account(owner_index)
     typed = grant_typed_data(
         chain.chain_id,
@@ -164,7 +207,10 @@ def _signed_grant(chain: LedgerClient, owner_index: int, dataset_id: int, deadli
 
 
 def test_redeem_owner_signed_grant_then_replay_fails(
-    client: TestClient, auth: dict[str, str], new_root: Callable[[], str], chain: Callable[[int], LedgerClient]
+    client: TestClient,
+    auth: dict[str, str],
+    new_root: Callable[[], str],
+    chain: Callable[[int], LedgerClient],
 ) -> None:
     owner_chain = chain(1)
     dataset_id, _ = owner_chain.register_dataset(bytes.fromhex(new_root()[2:]))
@@ -181,7 +227,10 @@ def test_redeem_owner_signed_grant_then_replay_fails(
 
 
 def test_redeem_rejects_wrong_domain_and_past_deadline(
-    client: TestClient, auth: dict[str, str], new_root: Callable[[], str], chain: Callable[[int], LedgerClient]
+    client: TestClient,
+    auth: dict[str, str],
+    new_root: Callable[[], str],
+    chain: Callable[[int], LedgerClient],
 ) -> None:
     owner_chain = chain(3)
     dataset_id, _ = owner_chain.register_dataset(bytes.fromhex(new_root()[2:]))
@@ -216,7 +265,10 @@ def test_reads_can_require_the_token(settings: Settings, registered: dict[str, o
 @pytest.mark.parametrize(
     ("service_settings", "message"),
     [
-        (ApiSettings(account="dev0"), "this service has no SOV_API_TOKEN configured, so it accepts no writes"),
+        (
+            ApiSettings(account="dev0"),
+            "this service has no SOV_API_TOKEN configured, so it accepts no writes",
+        ),
         (
             ApiSettings(token=SecretStr("t0ken-value")),
             "this service has no operator account configured (set SOV_API_ACCOUNT to a keystore alias)",
@@ -224,11 +276,19 @@ def test_reads_can_require_the_token(settings: Settings, registered: dict[str, o
     ],
 )
 def test_writes_disabled_without_token_or_account(
-    settings: Settings, service_settings: ApiSettings, message: str, registered: dict[str, object],
+    settings: Settings,
+    service_settings: ApiSettings,
+    message: str,
+    registered: dict[str, object],
     chain: Callable[[int], LedgerClient],
 ) -> None:
     with TestClient(create_app(settings, service_settings)) as client:
-        body = {"dataset_id": registered["dataset_id"], "grantee": DEV1, "purpose": "ai-training", "expires_at": FAR}
+        body = {
+            "dataset_id": registered["dataset_id"],
+            "grantee": DEV1,
+            "purpose": "ai-training",
+            "expires_at": FAR,
+        }
         response = client.post("/v1/grants", json=body, headers={"Authorization": "Bearer t0ken-value"})
         assert response.status_code == 403
         assert response.json()["error"]["message"] == message

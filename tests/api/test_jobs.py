@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-
 from federation_kit import FederatedJob
+
 from ledger.provenance import model_digest
 from ledger.settings import Settings
 from ledger.store import open_store
@@ -45,10 +45,17 @@ def test_unknown_job_and_round(job_client: TestClient, federated: tuple[Settings
     _, job = federated
     missing = job_client.get("/v1/jobs/99")
     assert missing.status_code == 404
-    assert missing.json()["error"] == {"code": "unknown_job", "message": "job 99 does not exist", "details": {"job_id": "99"}}
+    assert missing.json()["error"] == {
+        "code": "unknown_job",
+        "message": "job 99 does not exist",
+        "details": {"job_id": "99"},
+    }
     late = job_client.get(f"/v1/jobs/{job.job_id}/rounds/4")
     assert late.status_code == 404
-    assert late.json()["error"]["message"] == f"job {job.job_id} has committed 3 round(s); round 4 does not exist"
+    assert (
+        late.json()["error"]["message"]
+        == f"job {job.job_id} has committed 3 round(s); round 4 does not exist"
+    )
     zero = job_client.get(f"/v1/jobs/{job.job_id}/rounds/0")
     assert zero.status_code == 422
     assert "greater than or equal to 1" in zero.json()["error"]["message"]

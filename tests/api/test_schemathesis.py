@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from conftest import TOKEN, Devnet
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -20,7 +21,6 @@ from schemathesis.schemas import APIOperation
 
 from api.app import create_app
 from api.auth import ApiSettings
-from conftest import TOKEN, Devnet
 from ledger.deploy import save_deployment
 from ledger.settings import Settings
 
@@ -32,7 +32,9 @@ def fuzzed_app(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Fast
     save_deployment(app_settings, devnet.deployment)
     from pydantic import SecretStr
 
-    return create_app(app_settings, ApiSettings(token=SecretStr(TOKEN), account="dev0", index_sync_interval=0.5))
+    return create_app(
+        app_settings, ApiSettings(token=SecretStr(TOKEN), account="dev0", index_sync_interval=0.5)
+    )
 
 
 def _run_operation(

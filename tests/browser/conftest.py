@@ -28,7 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _federation_kit() -> ModuleType:
     # One job builder for the API and browser suites; tests/ is not a package, so load it by path.
-    spec = importlib.util.spec_from_file_location("sov_federation_kit", REPO / "tests" / "api" / "federation_kit.py")
+    spec = importlib.util.spec_from_file_location(
+        "sov_federation_kit", REPO / "tests" / "api" / "federation_kit.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built

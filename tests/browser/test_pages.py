@@ -37,7 +37,15 @@ def _drive(service: LiveService, cid: str, owner: str, token: str) -> dict[str, 
     assert CHROMIUM.exists(), "Debian chromium is missing: apt-get install -y chromium"
     OUTPUT.mkdir(exist_ok=True)
     result = subprocess.run(
-        [_node(), str(Path(__file__).with_name("pages.mjs")), service.base_url, cid, owner, str(OUTPUT), token],
+        [
+            _node(),
+            str(Path(__file__).with_name("pages.mjs")),
+            service.base_url,
+            cid,
+            owner,
+            str(OUTPUT),
+            token,
+        ],
         capture_output=True,
         text=True,
         timeout=180,
@@ -54,7 +62,12 @@ def _issue_active_grant(service: LiveService, dataset_id: int) -> int:
     now = LedgerClient.connect(service.settings).latest_block().timestamp
     response = httpx.post(
         f"{service.base_url}/v1/grants",
-        json={"dataset_id": str(dataset_id), "grantee": DEV5, "purpose": "analytics", "expires_at": now + 7200},
+        json={
+            "dataset_id": str(dataset_id),
+            "grantee": DEV5,
+            "purpose": "analytics",
+            "expires_at": now + 7200,
+        },
         headers={"Authorization": f"Bearer {service.token}"},
         timeout=30,
     )
@@ -109,6 +122,8 @@ def test_audit_and_owner_pages(live_service: LiveService) -> None:
         ("analytics", "revoked"),
     ]
     client = LedgerClient.connect(live_service.settings)
-    assert client.authorization_status(job.revoked_dataset_id, DEV5, "analytics") is AuthorizationStatus.REVOKED  # type: ignore[attr-defined]
+    assert (
+        client.authorization_status(job.revoked_dataset_id, DEV5, "analytics") is AuthorizationStatus.REVOKED
+    )  # type: ignore[attr-defined]
     assert (OUTPUT / "audit-page.png").stat().st_size > 10_000
     assert (OUTPUT / "owner-page.png").stat().st_size > 10_000

@@ -14,13 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.contracts.conftest import ARTIFACTS, REPO
+from tests.contracts.devchain import ARTIFACTS, REPO
 
 SHIPPED = ["DatasetRegistry", "UsageGrants", "TrainingLedger", "MockSignerWallet", "MockRejectingWallet"]
-REFRESH = (
-    "node_modules/.bin/hardhat compile && node contracts/export-artifacts.mjs "
-    "(Node 22 first on PATH)"
-)
+REFRESH = "node_modules/.bin/hardhat compile && node contracts/export-artifacts.mjs (Node 22 first on PATH)"
 
 
 def source_hash(root: Path = REPO) -> str:

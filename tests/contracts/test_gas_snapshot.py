@@ -13,7 +13,7 @@ import os
 from eth_account.messages import encode_typed_data
 from web3 import Web3
 
-from tests.contracts.conftest import REPO, Chain, content_roots, deploy_all
+from tests.contracts.devchain import REPO, Chain, content_roots, deploy_all
 
 SNAPSHOT = REPO / "contracts" / "gas-snapshot.json"
 AI_TRAINING = Web3.keccak(text="ai-training")
@@ -96,10 +96,14 @@ def measure(chain: Chain) -> dict[str, int]:
         ids = [int.from_bytes(r, "big") for r in roots]
         for r, i in zip(roots, ids, strict=True):
             chain.send(owner, c.registry.functions.register(r, 0, ""))
-            chain.send(owner, c.grants.functions.issueGrant(i, coordinator.address, AI_TRAINING, 0, EXPIRES_AT))
+            chain.send(
+                owner, c.grants.functions.issueGrant(i, coordinator.address, AI_TRAINING, 0, EXPIRES_AT)
+            )
         job_id = c.ledger.functions.jobCount().call() + 1
         genesis = Web3.keccak(text=f"genesis{n}")
-        chain.send(coordinator, c.ledger.functions.createJob(AI_TRAINING, ids, genesis, Web3.keccak(text="spec")))
+        chain.send(
+            coordinator, c.ledger.functions.createJob(AI_TRAINING, ids, genesis, Web3.keccak(text="spec"))
+        )
         mask = (1 << n) - 1
         cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
         parent = genesis

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError
 
-from tests.contracts.conftest import Chain, Deployed, deploy_all
+from tests.contracts.devchain import Chain, Deployed
 
 AI_TRAINING = Web3.keccak(text="ai-training")
 FAR = 4_102_444_800
@@ -60,13 +60,9 @@ def selector(signature: str) -> str:
     return "0x" + keccak(text=signature)[:4].hex()
 
 
-@pytest.fixture()
-def deployed(chain: Chain) -> Deployed:
-    """The three contracts on a fresh anvil."""
-    return deploy_all(chain, chain.accounts[0])
-
-
-def register_via_wallet(chain: Chain, wallet: Contract, driver: LocalAccount, registry: Contract, root: bytes) -> int:
+def register_via_wallet(
+    chain: Chain, wallet: Contract, driver: LocalAccount, registry: Contract, root: bytes
+) -> int:
     """Register `root` with the wallet contract as the deed holder."""
     data = registry.encode_abi("register", args=[root, 0, ""])
     chain.send(driver, wallet.functions.execute(registry.address, data))
@@ -104,7 +100,9 @@ def test_eip1271_wallet_that_approves(chain: Chain, deployed: Deployed) -> None:
     wallet = chain.deploy(chain.accounts[0], "MockSignerWallet", driver.address)
     dataset_id = register_via_wallet(chain, wallet, driver, deployed.registry, keccak(b"wallet-data"))
     message = grant_message(dataset_id, coordinator.address, 0)
-    signature = driver.sign_message(encode_typed_data(full_message=typed_grant(chain, deployed.grants, message)))
+    signature = driver.sign_message(
+        encode_typed_data(full_message=typed_grant(chain, deployed.grants, message))
+    )
     call = deployed.grants.functions.issueGrantBySig(*message.values(), bytes(signature.signature))
     chain.send(relayer, call)
     assert deployed.grants.functions.isAuthorized(dataset_id, coordinator.address, AI_TRAINING).call()
@@ -117,7 +115,9 @@ def test_eip1271_wallet_that_refuses(chain: Chain, deployed: Deployed) -> None:
     wallet = chain.deploy(chain.accounts[0], "MockRejectingWallet")
     dataset_id = register_via_wallet(chain, wallet, signer, deployed.registry, keccak(b"refusing"))
     message = grant_message(dataset_id, coordinator.address, 0)
-    signature = signer.sign_message(encode_typed_data(full_message=typed_grant(chain, deployed.grants, message)))
+    signature = signer.sign_message(
+        encode_typed_data(full_message=typed_grant(chain, deployed.grants, message))
+    )
     call = deployed.grants.functions.issueGrantBySig(*message.values(), bytes(signature.signature))
     with pytest.raises(ContractCustomError) as caught:
         call.call({"from": relayer.address})
@@ -135,7 +135,9 @@ def test_replayed_python_signature_is_refused(chain: Chain, deployed: Deployed) 
     chain.send(owner, deployed.registry.functions.register(root, 0, ""))
     dataset_id = int.from_bytes(root, "big")
     message = grant_message(dataset_id, coordinator.address, 0)
-    signature = owner.sign_message(encode_typed_data(full_message=typed_grant(chain, deployed.grants, message)))
+    signature = owner.sign_message(
+        encode_typed_data(full_message=typed_grant(chain, deployed.grants, message))
+    )
     call = deployed.grants.functions.issueGrantBySig(*message.values(), bytes(signature.signature))
     chain.send(relayer, call)
     with pytest.raises(ContractCustomError) as caught:
