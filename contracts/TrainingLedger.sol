@@ -45,14 +45,14 @@ contract TrainingLedger is EIP712, ITrainingLedger {
         uint256 count = datasets.length;
         if (count == 0 || count > MAX_DATASETS) revert TrainingLedgerInvalidDatasetCount(count);
         if (initialModelDigest == bytes32(0)) revert TrainingLedgerZeroDigest();
-        uint256 previous;
         for (uint256 i; i < count; ++i) {
             uint256 datasetId = datasets[i];
             // Strictly ascending makes the list a set with one canonical encoding (and hash).
-            if (i != 0 && datasetId <= previous) revert TrainingLedgerDatasetsNotSorted(i, datasetId);
+            if (i != 0 && datasetId <= datasets[i - 1]) revert TrainingLedgerDatasetsNotSorted(i, datasetId);
+            // Only existence matters here; epoch and retirement are checked per round, at commit time.
+            // slither-disable-next-line unused-return,calls-loop
             (address owner,,) = _registry.datasetState(datasetId);
             if (owner == address(0)) revert TrainingLedgerUnknownDataset(datasetId);
-            previous = datasetId;
         }
         jobId = _createJob(purpose, datasets, initialModelDigest, specDigest);
     }

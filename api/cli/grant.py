@@ -271,8 +271,8 @@ def redeem(
 ) -> None:
     """Submit a signed grant on-chain; the submitter pays gas, the owner's signature authorises."""
     try:
-        signed = jsonlib.loads(file.read_text())
-    except jsonlib.JSONDecodeError as error:
+        signed = jsonlib.loads(file.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, jsonlib.JSONDecodeError) as error:
         raise ValueError(f"{file} is not JSON: {error}") from None
     if not isinstance(signed, dict):
         raise ValueError(f"{file} holds {type(signed).__name__}, not a signed grant object")

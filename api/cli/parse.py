@@ -36,7 +36,7 @@ def dataset_id(text: str) -> int:
 def address(text: str, what: str = "address") -> str:
     """A checksummed address; a mixed-case address with a wrong checksum is refused."""
     value = text.strip()
-    if not is_hex_address(value):
+    if not value.startswith("0x") or not is_hex_address(value):
         raise InvalidArgumentError(
             f"{what} {text!r} is not a 20-byte hex address (0x followed by 40 hex digits)"
         )
