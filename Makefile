@@ -48,17 +48,24 @@ $(ARTIFACTS): $(SOL_SOURCES) hardhat.config.js node_modules/.installed
 	node contracts/export-artifacts.mjs
 	touch $@
 
+# The browser test drives Debian's Chromium (no browser download at install time).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
 bootstrap: $(VENV)/.installed node_modules/.installed tests/ipfs_node/node_modules/.installed $(ARTIFACTS)
 
 demo: bootstrap
 	$(VENV)/bin/sov demo
 
-test: bootstrap test-solidity test-python
+test: bootstrap $(CHROMIUM) test-solidity test-python
 
 test-solidity: bootstrap
 	$(HARDHAT) test solidity
 
-test-python: bootstrap
+test-python: bootstrap $(CHROMIUM)
 	$(VENV)/bin/pytest -q
 
 bench: bootstrap

@@ -75,7 +75,7 @@ def _median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> 
     return statistics.median(times)
 
 
-def run(repeats: int = 5, clients: int = CLIENTS) -> dict[str, Any]:
+def run(repeats: int = 7, clients: int = CLIENTS) -> dict[str, Any]:
     """Measure and return the aggregation keys of `bench/results.json`."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
