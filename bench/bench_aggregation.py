@@ -5,10 +5,11 @@ and a head), weights = example counts. Every implementation gets the updates in 
 native form, built before timing: ours zero-copy flat views of the model files the
 nodes sent (`serialize.flat_from_bytes`: a safetensors file of float32 tensors is one
 contiguous buffer in sorted-key order), the seed loop state dicts, Flower lists of
-ndarrays. We also time ours from state dicts (flatten copies included) and a plain
-tensor copy of the same bytes, the memory-bandwidth yardstick. Median of repeats after a
-warm-up. Everything runs on one thread (torch.set_num_threads(1)): Flower's numpy code
-is single-threaded, and on a shared 2-core machine torch's second thread mostly waits.
+ndarrays. We also time ours from state dicts (`aggregate.fedavg`, blocked multi-tensor
+ops, no flat copies) and a plain tensor copy of the same bytes, the memory-bandwidth
+yardstick. Median of repeats after a warm-up. Everything runs on one thread
+(torch.set_num_threads(1)): Flower's numpy code is single-threaded, and on a shared
+2-core machine torch's second thread mostly waits.
 
 Run: `PYTHONPATH=. .venv/bin/python bench/bench_aggregation.py`
 """

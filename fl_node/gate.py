@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from ledger.chain.client import LedgerClient
 from ledger.chain.types import AuthorizationStatus, JobRecord
@@ -72,7 +72,9 @@ def check_round(
     return GateDecision(job=job, block_number=block.number)
 
 
-def _refusal_message(client: LedgerClient, dataset_id: int, job: JobRecord, status: AuthorizationStatus) -> str:
+def _refusal_message(
+    client: LedgerClient, dataset_id: int, job: JobRecord, status: AuthorizationStatus
+) -> str:
     purpose = purpose_name(job.purpose)
     subject = f"grant of dataset {dataset_id:#066x} to {job.coordinator} for '{purpose}'"
     if status is AuthorizationStatus.EXPIRED:

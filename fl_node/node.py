@@ -65,7 +65,11 @@ class DataOwnerNode:
         try:
             state = model_from_bytes(base_bytes)
             new_state, num_examples, metrics = train_local(
-                spec, state, self.features, self.labels, round_seed=round_seed(request.seed, request.round_number, self.dataset_id)
+                spec,
+                state,
+                self.features,
+                self.labels,
+                round_seed=round_seed(request.seed, request.round_number, self.dataset_id),
             )
         except FLError as error:
             return NodeRefusal(self.dataset_id, "training_failed", str(error))

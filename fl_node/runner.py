@@ -111,7 +111,9 @@ def enroll(
     expires_at = now + config.grant_seconds
     purpose = purpose_id(config.purpose)
     assert lab.address is not None
-    for index, (partition, dataset_id) in enumerate(zip(federation.partitions, federation.dataset_ids, strict=True)):
+    for index, (partition, dataset_id) in enumerate(
+        zip(federation.partitions, federation.dataset_ids, strict=True)
+    ):
         account = owner_account(index + 1)
         fund_on_devnet(lab, account.address)
         owner = lab.with_account(account)
@@ -261,7 +263,9 @@ def run_offline(
         base = model_from_bytes(model_bytes)
         states, counts = [], []
         for dataset_id, partition in order:
-            state, count, _ = train_local(spec, base, partition.x, partition.y, round_seed(seed, round_number, dataset_id))
+            state, count, _ = train_local(
+                spec, base, partition.x, partition.y, round_seed(seed, round_number, dataset_id)
+            )
             states.append(model_from_bytes(model_to_bytes(state)))
             counts.append(count)
         aggregated = fedavg(states, counts)

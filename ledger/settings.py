@@ -25,7 +25,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home, description="data directory (SOV_HOME)")
     rpc_url: str | None = Field(
-        default=None, description="JSON-RPC endpoint (http(s):// or an IPC path); unset = embedded anvil devnet"
+        default=None,
+        description="JSON-RPC endpoint (http(s):// or an IPC path); unset = embedded anvil devnet",
     )
     devnet_port: int = Field(default=8545, description="port of the embedded anvil devnet on 127.0.0.1")
     store: Literal["local", "kubo"] = Field(default="local", description="content store backend")

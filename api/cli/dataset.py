@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -71,7 +71,8 @@ def show(
     index.sync()
     record = index.dataset(dataset_id)
     grants = index.grants(dataset_id=dataset_id)
-    document = {
+    rows = [_grant_row(g) for g in grants]
+    document: dict[str, Any] = {
         "dataset_id": str(dataset_id),
         "dataset_id_hex": f"{dataset_id:#066x}",
         "owner": state.owner,
@@ -80,7 +81,7 @@ def show(
         "parent_id": str(record.parent_id),
         "uri": record.uri,
         "registered_block": record.block_number,
-        "grants": [_grant_row(g) for g in grants],
+        "grants": rows,
     }
     if json:
         emit_json(document)
@@ -94,7 +95,7 @@ def show(
         ["grantee", "purpose", "not before", "expires", "revoked"],
         [
             [g["grantee"], g["purpose"], g["not_before"], g["expires_at"], g["revoked"]]
-            for g in document["grants"]
+            for g in rows
         ],
     )
 
@@ -121,7 +122,7 @@ def list_(
     index = EventIndex(config, client)
     index.sync()
     wanted = parse.address(owner, "owner") if owner else None
-    rows = [
+    listed: list[dict[str, Any]] = [
         {
             "dataset_id": str(d.dataset_id),
             "dataset_id_hex": f"{d.dataset_id:#066x}",
@@ -135,14 +136,14 @@ def list_(
         if wanted is None or d.owner.lower() == wanted.lower()
     ]
     if json:
-        emit_json(rows)
+        emit_json(listed)
     else:
         emit_table(
-            f"{len(rows)} dataset(s)",
+            f"{len(listed)} dataset(s)",
             ["dataset id", "owner", "retired", "block", "uri"],
             [
                 [r["dataset_id_hex"][:18] + "...", r["owner"], r["retired"], r["block_number"], r["uri"]]
-                for r in rows
+                for r in listed
             ],
         )
 

@@ -40,7 +40,11 @@ def demo(
 ) -> None:
     """Devnet, four hospitals, a gated federated job with a mid-job revocation, and its audit."""
     config = settings()
-    say = (lambda text: None) if json else (lambda text: err_console.print(text, highlight=False))
+
+    def say(text: str) -> None:
+        if not json:
+            err_console.print(text, highlight=False)
+
     train = TrainConfig(
         data="breast_cancer", nodes=4, rounds=rounds, partition="iid", seed=seed, grant_seconds=7 * 24 * 3600
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json as jsonlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -190,7 +190,7 @@ def list_(
         dataset_id=parse.dataset_id(dataset) if dataset else None,
         grantee=parse.address(grantee, "grantee") if grantee else None,
     )
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "dataset_id": str(g.dataset_id),
             "dataset_id_hex": f"{g.dataset_id:#066x}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
+from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
 
 from ledger.errors import InvalidArgumentError
 from ledger.store import content_root

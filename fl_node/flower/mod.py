@@ -116,7 +116,7 @@ def ledger_gate_mod(message: Message, context: Context, call_next: ClientAppCall
     # The ignore: provenance's `_Signer` protocol types `unsafe_sign_hash(bytes)`, eth-account's
     # LocalAccount declares `Hash32`; the call is the one provenance documents.
     signed = sign_attestation(
-        site.account,  # type: ignore[arg-type]
+        site.account,
         site.client.chain_id,
         site.client.deployment.address("TrainingLedger"),
         attestation,

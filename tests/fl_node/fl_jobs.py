@@ -37,5 +37,3 @@ def travel(client: LedgerClient, seconds: int) -> None:
     """Moves the devnet's clock forward and mines a block."""
     client.transport.request("evm_increaseTime", [seconds])
     client.transport.request("evm_mine", [])
-
-

@@ -152,3 +152,20 @@ def test_property_result_within_client_range(rows: list[list[float]], data: st.D
     out = fedavg_flat(list(stacked), counts)
     assert bool((out >= stacked.min(dim=0).values - 1e-3).all())
     assert bool((out <= stacked.max(dim=0).values + 1e-3).all())
+
+
+def test_state_dict_path_is_bit_identical_to_flat_path_across_blocks() -> None:
+    gen = torch.Generator().manual_seed(3)
+    # One tensor spans two blocks, one is tiny, one is non-contiguous (a transposed view).
+    states = [
+        {
+            "big": torch.randn(3, 500_001, generator=gen),
+            "tiny": torch.randn(7, generator=gen),
+            "view": torch.randn(40, 30, generator=gen).t(),
+        }
+        for _ in range(4)
+    ]
+    counts = [3, 1, 4, 1]
+    out = fedavg(states, counts)
+    assert list(out) == ["big", "tiny", "view"] and out["view"].shape == (30, 40)
+    assert torch.equal(flatten(out), fedavg_flat([flatten(s) for s in states], counts))

@@ -47,16 +47,16 @@ class RevokesAfterTraining:
     def handle(self, request: RoundRequest) -> NodeReply:
         reply = self.inner.handle(request)
         self.job.owner(self.index).revoke_grant(
-            self.dataset_id, self.job.lab.address, purpose_id("ai-training")  # type: ignore[arg-type]
+            self.dataset_id,
+            self.job.lab.address,
+            purpose_id("ai-training"),  # type: ignore[arg-type]
         )
         return reply
 
 
 def test_revocation_between_check_and_commit_is_never_committed(job: Job) -> None:
     late = job.dataset(1)
-    nodes = [
-        RevokesAfterTraining(n, job, 1) if n.dataset_id == late else n for n in job.runner.nodes
-    ]
+    nodes = [RevokesAfterTraining(n, job, 1) if n.dataset_id == late else n for n in job.runner.nodes]
     outcome = job.runner.coordinator.run_round(job.job, nodes)
     assert late not in outcome.participants
     assert outcome.recomputed_without == (late,)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from fl_jobs import Job, travel
+
 from fl_node.messages import NodeRefusal, NodeUpdate, RoundRequest
 from fl_node.runner import LocalNode
 from fl_node.serialize import model_from_bytes
 from ledger.purposes import purpose_id
-
-from fl_jobs import Job, travel
 
 AI_TRAINING = purpose_id("ai-training")
 

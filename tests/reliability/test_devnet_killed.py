@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from reliability_kit import CONFIG, committed, federate
+from reliability_kit import committed, federate
 
 from fl_node.errors import FLError
 from ledger.chain.transport import Transport, make_provider

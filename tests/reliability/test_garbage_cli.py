@@ -65,15 +65,22 @@ GARBAGE_IDS = ["", "0x", "0xZZ", "-1", "bafy" + "!" * 20, junk(12).hex(), "b" + 
 @pytest.mark.parametrize("text", GARBAGE_IDS)
 def test_garbage_dataset_ids(cli: Cli, text: str) -> None:
     before = cli.chain_state()
-    code, output = cli("grant", "issue", text, "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "--account", "dev1")
+    code, output = cli(
+        "grant", "issue", text, "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "--account", "dev1"
+    )
     assert_clean_failure(code, output)
     assert cli.chain_state() == before
 
 
 @pytest.mark.parametrize(
     "text",
-    ["0x123", "f39Fd6e51aad88F6F4ce6aB8827279cffFb92266x", "0xf39fd6e51aad88f6f4ce6ab8827279cfffb9226G",
-     "0xF39Fd6e51aad88F6F4ce6aB8827279cffFb92266", junk(20).hex()],
+    [
+        "0x123",
+        "f39Fd6e51aad88F6F4ce6aB8827279cffFb92266x",
+        "0xf39fd6e51aad88f6f4ce6ab8827279cfffb9226G",
+        "0xF39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        junk(20).hex(),
+    ],
 )
 def test_garbage_addresses(cli: Cli, tmp_path: Path, text: str) -> None:
     data = tmp_path / "data.bin"
@@ -114,8 +121,16 @@ def test_forged_signature_on_a_real_grant(cli: Cli, tmp_path: Path) -> None:
     data.write_bytes(b"another dataset")
     assert cli("dataset", "register", str(data), "--account", "dev1")[0] == 0
     signed = tmp_path / "grant.json"
-    code, output = cli("grant", "sign", _cid(cli, data), "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
-                       "-o", str(signed), "--account", "dev1")
+    code, output = cli(
+        "grant",
+        "sign",
+        _cid(cli, data),
+        "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        "-o",
+        str(signed),
+        "--account",
+        "dev1",
+    )
     assert code == 0, output
     document = json.loads(signed.read_text())
     document["signature"] = "0x" + junk(65).hex()

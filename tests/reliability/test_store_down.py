@@ -10,10 +10,10 @@ from reliability_kit import committed, federate
 
 from fl_node.coordinator import StoreRetryPolicy
 from fl_node.errors import RoundNotCommittedError
+from ledger.devnet import free_port
 from ledger.provenance import model_digest
 from ledger.store.kubo import KuboStore
 from ledger.store.local import LocalBlockstore
-from ledger.devnet import free_port
 
 
 def test_unreachable_ipfs_node_means_no_commit(deployed: object, tmp_path: Path) -> None:
@@ -26,7 +26,9 @@ def test_unreachable_ipfs_node_means_no_commit(deployed: object, tmp_path: Path)
     coordinator = fed.runner.coordinator
     coordinator.store = KuboStore(dead, timeout=1.0)
     coordinator.store_retry = StoreRetryPolicy(attempts=3, first_delay_s=0.05)
-    with pytest.raises(RoundNotCommittedError, match=rf"after 3 attempts .*{dead}.*the round was not committed"):
+    with pytest.raises(
+        RoundNotCommittedError, match=rf"after 3 attempts .*{dead}.*the round was not committed"
+    ):
         coordinator.run_round(job, fed.runner.nodes)
     assert fed.enrollment.lab.get_job(job.job_id).last_round == 0
     assert committed(fed.enrollment.lab, job.job_id) == []
