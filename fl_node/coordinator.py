@@ -352,7 +352,8 @@ class Coordinator:
             except (LedgerError, OSError) as error:
                 if attempt == policy.attempts:
                     raise RoundNotCommittedError(
-                        f"content store unavailable after {attempt} attempts ({error}); the round was not committed"
+                        f"content store unavailable after {attempt} attempts ({error}); "
+                        "the round was not committed"
                     ) from error
                 log.warning("content store failed (%s); retrying in %.1f s", error, delay)
                 time.sleep(delay)

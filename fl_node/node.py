@@ -59,7 +59,8 @@ class DataOwnerNode:
             return NodeRefusal(
                 self.dataset_id,
                 "base_model_mismatch",
-                f"bytes of {request.base_model_cid} do not hash to the base digest 0x{request.base_digest.hex()}",
+                f"bytes of {request.base_model_cid} do not hash to the base digest "
+                f"0x{request.base_digest.hex()}",
             )
         spec = ModelSpec.model_validate_json(request.spec_json)
         try:

@@ -93,10 +93,7 @@ def show(
     emit_table(
         "grants",
         ["grantee", "purpose", "not before", "expires", "revoked"],
-        [
-            [g["grantee"], g["purpose"], g["not_before"], g["expires_at"], g["revoked"]]
-            for g in rows
-        ],
+        [[g["grantee"], g["purpose"], g["not_before"], g["expires_at"], g["revoked"]] for g in rows],
     )
 
 

@@ -191,5 +191,6 @@ def train(
         return
     print_rounds(session)
     console.print(
-        f"final model {session.run.job.last_model_cid}  (audit it: sov audit {session.run.job.last_model_cid})"
+        f"final model {session.run.job.last_model_cid}  "
+        f"(audit it: sov audit {session.run.job.last_model_cid})"
     )

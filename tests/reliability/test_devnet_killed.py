@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -56,7 +57,7 @@ def test_job_resumes_from_last_committed_round_after_sigkill(tmp_path: Path) -> 
         events = committed(lab, job.job_id)
         assert [e["round"] for e in events] == [1, 2, 3, 4]  # each round exactly once
         assert events[0]["parentDigest"] == initial_digest
-        for previous, current in zip(events, events[1:], strict=False):
+        for previous, current in itertools.pairwise(events):
             assert current["parentDigest"] == previous["modelDigest"]  # the hash chain is unbroken
         assert lab.get_job(job.job_id).last_digest == events[-1]["modelDigest"]
         assert model_digest(run.final_model_bytes) == events[-1]["modelDigest"]
