@@ -14,7 +14,7 @@ HARDHAT := node_modules/.bin/hardhat
 SOL_SOURCES := $(shell find contracts -name '*.sol' -not -path '*/node_modules/*')
 ARTIFACTS := ledger/artifacts/DatasetRegistry.json
 
-.PHONY: help bootstrap demo test test-solidity test-python bench lint gas clean
+.PHONY: help bootstrap demo test test-solidity test-python bench lint gas slither clean
 
 help:
 	@echo "make demo   - devnet + contracts + four hospitals + a federated job + audit (embedded defaults)"
@@ -75,6 +75,10 @@ lint: bootstrap
 	$(VENV)/bin/ruff check ledger fl_node api tests bench
 	$(VENV)/bin/ruff format --check ledger fl_node api tests bench
 	$(VENV)/bin/mypy
+
+slither: bootstrap
+	test -x .venv-slither/bin/slither || ($(PYTHON) -m venv .venv-slither && .venv-slither/bin/pip install --quiet slither-analyzer==0.11.6)
+	contracts/slither.sh .venv-slither/bin/slither
 
 gas: bootstrap
 	UPDATE_GAS_SNAPSHOT=1 $(VENV)/bin/pytest -q tests/contracts/test_gas_snapshot.py

@@ -3,7 +3,8 @@
 `train_local` is the whole of a node's learning: it starts from the global state, runs the
 spec's local epochs and returns the new state. It reads no global random state and leaves
 none changed (the RNG is forked and seeded from `round_seed`), so the same inputs give the
-same weights bit for bit, in any process, with the ledger on or off.
+same weights bit for bit, in any process, with the ledger on or off. Training pins the
+process to one torch thread (`configure_worker`): the thread count changes the bytes.
 """
 
 from __future__ import annotations
@@ -29,13 +30,19 @@ class TrainingError(FLError, ValueError):
 
 
 def configure_worker() -> None:
-    """Settings every training process applies once: one thread, deterministic kernels.
+    """Pin torch to one intra-op thread and deterministic kernels, for the whole process.
 
-    One intra-op thread is both faster for these small models (no thread hand-off per
-    tiny matmul) and removes thread-count-dependent reduction order from the results.
+    The thread count changes the bytes of a trained model (measured: the same
+    `train_local` call gives different weights with 1 and 2 threads), and the
+    ledger-on/ledger-off identity needs the same bytes everywhere, so `train_local` and
+    `evaluate` call this themselves. One thread is also faster for models this small.
+    It is process-wide and never undone: restoring it per call would race between node
+    threads of one process.
     """
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    if not torch.are_deterministic_algorithms_enabled():
+        torch.use_deterministic_algorithms(True)
 
 
 def round_seed(job_seed: int, round_number: int, node: int) -> int:
@@ -83,6 +90,7 @@ def train_local(
     (`train_loss`: mean loss of the last epoch). Optimiser state starts fresh every round,
     as a node keeps nothing between rounds but its data.
     """
+    configure_worker()
     xt, yt = _as_tensors(spec, x, y)
     model = load_state(spec, dict(global_state))
     anchor = [p.detach().clone() for p in model.parameters()] if spec.proximal_mu > 0 else []
@@ -121,6 +129,7 @@ def evaluate(
     spec: ModelSpec, state: Mapping[str, torch.Tensor], x: ArrayLike, y: ArrayLike
 ) -> dict[str, float]:
     """Accuracy and mean cross-entropy loss of `state` on (x, y), in eval mode (no dropout)."""
+    configure_worker()
     xt, yt = _as_tensors(spec, x, y)
     model = load_state(spec, dict(state))
     model.eval()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +19,8 @@ from fl_node.simulate import federated_round, run_federated, select_nodes, state
 from fl_node.spec import ModelSpec, default_spec
 from fl_node.train import TrainingError, evaluate, round_seed, train_local
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def cancer() -> Dataset:
@@ -21,8 +28,6 @@ def cancer() -> Dataset:
 
 
 def test_spec_digest_is_sha256_of_canonical_json() -> None:
-    import hashlib
-
     spec = ModelSpec(input_dim=4, num_classes=3, hidden=(8,))
     assert spec.canonical_json().startswith(b'{"activation":"relu","batch_size":32')
     assert spec.spec_digest() == hashlib.sha256(spec.canonical_json()).digest()
@@ -59,6 +64,34 @@ def test_train_local_is_deterministic_and_learns(cancer: Dataset) -> None:
     assert model_to_bytes(a) != model_to_bytes(c)
     assert state_equal(start, initial_state(spec))  # the global state is never modified
     assert evaluate(spec, a, ds.x_test, ds.y_test)["accuracy"] > 0.9
+
+
+def test_train_local_bytes_identical_in_another_process_with_other_thread_settings(cancer: Dataset) -> None:
+    spec = default_spec(cancer.num_features, cancer.num_classes, local_epochs=1)
+    here, _, _ = train_local(spec, initial_state(spec), cancer.x_train, cancer.y_train, round_seed=9)
+    code = (
+        "import sys, hashlib, torch\n"
+        "torch.set_num_threads(2)\n"  # a fresh process with torch's usual multi-threading
+        "from fl_node.data import load_dataset\n"
+        "from fl_node.model import initial_state\n"
+        "from fl_node.serialize import model_to_bytes\n"
+        "from fl_node.spec import ModelSpec\n"
+        "from fl_node.train import train_local\n"
+        "spec = ModelSpec.from_json(sys.argv[1])\n"
+        "ds = load_dataset('breast_cancer', seed=0)\n"
+        "state, _, _ = train_local(spec, initial_state(spec), ds.x_train, ds.y_train, round_seed=9)\n"
+        "print(hashlib.sha256(model_to_bytes(state)).hexdigest())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, spec.canonical_json().decode()],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=180,
+    )
+    assert result.stdout.strip() == hashlib.sha256(model_to_bytes(here)).hexdigest()
 
 
 def test_round_seeds_differ_per_node_and_round() -> None:
@@ -120,3 +153,23 @@ def test_digits_dominant_split_reaches_095_in_20_rounds() -> None:
     assert result.final_accuracy >= 0.95
     assert central.test_accuracy >= 0.95
     assert len(result.rounds) == 20 and result.partition_sizes[0] > 0
+
+
+def test_user_csv_trains_well_without_preparation(tmp_path: Path) -> None:
+    # Features on wildly different scales, a categorical column, gaps, string labels.
+    rng = np.random.default_rng(1)
+    lines = ["wealth_usd,temperature,ward,label"]
+    for i in range(300):
+        kind = ("low", "mid", "high")[i % 3]
+        centre = {"low": 0.0, "mid": 1.0, "high": 2.0}[kind]
+        wealth = 1e6 * (centre + rng.normal(0, 0.25))
+        temp = "" if i % 11 == 0 else f"{0.001 * (centre + rng.normal(0, 0.25)):.6f}"
+        ward = ("A", "B")[i % 2]
+        lines.append(f"{wealth:.2f},{temp},{ward},{kind}")
+    path = tmp_path / "user.csv"
+    path.write_text("\n".join(lines) + "\n")
+    ds = load_dataset(path, label="label", seed=0)
+    spec = default_spec(ds.num_features, ds.num_classes)
+    result = run_federated(spec, ds, nodes=3, rounds=5, partition="iid", seed=0)
+    assert ds.class_names == ("high", "low", "mid")
+    assert result.final_accuracy >= 0.9
