@@ -24,6 +24,7 @@ BENCHMARKS = [
     "bench.bench_chain",
     "bench.bench_gas",
     "bench.bench_aggregation",
+    "bench.bench_accuracy",
     "bench.bench_ledger_overhead",
     "bench.bench_audit",
     "bench.bench_api",

@@ -73,5 +73,5 @@ def run() -> dict[str, Any]:
         "digits_job_seconds_with_ledger": round(with_ledger, 2),
         "digits_job_seconds_without_ledger": round(without, 2),
         "model_identical_with_ledger": ledger_bytes == offline_bytes,
-        "fedavg_digits_accuracy_r20": round(accuracy, 4),
+        "ledger_run_digits_accuracy_r20": round(accuracy, 4),
     }

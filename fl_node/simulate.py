@@ -94,13 +94,22 @@ def train_round(
     selected: Sequence[int],
     round_number: int,
     seed: int,
+    seed_keys: Sequence[int] | None = None,
 ) -> list[LocalUpdate]:
-    """Local training of every selected node from the same global state."""
+    """Local training of every selected node from the same global state.
+
+    Node i trains with `round_seed(seed, round_number, seed_keys[i])`; the key defaults to
+    the partition's index. A ledger-aware runner that keys seeds by dataset id passes the
+    dataset ids here to get the same weights with the ledger off.
+    """
+    if seed_keys is not None and len(seed_keys) != len(partitions):
+        raise FLError(f"{len(seed_keys)} seed keys for {len(partitions)} partitions")
     updates = []
     for node in selected:
         part = partitions[node]
+        key = part.node if seed_keys is None else seed_keys[node]
         state, count, metrics = train_local(
-            spec, global_state, part.x, part.y, round_seed(seed, round_number, part.node)
+            spec, global_state, part.x, part.y, round_seed(seed, round_number, key)
         )
         updates.append(LocalUpdate(node=part.node, state=state, num_examples=count, metrics=metrics))
     return updates
@@ -119,10 +128,11 @@ def federated_round(
     round_number: int,
     seed: int,
     fraction: float = 1.0,
+    seed_keys: Sequence[int] | None = None,
 ) -> tuple[StateDict, list[LocalUpdate]]:
     """One full round without a ledger: select, train locally, aggregate."""
     selected = select_nodes(len(partitions), round_number, seed, fraction)
-    updates = train_round(spec, global_state, partitions, selected, round_number, seed)
+    updates = train_round(spec, global_state, partitions, selected, round_number, seed, seed_keys)
     return aggregate_round(updates), updates
 
 
@@ -135,11 +145,13 @@ def run_federated(
     seed: int = 0,
     on_round: Callable[[RoundResult], None] | None = None,
     fraction: float = 1.0,
+    seed_keys: Sequence[int] | None = None,
 ) -> FederatedResult:
     """FedAvg of `nodes` nodes for `rounds` rounds; evaluates the global model every round.
 
     Deterministic: the same arguments give bit-identical weights. `on_round` is called
-    after each round (progress bars, logging).
+    after each round (progress bars, logging); `seed_keys` as in `train_round`. Pins
+    torch to one thread for the process (see `train.configure_worker`).
     """
     if rounds < 1:
         raise FLError(f"need at least one round, got {rounds}")
@@ -150,7 +162,7 @@ def run_federated(
     results: list[RoundResult] = []
     for round_number in range(1, rounds + 1):
         round_started = time.perf_counter()
-        state, updates = federated_round(spec, state, partitions, round_number, seed, fraction)
+        state, updates = federated_round(spec, state, partitions, round_number, seed, fraction, seed_keys)
         metrics = evaluate(spec, state, dataset.x_test, dataset.y_test)
         counts = [u.num_examples for u in updates]
         train_loss = sum(u.metrics["train_loss"] * u.num_examples for u in updates) / sum(counts)

@@ -6,12 +6,13 @@ Examples are bounded per operation so the run stays well under two minutes on tw
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
-from conftest import TOKEN, Devnet
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -24,16 +25,18 @@ from api.auth import ApiSettings
 from ledger.deploy import save_deployment
 from ledger.settings import Settings
 
+FUZZ_TOKEN = "fuzz-" + secrets.token_hex(16)
+
 
 @pytest.fixture(scope="module")
-def fuzzed_app(devnet: Devnet, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+def fuzzed_app(devnet: Any, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
     home: Path = tmp_path_factory.mktemp("fuzz-home")
     app_settings = Settings(home=home, rpc_url=devnet.node.rpc_url)
     save_deployment(app_settings, devnet.deployment)
     from pydantic import SecretStr
 
     return create_app(
-        app_settings, ApiSettings(token=SecretStr(TOKEN), account="dev0", index_sync_interval=0.5)
+        app_settings, ApiSettings(token=SecretStr(FUZZ_TOKEN), account="dev0", index_sync_interval=0.5)
     )
 
 
@@ -53,7 +56,7 @@ def _run_operation(
         phases=[Phase.explicit, Phase.generate],
     )
     def run(case: Case) -> None:
-        response = case.call(headers={"Authorization": f"Bearer {TOKEN}"})
+        response = case.call(headers={"Authorization": f"Bearer {FUZZ_TOKEN}"})
         statuses[f"{operation.method.upper()} {operation.path} {response.status_code}"] += 1
         if response.status_code >= 500:
             server_errors.append(

@@ -10,20 +10,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
 import httpx
 import pytest
+from sov_live_service import REPO, LiveService
 from web3 import Web3
 
 from ledger.deploy import deploy_contracts, save_deployment
 from ledger.devnet import free_port, start_anvil
 from ledger.keys import dev_account
 from ledger.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _federation_kit() -> ModuleType:
@@ -36,16 +33,6 @@ def _federation_kit() -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
-
-
-@dataclass
-class LiveService:
-    """The service running under uvicorn in its own process group."""
-
-    base_url: str
-    token: str
-    job: object
-    settings: Settings
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
-from conftest import REPO, LiveService
+from sov_live_service import REPO, LiveService
 
 from ledger.chain.client import AuthorizationStatus, LedgerClient
 from ledger.keys import dev_account

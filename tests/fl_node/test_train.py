@@ -140,6 +140,15 @@ def test_federated_run_is_bit_identical_for_the_same_seed(cancer: Dataset) -> No
         state, updates = federated_round(spec, state, parts, r, seed=1)
     assert model_to_bytes(state) == model_to_bytes(a.final_state)
     assert [u.node for u in updates] == [0, 1, 2]
+    # Seeds keyed by (say) dataset ids: explicit index keys change nothing, other keys do.
+    keyed = run_federated(
+        spec, ds, nodes=3, rounds=2, partition="dirichlet(0.5)", seed=1, seed_keys=[0, 1, 2]
+    )
+    assert model_to_bytes(keyed.final_state) == model_to_bytes(a.final_state)
+    other = run_federated(
+        spec, ds, nodes=3, rounds=2, partition="dirichlet(0.5)", seed=1, seed_keys=[7, 8, 9]
+    )
+    assert model_to_bytes(other.final_state) != model_to_bytes(a.final_state)
     assert select_nodes(10, 3, seed=1, fraction=0.5) == select_nodes(10, 3, seed=1, fraction=0.5)
     assert len(select_nodes(10, 3, seed=1, fraction=0.5)) == 5
 
