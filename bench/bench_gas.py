@@ -18,6 +18,7 @@ from ledger.purposes import purpose_id
 from ledger.signed_grants import grant_typed_data, sign_grant
 
 AI_TRAINING = purpose_id("ai-training")
+MANIFEST_CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
 
 def _root(label: str) -> bytes:
@@ -42,8 +43,15 @@ def run() -> dict[str, Any]:
 
         signed_id, _ = signer.register_dataset(_root("gas/signed"))
         typed = grant_typed_data(
-            lab.chain_id, deployment.address("UsageGrants"), signed_id, lab.address,  # type: ignore[arg-type]
-            AI_TRAINING, now, now + 86400, signer.nonces(signer.address), now + 3600,  # type: ignore[arg-type]
+            lab.chain_id,
+            deployment.address("UsageGrants"),
+            signed_id,
+            lab.address,  # type: ignore[arg-type]
+            AI_TRAINING,
+            now,
+            now + 86400,
+            signer.nonces(signer.address),
+            now + 3600,  # type: ignore[arg-type]
         )
         gas["grant_by_signature"] = lab.issue_grant_by_sig(sign_grant(dev_account(2), typed)).gas_used
 
@@ -60,8 +68,14 @@ def run() -> dict[str, Any]:
             for round_number in (1, 2):  # the first commit writes fresh slots; measure the second
                 digest = _root(f"gas/model{participants}/{round_number}")
                 receipt = lab.commit_round(
-                    job_id, round_number, parent, digest, "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
-                    ids, ids, _root(f"gas/att{participants}/{round_number}"),
+                    job_id,
+                    round_number,
+                    parent,
+                    digest,
+                    MANIFEST_CID,
+                    ids,
+                    ids,
+                    _root(f"gas/att{participants}/{round_number}"),
                 )
                 parent = digest
             gas[f"commit_round_{participants}"] = receipt.gas_used
