@@ -98,8 +98,10 @@ def _uint_of(what: str, *, allow_zero: bool = False) -> PlainValidator:
 
 
 UINT_PATTERN = r"^(0x[0-9a-fA-F]{1,64}|[0-9]{1,78})$"
-ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
-CID_PATTERN = r"^b[a-z2-7]{58,100}$"
+ADDRESS_PATTERN = r"^0x[0-9a-f]{40}$"  # lowercase always valid; mixed case must be EIP-55
+# CIDv1, base32, sha2-256: raw leaves ("bafkrei...") or dag-pb ("bafybei..."). The 8th character
+# carries the last 2 bits of the digest length (zero), the last one 3 bits of padding (zero).
+CID_PATTERN = r"^ba(fkrei|fybei)[a-h][a-z2-7]{50}[aiqy]$"
 
 _UINT_SCHEMA = {"type": "string", "pattern": UINT_PATTERN, "description": "uint256, decimal or 0x-hex"}
 
@@ -152,11 +154,11 @@ Purpose = Annotated[
     PlainValidator(parse_purpose),
     WithJsonSchema(
         {
-            "type": "string",
-            "maxLength": 66,
-            "description": "purpose name (ai-training, ai-inference, data-mining, analytics) "
-            "or 0x bytes32 id",
-            "examples": ["ai-training"],
+            "anyOf": [
+                {"type": "string", "enum": ["ai-training", "ai-inference", "data-mining", "analytics"]},
+                {"type": "string", "pattern": r"^0x[0-9a-fA-F]{64}$"},
+            ],
+            "description": "purpose name from the vocabulary, or a 0x bytes32 purpose id",
         }
     ),
 ]

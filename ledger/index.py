@@ -30,7 +30,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -40,6 +39,7 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.exceptions import BlockNotFound
 
+from ledger.chain.types import AuthorizationStatus
 from ledger.errors import ConfigurationError, LedgerError, UnreachableError
 from ledger.settings import Settings
 
@@ -67,17 +67,8 @@ class ChainMovedError(EventIndexError, RuntimeError):
     """The chain kept reorganising while a block range was read; retry the sync."""
 
 
-class GrantStatus(IntEnum):
-    """Why a grant does or does not authorise; same values and precedence as `IUsageGrants.Status`."""
-
-    AUTHORIZED = 0
-    NO_GRANT = 1
-    NOT_YET_VALID = 2
-    EXPIRED = 3
-    REVOKED = 4
-    DATASET_RETIRED = 5
-    OWNER_CHANGED = 6
-    UNKNOWN_DATASET = 7
+# The index answers with the contract's own status values (one enum, one precedence).
+GrantStatus = AuthorizationStatus
 
 
 class DeploymentLike(Protocol):

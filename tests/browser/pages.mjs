@@ -1,7 +1,7 @@
 // Drives the service's web page in headless Chromium and reports what it shows, as JSON on stdout.
 // Usage: node pages.mjs <base-url> <model-cid> <owner-address> <screenshot-dir> [api-token]
 // With a token, the owner view's first active grant is revoked through the page's Revoke button.
-// The pytest side (test_pages.py) starts the service against a devnet and asserts on this report.
+// The pytest side (test_browser_pages.py) starts the service against a devnet and asserts on this report.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
