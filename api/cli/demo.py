@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import httpx
 import typer
 
 from fl_node.coordinator import RoundOutcome
@@ -36,6 +37,7 @@ def demo(
     serve: Annotated[
         bool, typer.Option("--serve", help="keep the API and web page running afterwards")
     ] = False,
+    api_url: Annotated[str, typer.Option(help="where a running `sov serve` answers")] = "http://127.0.0.1:8000",
     json: JsonFlag = False,
 ) -> None:
     """Devnet, four hospitals, a gated federated job with a mid-job revocation, and its audit."""
@@ -98,7 +100,9 @@ def demo(
     if not report.ok:
         raise typer.Exit(code=1)
     if serve:
-        _serve(config, document["final_model_cid"])
+        _serve(document["final_model_cid"], api_url)
+    elif not json and _service_running(api_url):
+        console.print(f"audit page: {api_url}/audit/{document['final_model_cid']}")
 
 
 def _audit(config: Settings, model_cid: str, rpc_url: str) -> AuditReport:
@@ -109,8 +113,17 @@ def _audit(config: Settings, model_cid: str, rpc_url: str) -> AuditReport:
         return audit(model_cid, client=client, index=index, store=open_store(auditor))
 
 
-def _serve(config: Settings, model_cid: str) -> None:
+def _service_running(api_url: str) -> bool:
+    """Whether a `sov serve` answers at `api_url` (checked quickly; the demo does not wait for it)."""
+    try:
+        return httpx.get(f"{api_url}/v1/health", timeout=0.5).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def _serve(model_cid: str, api_url: str) -> None:
     from .serve import serve
 
-    console.print(f"audit page: http://127.0.0.1:8000/audit/{model_cid}  (Ctrl-C stops the service)")
-    serve(host="127.0.0.1", port=8000)
+    url = httpx.URL(api_url)
+    console.print(f"audit page: {api_url}/audit/{model_cid}  (Ctrl-C stops the service)")
+    serve(host=url.host, port=url.port or 8000)
