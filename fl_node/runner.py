@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -274,12 +273,6 @@ def run_offline(
             metrics = evaluate(spec, aggregated, federation.dataset.x_test, federation.dataset.y_test)
             on_round(OfflineRound(round_number, model_digest(model_bytes), metrics))
     return model_bytes
-
-
-def ensure_dir(path: Path) -> Path:
-    """Creates `path` (and parents) and returns it."""
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 __all__ = [
