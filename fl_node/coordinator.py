@@ -194,8 +194,7 @@ class Coordinator:
         round_number = job.last_round + 1
         refused: dict[int, str] = {}
         selected = []
-        for node in nodes:
-            status = self.client.authorization_status(node.dataset_id, self.address, job.purpose)
+        for node, status in zip(nodes, self._statuses(job, nodes), strict=True):
             if status is AuthorizationStatus.AUTHORIZED and node.dataset_id in job.job_datasets:
                 selected.append(node)
             else:
@@ -214,6 +213,23 @@ class Coordinator:
         updates = self._collect(selected, request, refused)
         return self.aggregate_and_commit(job, round_number, updates, refused)
 
+    def _statuses(self, job: JobState, nodes: Sequence[NodeHandle]) -> list[AuthorizationStatus]:
+        """Each node's authorisation now, read concurrently (one eth_call each)."""
+        if not nodes:
+            return []
+        with ThreadPoolExecutor(max_workers=min(16, len(nodes)), thread_name_prefix="select") as pool:
+            return list(
+                pool.map(
+                    lambda node: self.client.authorization_status(node.dataset_id, self.address, job.purpose),
+                    nodes,
+                )
+            )
+
+    def _reply(self, node: NodeHandle, request: RoundRequest) -> tuple[NodeReply, str | None]:
+        """A node's reply and, for an update, the problem found when verifying it (None if sound)."""
+        reply = node.handle(request)
+        return reply, (self.verify_update(request, reply) if isinstance(reply, NodeUpdate) else None)
+
     def _collect(
         self, nodes: Sequence[NodeHandle], request: RoundRequest, refused: dict[int, str]
     ) -> list[NodeUpdate]:
@@ -222,11 +238,11 @@ class Coordinator:
             return updates
         pool = ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="round")
         try:
-            futures = {node.dataset_id: pool.submit(node.handle, request) for node in nodes}
+            futures = {node.dataset_id: pool.submit(self._reply, node, request) for node in nodes}
             deadline = time.monotonic() + self.timeout_s
             for dataset_id, future in futures.items():
                 try:
-                    reply = future.result(timeout=max(0.0, deadline - time.monotonic()))
+                    reply, problem = future.result(timeout=max(0.0, deadline - time.monotonic()))
                 except FutureTimeout:
                     refused[dataset_id] = f"timed out after {self.timeout_s:.0f} s"
                     continue
@@ -236,7 +252,6 @@ class Coordinator:
                 if isinstance(reply, NodeRefusal):
                     refused[dataset_id] = f"{reply.reason}: {reply.message}"
                     continue
-                problem = self.verify_update(request, reply)
                 if problem:
                     refused[dataset_id] = f"rejected update: {problem}"
                 else:

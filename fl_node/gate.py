@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from eth_utils.crypto import keccak
 
@@ -19,14 +18,6 @@ from ledger.chain.types import AuthorizationStatus, JobRecord
 from ledger.purposes import purpose_name
 
 from .errors import RoundRefusedError
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """What the gate read and concluded (kept for the node's log and the demo)."""
-
-    job: JobRecord
-    block_number: int
 
 
 def _when(timestamp: int) -> str:
@@ -45,14 +36,13 @@ def check_round(
     job_id: int,
     job_datasets: Sequence[int],
     base_digest: bytes,
-) -> GateDecision:
-    """Returns the decision when this node may train in the job's next round; raises otherwise.
+) -> JobRecord:
+    """Returns the job as read on-chain when this node may train its next round; raises otherwise.
 
     Raises `RoundRefusedError` whose `reason` is one of: `unknown_job`, `not_in_job`,
     `no_grant`, `not_yet_valid`, `expired`, `revoked`, `dataset_retired`,
     `owner_changed`, `unknown_dataset`, `stale_base_model`.
     """
-    block = client.latest_block()
     job = client.get_job(job_id)
     if job.coordinator == "0x" + "00" * 20:
         raise RoundRefusedError("unknown_job", f"job {job_id} does not exist on chain {client.chain_id}")
@@ -69,7 +59,7 @@ def check_round(
             f"base model digest 0x{base_digest.hex()} is not job {job_id}'s last committed digest "
             f"0x{job.last_digest.hex()} (round {job.last_round})",
         )
-    return GateDecision(job=job, block_number=block.number)
+    return job
 
 
 def _refusal_message(

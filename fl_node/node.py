@@ -8,6 +8,7 @@ binding its update's digest and example count to the job, round and dataset.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,8 +40,22 @@ class DataOwnerNode:
     client: LedgerClient
     store: ContentStore
 
-    def handle(self, request: RoundRequest) -> NodeReply:
-        """Runs one round: refuses with a reason, or returns the signed update."""
+    def handle(
+        self, request: RoundRequest, training_lock: AbstractContextManager[object] | None = None
+    ) -> NodeReply:
+        """Runs one round: refuses with a reason, or returns the signed update.
+
+        The on-chain gate and the base-model fetch run outside `training_lock`, so the
+        nodes of one process check the chain concurrently and only take turns to train.
+        """
+        admitted = self.admit(request)
+        if isinstance(admitted, NodeRefusal):
+            return admitted
+        with training_lock or nullcontext():
+            return self.train(request, admitted)
+
+    def admit(self, request: RoundRequest) -> NodeRefusal | bytes:
+        """The gate: the base model's bytes when this node may train, a refusal otherwise."""
         try:
             gate.check_round(
                 self.client,
@@ -62,6 +77,10 @@ class DataOwnerNode:
                 f"bytes of {request.base_model_cid} do not hash to the base digest "
                 f"0x{request.base_digest.hex()}",
             )
+        return base_bytes
+
+    def train(self, request: RoundRequest, base_bytes: bytes) -> NodeReply:
+        """Trains on the admitted base model and signs the attestation of the update."""
         spec = ModelSpec.model_validate_json(request.spec_json)
         try:
             state = model_from_bytes(base_bytes)

@@ -139,9 +139,8 @@ class LocalNode:
         self.dataset_id = node.dataset_id
 
     def handle(self, request: RoundRequest) -> NodeReply:
-        """Runs the node's round (gate, train, attest)."""
-        with self._training:
-            return self.node.handle(request)
+        """Runs the node's round: gate concurrently, train in turn, attest."""
+        return self.node.handle(request, self._training)
 
 
 @dataclass

@@ -20,6 +20,7 @@ readers); addresses are EIP-55 checksummed; small counters are JSON integers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -31,7 +32,8 @@ from typing import Annotated, Any, Literal, Protocol, Self
 
 from eth_keys.datatypes import Signature as _EcdsaSignature
 from eth_keys.exceptions import BadSignature
-from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
+from eth_utils.address import is_checksum_address, is_hex_address
+from eth_utils.address import to_checksum_address as _checksum
 from eth_utils.crypto import keccak
 from pydantic import (
     BaseModel,
@@ -56,6 +58,12 @@ ATTESTATION_TYPE = (
 EIP712_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 ATTESTATION_TYPEHASH = keccak(text=ATTESTATION_TYPE)
 EIP712_DOMAIN_TYPEHASH = keccak(text=EIP712_DOMAIN_TYPE)
+
+@functools.lru_cache(maxsize=4096)
+def to_checksum_address(address: str) -> str:
+    """EIP-55 form of an address, memoised: manifests repeat the same few addresses."""
+    return str(_checksum(address))
+
 
 UINT64_MAX = 2**64 - 1
 UINT256_MAX = 2**256 - 1
@@ -161,6 +169,7 @@ class SignedAttestation:
         return attestation_leaf(self.chain_id, self.ledger_address, self.attestation)
 
 
+@functools.lru_cache(maxsize=64)
 def domain_separator(chain_id: int, ledger_address: str) -> bytes:
     """The EIP-712 domain separator of the TrainingLedger at `ledger_address` on `chain_id`."""
     _check_uint("chain_id", chain_id, UINT256_MAX)
