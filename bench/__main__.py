@@ -31,6 +31,32 @@ BENCHMARKS = [
 ]
 
 RESULTS = Path(__file__).with_name("results.json")
+REPORT = Path(__file__).parent.parent / "BENCHMARKS.md"
+
+# The headline numbers, what they compare, and the target the project set for each.
+HEADLINES: list[tuple[str, str, str]] = [
+    ("ledger_overhead_ratio", "digits job (10 nodes, 20 rounds) wall time, ledger on / off", "<= 1.10"),
+    ("ledger_ms_per_round", "ledger cost per round (ms)", ""),
+    ("model_identical_with_ledger", "final model bytes identical with and without the ledger", "true"),
+    (
+        "fedavg_digits_accuracy_r20",
+        "FedAvg test accuracy after 20 rounds (10 nodes, 80% one class)",
+        ">= 0.95",
+    ),
+    ("centralized_digits_accuracy", "centralised training on the same data", "~0.97"),
+    ("fedavg_digits_accuracy_r20_seed_recipe", "the seed's recipe on the same split", ""),
+    ("aggregation_speedup_vs_seed_loop", "FedAvg, 10 x 10M float32: ours vs a per-parameter loop", ">= 1.5"),
+    ("aggregation_speedup_vs_flower", "FedAvg, 10 x 10M float32: ours vs Flower's aggregate", ">= 5"),
+    ("aggregation_gbps", "our FedAvg, input GB/s", ""),
+    ("memcpy_gbps", "a plain tensor copy, GB/s (memory bound, same run)", ""),
+    ("cid_vs_sha256_ratio", "CIDv1 (Kubo-identical) / hashlib sha256 throughput, 100 MiB", ">= 0.8"),
+    ("cid_vs_ipfs_add_ratio", "local CID / a real IPFS node's HTTP add (js-ipfs)", ""),
+    ("reads_per_s_ratio", "isAuthorized reads/s: facade / web3 defaults", ""),
+    ("writes_per_s_ratio", "grant writes/s: facade / web3 defaults", ""),
+    ("audit_seconds_200_rounds", "audit of a 200-round, 10-node job, every hash and signature", "a few s"),
+    ("api_check_rps", "grant-check endpoint requests/s, 50 concurrent clients", ""),
+    ("api_check_p99_ms", "grant-check endpoint p99 latency (ms)", ""),
+]
 
 
 def main(argv: list[str]) -> int:
@@ -61,6 +87,8 @@ def main(argv: list[str]) -> int:
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     RESULTS.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    if not argv:
+        REPORT.write_text(_report(document))
     table = Table(title=f"benchmarks -> {RESULTS}")
     table.add_column("key")
     table.add_column("value", justify="right")
@@ -68,6 +96,39 @@ def main(argv: list[str]) -> int:
         table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
     console.print(table)
     return 1 if failed else 0
+
+
+def _report(document: dict[str, Any]) -> str:
+    """BENCHMARKS.md: the headline table of this run, the gas table and how to reproduce."""
+    machine = document["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {document['measured_at']} by `make bench` on {machine['cores']} cores "
+        f"({machine['processor']}, Python {machine['python']}). Every ratio compares two things "
+        "measured in the same run; every number is a median of repeats after a warm-up, on fresh "
+        "servers. All keys are in `bench/results.json`.",
+        "",
+        "| key | measures | value | target |",
+        "|---|---|---|---|",
+    ]
+    for key, meaning, target in HEADLINES:
+        value = document.get(key, "not measured")
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value).lower()
+        lines.append(f"| `{key}` | {meaning} | {shown} | {target} |")
+    gas = document.get("gas", {})
+    if gas:
+        lines += ["", "Transaction gas (21k base included):", "", "| operation | gas |", "|---|---|"]
+        lines += [f"| {name} | {value:,} |" for name, value in sorted(gas.items())]
+    if document["failed"]:
+        lines += ["", f"Failed in this run: {', '.join(document['failed'])}."]
+    lines += [
+        "",
+        "Reproduce: `make bench` (all, about 6 minutes on 2 cores) or "
+        "`.venv/bin/python -m bench bench_cid bench_gas` (some; does not rewrite this file).",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _cores() -> int:
