@@ -7,13 +7,16 @@ parsing, and every failure leaves as the typed error body of `api.errors`.
 
 from __future__ import annotations
 
+import inspect
+import json
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import ApiSettings
@@ -85,6 +88,90 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _is_json_media_type(value: str) -> bool:
+    media = value.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class JsonContentTypeMiddleware:
+    """Refuse a request body that is not declared as JSON with 415, naming what was sent.
+
+    Without this, FastAPI does not parse a body sent as `text/plain` (or with no content type)
+    and the client gets a validation error about a missing object, which hides the real mistake.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", ()))
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        has_body = headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+        if has_body and not _is_json_media_type(content_type):
+            told = f"Content-Type {content_type[:80]!r}" if content_type else "no Content-Type"
+            response = error_response(
+                415,
+                "unsupported_media_type",
+                f"request body sent with {told}; this API accepts only JSON bodies (application/json)",
+                {"content_type": content_type[:80]},
+            )
+            await response(scope, receive, send)
+            return
+        # The outer BodyLimitMiddleware has already buffered the body (bounded), so this is one
+        # message. Bytes that are not text in any JSON encoding would otherwise reach FastAPI's
+        # catch-all "There was an error parsing the body" (400) instead of a precise answer.
+        message = await receive()
+        body = message.get("body", b"") if message["type"] == "http.request" else b""
+        try:
+            body.decode(json.detect_encoding(body))
+        except UnicodeDecodeError as exc:
+            response = error_response(
+                422,
+                "invalid_json",
+                f"request body is not valid JSON (JSON decode error at byte {exc.start}): "
+                f"not {exc.encoding.upper()} text",
+                {"position": exc.start},
+            )
+            await response(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return message
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _install_json_error_handler(app: FastAPI) -> None:
+    """Say "not valid JSON, and where" instead of a validation error on field `0`."""
+    fallback = app.exception_handlers[RequestValidationError]
+
+    async def handler(request: Request, exc: Exception) -> Any:
+        assert isinstance(exc, RequestValidationError)
+        for err in exc.errors():
+            if isinstance(err, dict) and err.get("type") == "json_invalid":
+                loc = list(err.get("loc", ()))
+                position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+                reason = str((err.get("ctx") or {}).get("error", "JSON decode error"))
+                where = f" at character {position}" if position is not None else ""
+                message = f"request body is not valid JSON (JSON decode error{where}): {reason}"
+                return error_response(422, "invalid_json", message, {"position": position})
+        response = fallback(request, exc)
+        return await response if inspect.isawaitable(response) else response
+
+    app.exception_handlers[RequestValidationError] = handler
+
+
 def create_app(settings: Settings, api_settings: ApiSettings | None = None) -> FastAPI:
     """Build the service for `settings` (chain, store, data dir) and `api_settings` (token, account)."""
     api_settings = api_settings or ApiSettings()
@@ -115,6 +202,7 @@ def create_app(settings: Settings, api_settings: ApiSettings | None = None) -> F
     app.state.services = {}
     app.state.services_lock = threading.Lock()
     install_error_handlers(app)
+    _install_json_error_handler(app)
 
     read_guard = [Depends(require_read)]
     app.include_router(health.router, prefix="/v1")
@@ -123,5 +211,7 @@ def create_app(settings: Settings, api_settings: ApiSettings | None = None) -> F
     app.include_router(jobs.router, prefix="/v1", dependencies=read_guard)
     app.include_router(audit.router, prefix="/v1", dependencies=read_guard)
     app.include_router(web.router)
+    app.add_middleware(JsonContentTypeMiddleware)
+    # Added last, so it runs first: an oversized body is refused before anything else looks at it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=api_settings.max_body_bytes)
     return app

@@ -37,7 +37,9 @@ def demo(
     serve: Annotated[
         bool, typer.Option("--serve", help="keep the API and web page running afterwards")
     ] = False,
-    api_url: Annotated[str, typer.Option(help="where a running `sov serve` answers")] = "http://127.0.0.1:8000",
+    api_url: Annotated[
+        str, typer.Option(help="where a running `sov serve` answers")
+    ] = "http://127.0.0.1:8000",
     json: JsonFlag = False,
 ) -> None:
     """Devnet, four hospitals, a gated federated job with a mid-job revocation, and its audit."""

@@ -65,6 +65,9 @@ class Service:
         self._index: EventIndex | None = None
         self._index_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sov-api-index")
         self._last_sync = 0.0
+        # The latest block number a grant check saw: checks read at it and learn in the same
+        # round trip whether the chain moved on (plain int: assignment is atomic under the GIL).
+        self.head: int | None = None
 
     @property
     def rpc_url(self) -> str:

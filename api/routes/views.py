@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.errors import ApiError
+from api.routes.params import cached_parse_address
 from api.schemas import DatasetOut, GrantOut, JobOut, ReceiptOut, RoundOut, parse_address, parse_uint256
 from ledger.purposes import describe_purpose
 
@@ -75,9 +76,22 @@ def grant_out(
     """The grant keyed by (dataset, grantee, purpose) as the chain holds it at `at_block`, with its status."""
     record = client.get_grant(dataset_id, grantee, purpose, block=at_block)
     status = client.authorization_status(dataset_id, grantee, purpose, block=at_block)
+    return grant_view(dataset_id, grantee, purpose, record, status, block_number=block_number)
+
+
+def grant_view(
+    dataset_id: int,
+    grantee: str,
+    purpose: bytes,
+    record: Any,
+    status: Any,
+    *,
+    block_number: int | None = None,
+) -> GrantOut:
+    """A stored grant record and its authorisation status, already read, as the API shows them."""
     return GrantOut(
         dataset_id=str(dataset_id),
-        grantee=parse_address(grantee),
+        grantee=cached_parse_address(grantee),
         purpose=describe_purpose(purpose),
         purpose_id=hex32(purpose),
         not_before=int(record.not_before),

@@ -8,8 +8,11 @@ sign locally -> send -> wait for the receipt with a short poll.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -19,7 +22,7 @@ from web3 import Web3
 from ledger.chain.abi import ARTIFACTS_DIR, CONTRACT_NAMES, ContractABI, load_artifact
 from ledger.chain.revert import RevertDecoder, revert_data_of
 from ledger.chain.sender import TransactionSender, WaitPolicy
-from ledger.chain.transport import RetryPolicy, Transport, make_provider, make_web3
+from ledger.chain.transport import TRANSIENT_ERRORS, RetryPolicy, Transport, make_provider, make_web3
 from ledger.chain.types import (
     AuthorizationStatus,
     BlockRef,
@@ -58,8 +61,24 @@ def _bytes32(value: bytes | str, what: str) -> bytes:
     return raw
 
 
+@lru_cache(maxsize=4096)
+def _checksummed(address: str) -> str:
+    """`to_checksum_address`, remembered: two keccak256 per call dominate a batched check's CPU."""
+    return str(to_checksum_address(address))
+
+
 def _block_param(block: BlockId) -> str:
     return hex(block) if isinstance(block, int) else block
+
+
+@dataclass(frozen=True)
+class GrantSnapshot:
+    """A grant and its authorisation status read at one block, and the chain's head at that moment."""
+
+    block: BlockRef
+    head: int
+    status: AuthorizationStatus
+    grant: GrantRecord
 
 
 def resolve_rpc_url(settings: Settings) -> str:
@@ -168,6 +187,62 @@ class LedgerClient:
             raise
         return abi.decode_output(bytes.fromhex(str(result)[2:]))
 
+    def _batch(self, requests: Sequence[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        """The raw responses (`result` or `error`) of one JSON-RPC batch, in request order.
+
+        One HTTP round trip instead of one per request. Only the keep-alive HTTP provider can send
+        a batch body here; for any other provider, a node that does not answer batches, or a
+        transport failure, the requests go one by one through `Transport` (its retry policy and
+        its `UnreachableError`), so callers see the same errors either way.
+        """
+        post = getattr(self.transport.provider, "post", None)
+        if post is not None:
+            body = [
+                {"jsonrpc": "2.0", "method": m, "params": p, "id": i} for i, (m, p) in enumerate(requests)
+            ]
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("rpc batch %s", [m for m, _ in requests])
+            raw: Any = None
+            try:
+                raw = json.loads(post(json.dumps(body).encode()))
+            except TRANSIENT_ERRORS:
+                pass
+            except ValueError:  # not JSON: a proxy's error page, say
+                pass
+            if isinstance(raw, list):
+                # Batch answers may come in any order; the ids put them back.
+                by_id: dict[Any, dict[str, Any]] = {
+                    item.get("id"): item for item in raw if isinstance(item, dict)
+                }
+                found = [by_id[i] for i in range(len(requests)) if i in by_id]
+                if len(found) == len(requests) and all("result" in a or "error" in a for a in found):
+                    return found
+        answers: list[dict[str, Any]] = []
+        for method, params in requests:
+            try:
+                answers.append({"result": self.transport.request(method, params)})
+            except RPCError as error:
+                if not error.error:
+                    raise
+                answers.append({"error": error.error})
+        return answers
+
+    def _decode_answer(self, contract: str, fn: str, nargs: int, answer: dict[str, Any]) -> tuple[Any, ...]:
+        """Decode one batched `eth_call` answer like `_call` does (a revert raises its error)."""
+        if "error" in answer:
+            error = dict(answer["error"])
+            data = revert_data_of(error)
+            if data is not None:
+                raise self.decoder.decode(data, f"{contract}.{fn}")
+            raise RPCError(
+                f"eth_call failed at {self.rpc_url}: {error.get('message', '')} (code {error.get('code')})",
+                method="eth_call",
+                code=error.get("code") if isinstance(error.get("code"), int) else None,
+                url=self.rpc_url,
+                error=error,
+            )
+        return self.abis[contract].function(fn, nargs).decode_output(bytes.fromhex(str(answer["result"])[2:]))
+
     def _transact(self, contract: str, fn: str, args: Sequence[Any], action: str) -> Receipt:
         if self._sender is None:
             raise ConfigurationError(f"{action} needs a signing account; connect with account=...")
@@ -264,6 +339,53 @@ class LedgerClient:
             block,
         )
         return GrantRecord(int(not_before), int(expires_at), int(epoch), bool(revoked))
+
+    def grant_snapshot(
+        self, dataset_id: DatasetRef, grantee: str, purpose: bytes | str, *, block: int
+    ) -> GrantSnapshot:
+        """`authorizationStatus` and `getGrant` at block number `block`, with its header and the head.
+
+        One batched round trip (`eth_blockNumber`, the header, both calls), so a caller that keeps
+        the head it last saw answers from the latest block in one trip, and knows from `head`
+        whether a newer block arrived meanwhile (then it asks again at `head`).
+        """
+        args = [dataset_id_of(dataset_id), _checksummed(grantee), purpose_id(purpose)]
+        target = self.deployment.address("UsageGrants")
+        abis = self.abis["UsageGrants"]
+        at = _block_param(block)
+        head, header, status, grant = self._batch(
+            [
+                ("eth_blockNumber", []),
+                ("eth_getBlockByNumber", [at, False]),
+                (
+                    "eth_call",
+                    [{"to": target, "data": abis.function("authorizationStatus", 3).encode_call(args)}, at],
+                ),
+                ("eth_call", [{"to": target, "data": abis.function("getGrant", 3).encode_call(args)}, at]),
+            ]
+        )
+        for answer, method in ((head, "eth_blockNumber"), (header, "eth_getBlockByNumber")):
+            if "error" in answer:
+                raise RPCError(
+                    f"{method} failed at {self.rpc_url}: {answer['error'].get('message', '')}",
+                    method=method,
+                    url=self.rpc_url,
+                    error=dict(answer["error"]),
+                )
+        raw = header["result"]
+        if raw is None:
+            if int(head["result"], 16) < block:
+                # The chain is shorter than the caller thought (a restarted or reverted devnet).
+                return self.grant_snapshot(dataset_id, grantee, purpose, block=int(head["result"], 16))
+            raise LookupError(f"block {block} does not exist at {self.rpc_url}")
+        (status_value,) = self._decode_answer("UsageGrants", "authorizationStatus", 3, status)
+        ((not_before, expires_at, epoch, revoked),) = self._decode_answer("UsageGrants", "getGrant", 3, grant)
+        return GrantSnapshot(
+            block=BlockRef(int(raw["number"], 16), str(raw["hash"]), int(raw["timestamp"], 16)),
+            head=int(head["result"], 16),
+            status=AuthorizationStatus(int(status_value)),
+            grant=GrantRecord(int(not_before), int(expires_at), int(epoch), bool(revoked)),
+        )
 
     def nonces(self, owner: str, *, block: BlockId = "latest") -> int:
         """The next nonce a signed grant of `owner` must carry."""
