@@ -59,6 +59,7 @@ EIP712_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,ad
 ATTESTATION_TYPEHASH = keccak(text=ATTESTATION_TYPE)
 EIP712_DOMAIN_TYPEHASH = keccak(text=EIP712_DOMAIN_TYPE)
 
+
 @functools.lru_cache(maxsize=4096)
 def to_checksum_address(address: str) -> str:
     """EIP-55 form of an address, memoised: manifests repeat the same few addresses."""
