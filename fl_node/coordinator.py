@@ -108,6 +108,9 @@ class Coordinator:
         self.timeout_s = timeout_s
         self.quorum = quorum
         self.store_retry = store_retry or StoreRetryPolicy()
+        # Owners read when the round's nodes were selected; the contract re-checks every grant
+        # (deed epoch included) at commit, so an owner change in between cannot slip through.
+        self._owners: dict[int, str] = {}
 
     @property
     def address(self) -> str:
@@ -214,16 +217,12 @@ class Coordinator:
         return self.aggregate_and_commit(job, round_number, updates, refused)
 
     def _statuses(self, job: JobState, nodes: Sequence[NodeHandle]) -> list[AuthorizationStatus]:
-        """Each node's authorisation now, read concurrently (one eth_call each)."""
+        """Each node's authorisation now, and its dataset's owner (for the attestations): two reads."""
         if not nodes:
             return []
-        with ThreadPoolExecutor(max_workers=min(16, len(nodes)), thread_name_prefix="select") as pool:
-            return list(
-                pool.map(
-                    lambda node: self.client.authorization_status(node.dataset_id, self.address, job.purpose),
-                    nodes,
-                )
-            )
+        ids = [node.dataset_id for node in nodes]
+        self._owners = {i: state.owner for i, state in zip(ids, self.client.dataset_states(ids), strict=True)}
+        return self.client.authorization_statuses(ids, self.address, job.purpose)
 
     def _reply(self, node: NodeHandle, request: RoundRequest) -> tuple[NodeReply, str | None]:
         """A node's reply and, for an update, the problem found when verifying it (None if sound)."""
@@ -275,7 +274,7 @@ class Coordinator:
         signer = recover_attestation_signer(
             update.attestation, self.client.chain_id, self.client.deployment.addresses["TrainingLedger"]
         )
-        owner = self.client.dataset_state(update.dataset_id).owner
+        owner = self._owners.get(update.dataset_id) or self.client.dataset_state(update.dataset_id).owner
         if signer.lower() != owner.lower():
             return f"attestation signed by {signer}, not by the dataset owner {owner}"
         return None

@@ -43,14 +43,13 @@ def check_round(
     `no_grant`, `not_yet_valid`, `expired`, `revoked`, `dataset_retired`,
     `owner_changed`, `unknown_dataset`, `stale_base_model`.
     """
-    job = client.get_job(job_id)
+    job, status = _read(client, job_id, dataset_id)
     if job.coordinator == "0x" + "00" * 20:
         raise RoundRefusedError("unknown_job", f"job {job_id} does not exist on chain {client.chain_id}")
     if datasets_hash(job_datasets) != job.datasets_hash or dataset_id not in job_datasets:
         raise RoundRefusedError(
             "not_in_job", f"dataset {dataset_id:#066x} is not one of job {job_id}'s datasets on chain"
         )
-    status = client.authorization_status(dataset_id, job.coordinator, job.purpose)
     if status is not AuthorizationStatus.AUTHORIZED:
         raise RoundRefusedError(status.name.lower(), _refusal_message(client, dataset_id, job, status))
     if job.last_digest != base_digest:
@@ -60,6 +59,25 @@ def check_round(
             f"0x{job.last_digest.hex()} (round {job.last_round})",
         )
     return job
+
+
+# A job's coordinator and purpose never change once it exists, so a node that has seen the job
+# reads the job and its grant's status in one round trip at the same block.
+_job_facts: dict[tuple[int, str, int], tuple[str, bytes]] = {}
+
+
+def _read(client: LedgerClient, job_id: int, dataset_id: int) -> tuple[JobRecord, AuthorizationStatus]:
+    key = (client.chain_id, client.deployment.address("TrainingLedger"), job_id)
+    known = _job_facts.get(key)
+    if known is not None:
+        job, status = client.job_and_status(job_id, dataset_id, *known)
+        if (job.coordinator, job.purpose) == known:
+            return job, status
+    job = client.get_job(job_id)
+    if job.coordinator == "0x" + "00" * 20:
+        return job, AuthorizationStatus.NO_GRANT
+    _job_facts[key] = (job.coordinator, job.purpose)
+    return job, client.authorization_status(dataset_id, job.coordinator, job.purpose)
 
 
 def _refusal_message(

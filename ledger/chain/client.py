@@ -90,6 +90,17 @@ def resolve_rpc_url(settings: Settings) -> str:
     return Devnet(settings).rpc_url() or f"http://127.0.0.1:{settings.devnet_port}"
 
 
+def _job_record(raw: Sequence[Any]) -> JobRecord:
+    coordinator, last_round, purpose, last_digest, datasets_hash = raw
+    return JobRecord(
+        to_checksum_address(coordinator),
+        int(last_round),
+        bytes(purpose),
+        bytes(last_digest),
+        bytes(datasets_hash),
+    )
+
+
 class LedgerClient:
     """Typed reads and writes of DatasetRegistry, UsageGrants and TrainingLedger."""
 
@@ -281,6 +292,80 @@ class LedgerClient:
 
     # ----------------------------------------------------------------- reads
 
+    def call_many(
+        self, calls: Sequence[tuple[str, str, Sequence[Any]]], *, block: BlockId = "latest"
+    ) -> list[tuple[Any, ...]]:
+        """Several contract reads `(contract, function, args)` in one JSON-RPC batch, at one block.
+
+        One round trip instead of one per read; a read that reverts raises its decoded error.
+        """
+        at = _block_param(block)
+        answers = self._batch(
+            [
+                (
+                    "eth_call",
+                    [
+                        {
+                            "to": self.deployment.address(contract),
+                            "data": self.abis[contract].function(fn, len(args)).encode_call(list(args)),
+                        },
+                        at,
+                    ],
+                )
+                for contract, fn, args in calls
+            ]
+        )
+        return [
+            self._decode_answer(contract, fn, len(args), answer)
+            for (contract, fn, args), answer in zip(calls, answers, strict=True)
+        ]
+
+    def authorization_statuses(
+        self,
+        dataset_ids: Sequence[DatasetRef],
+        grantee: str,
+        purpose: bytes | str,
+        *,
+        block: BlockId = "latest",
+    ) -> list[AuthorizationStatus]:
+        """`authorization_status` of many datasets for one grantee and purpose, in one round trip."""
+        who, what = to_checksum_address(grantee), purpose_id(purpose)
+        calls = [("UsageGrants", "authorizationStatus", [dataset_id_of(d), who, what]) for d in dataset_ids]
+        return [AuthorizationStatus(int(status)) for (status,) in self.call_many(calls, block=block)]
+
+    def dataset_states(
+        self, dataset_ids: Sequence[DatasetRef], *, block: BlockId = "latest"
+    ) -> list[DatasetState]:
+        """`dataset_state` of many datasets, in one round trip."""
+        calls = [("DatasetRegistry", "datasetState", [dataset_id_of(d)]) for d in dataset_ids]
+        return [
+            DatasetState(to_checksum_address(owner), int(epoch), bool(retired))
+            for owner, epoch, retired in self.call_many(calls, block=block)
+        ]
+
+    def job_and_status(
+        self,
+        job_id: int,
+        dataset_id: DatasetRef,
+        coordinator: str,
+        purpose: bytes,
+        *,
+        block: BlockId = "latest",
+    ) -> tuple[JobRecord, AuthorizationStatus]:
+        """A job and one dataset's authorisation for its known coordinator and purpose, in one trip."""
+        job_raw, (status,) = self.call_many(
+            [
+                ("TrainingLedger", "getJob", [job_id]),
+                (
+                    "UsageGrants",
+                    "authorizationStatus",
+                    [dataset_id_of(dataset_id), to_checksum_address(coordinator), purpose],
+                ),
+            ],
+            block=block,
+        )
+        return _job_record(job_raw[0]), AuthorizationStatus(int(status))
+
     def dataset_state(self, dataset_id: DatasetRef, *, block: BlockId = "latest") -> DatasetState:
         """Deed holder, transfer epoch and retirement of a dataset (zero owner when unknown)."""
         owner, epoch, retired = self._call(
@@ -399,16 +484,8 @@ class LedgerClient:
 
     def get_job(self, job_id: int, *, block: BlockId = "latest") -> JobRecord:
         """A job as stored (raises `UnknownJobError` when there is none)."""
-        ((coordinator, last_round, purpose, last_digest, datasets_hash),) = self._call(
-            "TrainingLedger", "getJob", [job_id], block
-        )
-        return JobRecord(
-            to_checksum_address(coordinator),
-            int(last_round),
-            bytes(purpose),
-            bytes(last_digest),
-            bytes(datasets_hash),
-        )
+        (raw,) = self._call("TrainingLedger", "getJob", [job_id], block)
+        return _job_record(raw)
 
     def job_count(self, *, block: BlockId = "latest") -> int:
         """How many jobs exist (ids run from 1)."""
