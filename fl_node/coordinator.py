@@ -260,6 +260,11 @@ class Coordinator:
         return sorted(updates, key=lambda update: update.dataset_id)
 
     def verify_update(self, request: RoundRequest, update: NodeUpdate) -> str | None:
+        """What is wrong with a node's update (None if sound): binding, digest, count and signer.
+
+        The attestation must name this job, round and dataset, hash the bytes that came with
+        it, state the same example count, and be signed by the dataset's owner.
+        """
         att = update.attestation.attestation
         if (att.job_id, att.round, att.dataset_id) != (
             request.job_id,
@@ -282,6 +287,11 @@ class Coordinator:
     def aggregate_and_commit(
         self, job: JobState, round_number: int, updates: list[NodeUpdate], refused: dict[int, str]
     ) -> RoundOutcome:
+        """Aggregates, anchors model and manifest, then commits; drops a dataset the contract refuses.
+
+        Raises `QuorumError` when too few updates remain and `RoundNotCommittedError` when the
+        content store stays down; in both cases nothing is committed.
+        """
         dropped: list[int] = []
         while True:
             if len(updates) < max(1, self.quorum):
