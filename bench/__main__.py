@@ -86,7 +86,12 @@ def main(argv: list[str]) -> int:
         },
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    RESULTS.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    if argv:
+        # A partial run updates its own keys and leaves the rest of the last full run alone.
+        previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        partial = {"benchmarks": selected, "failed": failed, "measured_at": document["measured_at"]}
+        document = {**previous, **results, "partial_run": partial}
+    RESULTS.write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
     if not argv:
         REPORT.write_text(_report(document))
     table = Table(title=f"benchmarks -> {RESULTS}")
@@ -125,7 +130,7 @@ def _report(document: dict[str, Any]) -> str:
     lines += [
         "",
         "Reproduce: `make bench` (all, about 6 minutes on 2 cores) or "
-        "`.venv/bin/python -m bench bench_cid bench_gas` (some; does not rewrite this file).",
+        "`.venv/bin/python -m bench bench_cid bench_gas` (some: updates their keys in `bench/results.json`, not this file).",
         "",
     ]
     return "\n".join(lines)

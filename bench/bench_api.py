@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -23,9 +22,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-import httpx
 from web3 import Web3
 
+from api.cli.serve import ServiceProcess
 from ledger.chain.client import LedgerClient
 from ledger.deploy import deploy_contracts, save_deployment
 from ledger.devnet import free_port, start_anvil
@@ -96,24 +95,10 @@ def _p99(latencies: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def _wait_up(base_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            break
-        try:
-            if httpx.get(f"{base_url}/v1/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the service did not come up at {base_url}:\n{log.read_text()[-2000:]}")
-
-
 def run(requests: int = 1000, repeats: int = 3, warmup: int = 200) -> dict[str, Any]:
     """Measure the grant-check endpoint; returns `api_check_rps` and `api_check_p99_ms`."""
     node = start_anvil()
-    server: subprocess.Popen[bytes] | None = None
+    server: ServiceProcess | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="sov-bench-api-") as tmp:
             home = Path(tmp)
@@ -124,25 +109,14 @@ def run(requests: int = 1000, repeats: int = 3, warmup: int = 200) -> dict[str, 
             grantee = str(dev_account(2).address)
             now = owner.latest_block().timestamp
             owner.issue_grant(dataset_id, grantee, "ai-training", now, now + 86400)
-            port = free_port()
             env = {
-                **os.environ,
                 "SOV_HOME": str(home),
                 "SOV_RPC_URL": node.rpc_url,
                 "SOV_API_TOKEN": secrets.token_hex(16),
                 "PYTHONPATH": str(REPO),
             }
-            log = home / "server.log"
-            with log.open("wb") as log_handle:
-                server = subprocess.Popen(
-                    [sys.executable, "-m", "api.cli.serve", "--port", str(port), "--log-level", "warning"],
-                    env=env,
-                    stdout=log_handle,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            base_url = f"http://127.0.0.1:{port}"
-            _wait_up(base_url, server, log)
+            server = ServiceProcess(env, free_port(), home / "server.log")
+            base_url = server.url
             params = {"dataset_id": str(dataset_id), "grantee": grantee, "purpose": "ai-training"}
             _load(base_url, params, warmup)
             rates: list[float] = []
@@ -158,13 +132,8 @@ def run(requests: int = 1000, repeats: int = 3, warmup: int = 200) -> dict[str, 
                 "api_check_requests": requests,
             }
     finally:
-        if server is not None and server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+        if server is not None:
+            server.stop()
         node.stop()
 
 

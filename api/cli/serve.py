@@ -6,8 +6,16 @@ to every user of the machine (`ps`), environment variables of another user's pro
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
 from api.auth import ApiSettings
@@ -57,6 +65,58 @@ def serve(
 def main() -> None:
     """Run `serve` as a standalone command (`python -m api.cli.serve`)."""
     typer.run(serve)
+
+
+class ServiceProcess:
+    """`sov serve` in a child process of its own session: started, awaited, stopped by process group.
+
+    For programs that drive the service from outside (benchmarks, end-to-end tests): the
+    child reads its settings from `env` exactly as a deployed service reads its environment.
+    """
+
+    def __init__(self, env: Mapping[str, str], port: int, log_path: Path, *, timeout_s: float = 60.0) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "api.cli.serve", "--port", str(port), "--log-level", "warning"],
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            self._wait_healthy(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.process.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/v1/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the service did not come up at {self.url}:\n{self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        """SIGTERM the service's process group; SIGKILL it if it does not exit within 10 s."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def __enter__(self) -> ServiceProcess:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 if __name__ == "__main__":

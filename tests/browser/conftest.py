@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import secrets
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from types import ModuleType
 
-import httpx
 import pytest
 from sov_live_service import REPO, LiveService
 from web3 import Web3
 
+from api.cli.serve import ServiceProcess
 from ledger.deploy import deploy_contracts, save_deployment
 from ledger.devnet import free_port, start_anvil
 from ledger.keys import dev_account
@@ -38,48 +34,20 @@ def _federation_kit() -> ModuleType:
 @pytest.fixture(scope="module")
 def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     node = start_anvil()
-    server: subprocess.Popen[bytes] | None = None
     try:
         home = tmp_path_factory.mktemp("browser-home")
         settings = Settings(home=home, rpc_url=node.rpc_url)
         save_deployment(settings, deploy_contracts(Web3(Web3.HTTPProvider(node.rpc_url)), dev_account(0)))
         job = _federation_kit().run_federated_job(settings)
         token = secrets.token_hex(16)
-        port = free_port()
         env = {
-            **os.environ,
             "SOV_HOME": str(home),
             "SOV_RPC_URL": node.rpc_url,
             "SOV_API_TOKEN": token,
             "SOV_API_ACCOUNT": "dev1",  # hospital 1 runs this service: the owner view can revoke its grants
             "PYTHONPATH": str(REPO),
         }
-        log = (home / "server.log").open("wb")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "api.cli.serve", "--port", str(port), "--log-level", "warning"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base_url}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not come up:\n{(home / 'server.log').read_text()}")
-            time.sleep(0.2)
-        yield LiveService(base_url, token, job, settings)
+        with ServiceProcess(env, free_port(), home / "server.log") as service:
+            yield LiveService(service.url, token, job, settings)
     finally:
-        if server is not None and server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
         node.stop()

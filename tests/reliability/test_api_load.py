@@ -10,12 +10,8 @@ read back from the chain and every event and transaction of the service's accoun
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api.cli.serve import ServiceProcess
 from ledger.devnet import free_port
 from ledger.keys import dev_account
 from ledger.settings import Settings
@@ -50,24 +47,12 @@ class Server:
 
     base_url: str
     token: str
-    process: subprocess.Popen[bytes]
-    log: Path
+    service: ServiceProcess
 
     @property
     def auth(self) -> dict[str, str]:
         """The header every write needs."""
         return {"Authorization": f"Bearer {self.token}"}
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @pytest.fixture()
@@ -79,7 +64,6 @@ def server(deployed: Any, tmp_path: Path) -> Iterator[Server]:
     token = secrets.token_hex(16)
     port = free_port()
     env = {
-        **os.environ,
         "SOV_HOME": str(home),
         "SOV_RPC_URL": deployed.rpc_url,
         "SOV_API_TOKEN": token,
@@ -87,31 +71,9 @@ def server(deployed: Any, tmp_path: Path) -> Iterator[Server]:
         "SOV_API_INDEX_SYNC_INTERVAL": "0",
         "PYTHONPATH": str(REPO),
     }
-    log = tmp_path / "server.log"
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli.serve", "--port", str(port), "--log-level", "warning"],
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not come up:\n{log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base_url}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        yield Server(base_url, token, process, log)
-    finally:
-        _stop(process)
-    assert process.returncode is not None
+    with ServiceProcess(env, port, tmp_path / "server.log", timeout_s=30) as service:
+        yield Server(service.url, token, service)
+    assert service.process.returncode is not None
 
 
 @dataclass
@@ -259,4 +221,4 @@ def test_200_concurrent_writes_and_reads_lose_and_duplicate_nothing(server: Serv
     sent = _transactions_from(deployed, operator)
     assert _nonce(deployed, operator) == len(sent) == len(set(sent)) == setup_txs + len(writes)
     assert set(tx_hashes) <= set(sent)
-    assert server.process.poll() is None, server.log.read_text()[-2000:]
+    assert server.service.process.poll() is None, server.service.log_path.read_text()[-2000:]
