@@ -130,7 +130,8 @@ def _report(document: dict[str, Any]) -> str:
     lines += [
         "",
         "Reproduce: `make bench` (all, about 6 minutes on 2 cores) or "
-        "`.venv/bin/python -m bench bench_cid bench_gas` (some: updates their keys in `bench/results.json`, not this file).",
+        "`.venv/bin/python -m bench bench_cid bench_gas` "
+        "(some: updates their keys in `bench/results.json`, not this file).",
         "",
     ]
     return "\n".join(lines)
