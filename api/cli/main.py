@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from . import audit, dataset, demo, devnet, grant, index, serve, store, train
+from . import account, audit, dataset, demo, devnet, grant, index, serve, store, train
 
 app = typer.Typer(
     name="sov",
@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(devnet.app, name="devnet")
+app.add_typer(account.app, name="account")
 app.command("deploy")(devnet.deploy)
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(grant.app, name="grant")

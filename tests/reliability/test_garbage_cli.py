@@ -174,3 +174,26 @@ def test_garbage_model_files_for_audit(cli: Cli, tmp_path: Path, content: bytes)
 def test_garbage_cids_for_the_store(cli: Cli, text: str) -> None:
     code, output = cli("store", "get", text)
     assert_clean_failure(code, output)
+
+
+def test_account_create_then_refuse_to_overwrite(cli: Cli) -> None:
+    env = {**cli.env, "SOV_KEY_PASSWORD": "correct horse"}
+    created = cli.runner.invoke(app, ["account", "create", "hospital-a", "--json"], env=env)
+    assert created.exit_code == 0, created.output
+    address = json.loads(created.output)["address"]
+    keyfile = Path(cli.env["SOV_HOME"]) / "keystore" / "hospital-a.json"
+    before = keyfile.read_bytes()
+    again = cli.runner.invoke(app, ["account", "create", "hospital-a"], env=env)
+    assert_clean_failure(again.exit_code, again.output, "already exists")
+    assert keyfile.read_bytes() == before
+    code, output = cli("account", "list", "--json")
+    assert code == 0 and {"alias": "hospital-a", "address": address} in json.loads(output)
+    assert "correct horse" not in before.decode()
+
+
+@pytest.mark.parametrize("key", ["zz", "00" * 31, "0x" + "11" * 33])
+def test_account_import_of_a_malformed_key(cli: Cli, key: str) -> None:
+    env = {**cli.env, "SOV_KEY_PASSWORD": "pw"}
+    result = cli.runner.invoke(app, ["account", "create", "imported", "--import-key"], env=env, input=key + "\n")
+    assert_clean_failure(result.exit_code, result.output, "32 bytes of hex")
+    assert not (Path(cli.env["SOV_HOME"]) / "keystore" / "imported.json").exists()
