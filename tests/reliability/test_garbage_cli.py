@@ -194,6 +194,8 @@ def test_account_create_then_refuse_to_overwrite(cli: Cli) -> None:
 @pytest.mark.parametrize("key", ["zz", "00" * 31, "0x" + "11" * 33])
 def test_account_import_of_a_malformed_key(cli: Cli, key: str) -> None:
     env = {**cli.env, "SOV_KEY_PASSWORD": "pw"}
-    result = cli.runner.invoke(app, ["account", "create", "imported", "--import-key"], env=env, input=key + "\n")
+    result = cli.runner.invoke(
+        app, ["account", "create", "imported", "--import-key"], env=env, input=key + "\n"
+    )
     assert_clean_failure(result.exit_code, result.output, "32 bytes of hex")
     assert not (Path(cli.env["SOV_HOME"]) / "keystore" / "imported.json").exists()
