@@ -15,6 +15,7 @@ import json
 import math
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -50,6 +51,21 @@ def model_to_bytes(state_dict: Mapping[str, torch.Tensor]) -> bytes:
         raise ModelBytesError(f"cannot serialise model state: {error}") from None
 
 
+def _read_header(data: bytes) -> tuple[int, Any]:
+    """The safetensors header's length and its parsed JSON; errors say how the file is broken."""
+    if len(data) < 8:
+        raise ModelBytesError(f"model file is truncated: {len(data)} bytes, a header alone needs 8")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len > len(data) - 8:
+        raise ModelBytesError(
+            f"model file is truncated or corrupt: header claims {header_len} bytes, file has {len(data) - 8}"
+        )
+    try:
+        return header_len, json.loads(data[8 : 8 + header_len])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelBytesError("model file header is not valid JSON: the file is corrupt") from None
+
+
 def model_from_bytes(data: bytes, expected_digest: bytes | None = None) -> StateDict:
     """The state dict in `data`; corrupt, truncated or non-canonical bytes are an error.
 
@@ -63,17 +79,7 @@ def model_from_bytes(data: bytes, expected_digest: bytes | None = None) -> State
                 f"model bytes hash to 0x{actual.hex()}, expected 0x{expected_digest.hex()}: "
                 "the file was altered or is another model"
             )
-    if len(data) < 8:
-        raise ModelBytesError(f"model file is truncated: {len(data)} bytes, a header alone needs 8")
-    header_len = int.from_bytes(data[:8], "little")
-    if header_len > len(data) - 8:
-        raise ModelBytesError(
-            f"model file is truncated or corrupt: header claims {header_len} bytes, file has {len(data) - 8}"
-        )
-    try:
-        header = json.loads(data[8 : 8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelBytesError("model file header is not valid JSON: the file is corrupt") from None
+    _, header = _read_header(data)
     if not isinstance(header, dict):
         raise ModelBytesError("model file header is not a JSON object: the file is corrupt")
     if "__metadata__" in header:
@@ -99,17 +105,7 @@ def flat_from_bytes(data: bytes) -> tuple[torch.Tensor, dict[str, torch.Tensor]]
     bytes nodes sent. Returns the flat view and a template of shape-only (`meta`) tensors
     for `aggregate.unflatten`. Do not write to the view: it aliases the immutable bytes.
     """
-    if len(data) < 8:
-        raise ModelBytesError(f"model file is truncated: {len(data)} bytes, a header alone needs 8")
-    header_len = int.from_bytes(data[:8], "little")
-    if header_len > len(data) - 8:
-        raise ModelBytesError(
-            f"model file is truncated or corrupt: header claims {header_len} bytes, file has {len(data) - 8}"
-        )
-    try:
-        header = json.loads(data[8 : 8 + header_len])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelBytesError("model file header is not valid JSON: the file is corrupt") from None
+    header_len, header = _read_header(data)
     if not isinstance(header, dict) or not header:
         raise ModelBytesError("model file header holds no tensors: the file is corrupt")
     if "__metadata__" in header:
