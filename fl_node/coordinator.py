@@ -108,9 +108,6 @@ class Coordinator:
         self.timeout_s = timeout_s
         self.quorum = quorum
         self.store_retry = store_retry or StoreRetryPolicy()
-        # Owners read when the round's nodes were selected; the contract re-checks every grant
-        # (deed epoch included) at commit, so an owner change in between cannot slip through.
-        self._owners: dict[int, str] = {}
 
     @property
     def address(self) -> str:
@@ -197,7 +194,8 @@ class Coordinator:
         round_number = job.last_round + 1
         refused: dict[int, str] = {}
         selected = []
-        for node, status in zip(nodes, self._statuses(job, nodes), strict=True):
+        statuses, owners = self._select_reads(job, nodes)
+        for node, status in zip(nodes, statuses, strict=True):
             if status is AuthorizationStatus.AUTHORIZED and node.dataset_id in job.job_datasets:
                 selected.append(node)
             else:
@@ -213,31 +211,46 @@ class Coordinator:
             spec_json=job.spec.model_dump_json(),
             seed=job.seed,
         )
-        updates = self._collect(selected, request, refused)
+        updates = self._collect(selected, request, refused, owners)
         return self.aggregate_and_commit(job, round_number, updates, refused)
 
-    def _statuses(self, job: JobState, nodes: Sequence[NodeHandle]) -> list[AuthorizationStatus]:
-        """Each node's authorisation now, and its dataset's owner (for the attestations): two reads."""
-        if not nodes:
-            return []
-        ids = [node.dataset_id for node in nodes]
-        self._owners = {i: state.owner for i, state in zip(ids, self.client.dataset_states(ids), strict=True)}
-        return self.client.authorization_statuses(ids, self.address, job.purpose)
+    def _select_reads(
+        self, job: JobState, nodes: Sequence[NodeHandle]
+    ) -> tuple[list[AuthorizationStatus], dict[int, str]]:
+        """Each node's authorisation now and its dataset's owner (to check attestations): two batched reads.
 
-    def _reply(self, node: NodeHandle, request: RoundRequest) -> tuple[NodeReply, str | None]:
+        The owners are read once per round; the contract re-checks every grant (deed epoch
+        included) at commit, so an owner change in between cannot slip through.
+        """
+        if not nodes:
+            return [], {}
+        ids = [node.dataset_id for node in nodes]
+        owners = {i: state.owner for i, state in zip(ids, self.client.dataset_states(ids), strict=True)}
+        return self.client.authorization_statuses(ids, self.address, job.purpose), owners
+
+    def _reply(
+        self, node: NodeHandle, request: RoundRequest, owner: str | None
+    ) -> tuple[NodeReply, str | None]:
         """A node's reply and, for an update, the problem found when verifying it (None if sound)."""
         reply = node.handle(request)
-        return reply, (self.verify_update(request, reply) if isinstance(reply, NodeUpdate) else None)
+        return reply, (self.verify_update(request, reply, owner) if isinstance(reply, NodeUpdate) else None)
 
     def _collect(
-        self, nodes: Sequence[NodeHandle], request: RoundRequest, refused: dict[int, str]
+        self,
+        nodes: Sequence[NodeHandle],
+        request: RoundRequest,
+        refused: dict[int, str],
+        owners: Mapping[int, str],
     ) -> list[NodeUpdate]:
         updates: list[NodeUpdate] = []
         if not nodes:
             return updates
         pool = ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="round")
         try:
-            futures = {node.dataset_id: pool.submit(self._reply, node, request) for node in nodes}
+            futures = {
+                node.dataset_id: pool.submit(self._reply, node, request, owners.get(node.dataset_id))
+                for node in nodes
+            }
             deadline = time.monotonic() + self.timeout_s
             for dataset_id, future in futures.items():
                 try:
@@ -259,8 +272,12 @@ class Coordinator:
             pool.shutdown(wait=False, cancel_futures=True)
         return sorted(updates, key=lambda update: update.dataset_id)
 
-    def verify_update(self, request: RoundRequest, update: NodeUpdate) -> str | None:
+    def verify_update(
+        self, request: RoundRequest, update: NodeUpdate, owner: str | None = None
+    ) -> str | None:
         """What is wrong with a node's update (None if sound): binding, digest, count and signer.
+
+        `owner` is the dataset's owner when the caller already read it this round.
 
         The attestation must name this job, round and dataset, hash the bytes that came with
         it, state the same example count, and be signed by the dataset's owner.
@@ -279,7 +296,7 @@ class Coordinator:
         signer = recover_attestation_signer(
             update.attestation, self.client.chain_id, self.client.deployment.addresses["TrainingLedger"]
         )
-        owner = self._owners.get(update.dataset_id) or self.client.dataset_state(update.dataset_id).owner
+        owner = owner or self.client.dataset_state(update.dataset_id).owner
         if signer.lower() != owner.lower():
             return f"attestation signed by {signer}, not by the dataset owner {owner}"
         return None

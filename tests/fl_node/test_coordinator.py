@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,11 @@ from fl_jobs import Job
 
 from fl_node.coordinator import Coordinator
 from fl_node.errors import QuorumError
-from fl_node.messages import NodeReply, RoundRequest
+from fl_node.messages import NodeReply, NodeUpdate, RoundRequest
 from fl_node.process_node import NodeProcessConfig, ProcessNode
 from fl_node.runner import LocalNode
-from ledger.provenance import RoundManifest, model_digest
+from ledger.keys import dev_account
+from ledger.provenance import RoundManifest, model_digest, sign_attestation
 from ledger.purposes import purpose_id
 
 
@@ -103,3 +105,32 @@ def test_killed_node_process_does_not_stop_the_round(job: Job, tmp_path: Path) -
     assert "unreachable" in outcome.refused[victim.dataset_id]
     [event] = committed_rounds(job)
     assert list(event["participants"]) == list(outcome.participants)  # type: ignore[call-overload]
+
+
+class SignsWithAnotherKey:
+    """A node whose update is attested by a key that does not own the dataset."""
+
+    def __init__(self, inner: LocalNode, job: Job) -> None:
+        self.inner, self.job = inner, job
+        self.dataset_id = inner.dataset_id
+
+    def handle(self, request: RoundRequest) -> NodeReply:
+        reply = self.inner.handle(request)
+        assert isinstance(reply, NodeUpdate)
+        forged = sign_attestation(
+            dev_account(7),
+            self.job.lab.chain_id,
+            self.job.lab.deployment.address("TrainingLedger"),
+            reply.attestation.attestation,
+        )
+        return replace(reply, attestation=forged)
+
+
+def test_update_attested_by_a_stranger_is_left_out(job: Job) -> None:
+    forged = job.dataset(2)
+    nodes = [SignsWithAnotherKey(n, job) if n.dataset_id == forged else n for n in job.runner.nodes]
+    outcome = job.runner.coordinator.run_round(job.job, nodes)
+    assert forged not in outcome.participants
+    assert f"not by the dataset owner {job.owner(2).address}" in outcome.refused[forged]
+    [event] = committed_rounds(job)
+    assert forged not in list(event["participants"])  # type: ignore[call-overload]
