@@ -10,7 +10,7 @@ import {IUsageGrants} from "./interfaces/IUsageGrants.sol";
 /// @notice Per round only two storage words change (last round, last digest); everything an
 /// auditor needs (manifest CID, participants, attestations root) is in the event.
 /// @dev Inherits EIP712 only to publish, through EIP-5267 `eip712Domain()`, the domain
-/// (`TrainingLedger`, `1`) under which nodes sign their update attestations off-chain.
+/// (`TrainingLedger`, `2`) under which nodes sign their update attestations off-chain.
 contract TrainingLedger is EIP712, ITrainingLedger {
     /// @notice The largest dataset list a job may hold (one bit each in the participant mask).
     uint256 public constant MAX_DATASETS = 256;
@@ -21,7 +21,7 @@ contract TrainingLedger is EIP712, ITrainingLedger {
     mapping(uint256 jobId => Job) private _jobs;
     uint256 private _jobCount;
 
-    constructor(IDatasetRegistry registry_, IUsageGrants grants_) EIP712("TrainingLedger", "1") {
+    constructor(IDatasetRegistry registry_, IUsageGrants grants_) EIP712("TrainingLedger", "2") {
         _registry = registry_;
         _grants = grants_;
     }
@@ -160,7 +160,8 @@ contract TrainingLedger is EIP712, ITrainingLedger {
             lastRound: 0,
             purpose: purpose,
             lastDigest: initialModelDigest,
-            datasetsHash: _hashDatasets(datasets)
+            datasetsHash: _hashDatasets(datasets),
+            specDigest: specDigest
         });
         emit JobCreated(jobId, msg.sender, purpose, datasets, initialModelDigest, specDigest);
     }

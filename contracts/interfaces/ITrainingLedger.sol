@@ -8,13 +8,15 @@ pragma solidity 0.8.28;
 /// of the nodes' signed attestations. The contract checks at commit time that every
 /// participant is in the job and authorised for the coordinator and purpose.
 interface ITrainingLedger {
-    /// @notice A job as stored (four slots).
+    /// @notice A job as stored (five slots; a round rewrites only the first and `lastDigest`).
+    /// @dev `specDigest` is the digest of the model spec every node checks before training.
     struct Job {
         address coordinator;
         uint64 lastRound;
         bytes32 purpose;
         bytes32 lastDigest;
         bytes32 datasetsHash;
+        bytes32 specDigest;
     }
 
     /// @notice No job has this id.

@@ -51,6 +51,7 @@ contract TrainingLedgerTest is Fixture {
         assertEq(job.purpose, trainingPurpose, "purpose");
         assertEq(job.lastDigest, GENESIS, "initial digest");
         assertEq(job.datasetsHash, keccak256(abi.encodePacked(ids)), "datasetsHash");
+        assertEq(job.specDigest, SPEC, "specDigest");
     }
 
     function test_createJob_revertsForZeroPurpose() public {
@@ -96,15 +97,16 @@ contract TrainingLedgerTest is Fixture {
         ledger.createJob(trainingPurpose, datasets, bytes32(0), SPEC);
     }
 
-    function testFuzz_createJob(uint8 count, address creator) public {
+    function testFuzz_createJob(uint8 count, address creator, bytes32 spec) public {
         count = uint8(bound(count, 1, 12));
         vm.assume(creator != address(0));
         uint256[] memory ids = grantedDatasets(owner, count, 99);
         uint256 before = ledger.jobCount();
         bytes32 analytics = grants.ANALYTICS();
         vm.prank(creator);
-        uint256 created = ledger.createJob(analytics, ids, GENESIS, SPEC);
+        uint256 created = ledger.createJob(analytics, ids, GENESIS, spec);
         assertEq(created, before + 1, "sequential id");
+        assertEq(ledger.getJob(created).specDigest, spec, "spec digest as given");
         assertEq(ledger.getJob(created).coordinator, creator, "creator coordinates");
         assertEq(ledger.getJob(created).datasetsHash, keccak256(abi.encodePacked(ids)), "hash");
     }
@@ -115,7 +117,7 @@ contract TrainingLedgerTest is Fixture {
         assertEq(ledger.MAX_DATASETS(), 256, "max datasets");
         (, string memory name, string memory version,, address verifying,,) = ledger.eip712Domain();
         assertEq(name, "TrainingLedger", "attestation domain name");
-        assertEq(version, "1", "attestation domain version");
+        assertEq(version, "2", "attestation domain version");
         assertEq(verifying, address(ledger), "verifyingContract");
     }
 
@@ -134,6 +136,7 @@ contract TrainingLedgerTest is Fixture {
         commit(2, digest(1), 0x7);
         assertEq(uint256(ledger.getJob(jobId).lastRound), 2, "round 2");
         assertEq(ledger.getJob(jobId).lastDigest, digest(2), "digest 2");
+        assertEq(ledger.getJob(jobId).specDigest, SPEC, "rounds leave the spec digest alone");
     }
 
     function test_commitRound_revertsForUnknownJob() public {
@@ -274,6 +277,8 @@ contract TrainingLedgerTest is Fixture {
         ITrainingLedger.Job memory job = ledger.getJob(jobId);
         assertEq(uint256(job.lastRound), rounds, "consecutive rounds");
         assertEq(job.lastDigest, parent, "chain head");
+        assertEq(job.specDigest, SPEC, "spec digest unchanged");
+        assertEq(job.purpose, trainingPurpose, "purpose unchanged");
     }
 
     function testFuzz_commitRound_rejectsAnyWrongRound(uint64 round) public {

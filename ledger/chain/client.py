@@ -91,13 +91,14 @@ def resolve_rpc_url(settings: Settings) -> str:
 
 
 def _job_record(raw: Sequence[Any]) -> JobRecord:
-    coordinator, last_round, purpose, last_digest, datasets_hash = raw
+    coordinator, last_round, purpose, last_digest, datasets_hash, spec_digest = raw
     return JobRecord(
         to_checksum_address(coordinator),
         int(last_round),
         bytes(purpose),
         bytes(last_digest),
         bytes(datasets_hash),
+        bytes(spec_digest),
     )
 
 

@@ -56,13 +56,18 @@ class GrantRecord:
 
 @dataclass(frozen=True)
 class JobRecord:
-    """`TrainingLedger.getJob`: a job's coordinator, last round and digests."""
+    """`TrainingLedger.getJob`: a job's coordinator, last round and digests.
+
+    `spec_digest` is the digest of the model spec fixed at `createJob`; a node trains only
+    for a spec that hashes to it.
+    """
 
     coordinator: str
     last_round: int
     purpose: bytes
     last_digest: bytes
     datasets_hash: bytes
+    spec_digest: bytes
 
 
 @dataclass(frozen=True)
