@@ -5,13 +5,28 @@ federated-learning code:
 
 - `model_digest`: sha256 of the serialised model file; the value the chain hash-chains.
 - `Attestation`: what a node signs after training, as EIP-712 typed data
-  `Attestation(uint256 jobId,uint64 round,uint256 datasetId,bytes32 updateDigest,uint64 numExamples)`
-  under the domain {name "TrainingLedger", version "1", chainId, verifyingContract = the
-  TrainingLedger address}. Its EIP-712 digest is also its leaf in the round's attestation
-  Merkle tree (`ledger.merkle`), whose root `commitRound` puts on chain.
-- `RoundManifest`: the JSON document stored in the content store whose CID `commitRound`
-  records. It is written as canonical JSON (sorted keys, no whitespace, UTF-8) so the
-  same manifest always has the same bytes and CID.
+  `ATTESTATION_TYPE` = `Attestation(uint256 jobId,uint64 round,uint256 datasetId,bytes32 baseDigest,`
+  `bytes32 specDigest,bytes32 updateDigest,uint64 numExamples)` (one string, no spaces after commas)
+  under the domain {name "TrainingLedger", version "2", chainId, verifyingContract = the
+  TrainingLedger address}. It binds the whole context of the node's work: the job, round
+  and dataset, the digest of the base model it trained on (the job's last committed
+  digest, which the node checked on chain), the job's spec digest (which the node checked
+  against the spec it was sent), the sha256 of its update file and its example count. A
+  node signs only after checking each of these itself. The EIP-712 digest is also the
+  attestation's leaf in the round's Merkle tree (`ledger.merkle`), whose root
+  `commitRound` puts on chain. The signature is the node key's 65-byte ECDSA signature
+  over that digest; the dataset's owner is either that key's address or an EIP-1271
+  contract wallet whose `isValidSignature` accepts it (checked on chain by verifiers).
+- `RoundManifest` (schema `sovereign-ledger/round-manifest/v2`): the JSON document stored
+  in the content store whose CID `commitRound` records. Each participant lists its
+  update's CID (`update_cid`, CIDv1 base32 of the update file in the lab's content
+  store, whose sha256 is `update_digest`), so an auditor given those bytes (in a CAR)
+  recomputes the FedAvg with `ledger.aggregation.aggregate_updates` and compares the
+  result's digest with `model_digest`. `parent_digest` is every attestation's
+  `base_digest` and `spec_digest` every attestation's `spec_digest`. It is written as
+  canonical JSON (sorted keys, no whitespace, UTF-8) so the same manifest always has the
+  same bytes and CID. v1 manifests (no update CIDs, attestations without base and spec
+  digests) are refused by the parser: they predate verifiable aggregation.
 
 JSON conventions: 32-byte values (digests, purpose, attestation root) and dataset ids are
 `0x` + 64 lowercase hex digits (uint256 ids exceed the precision of JSON numbers in most
@@ -49,11 +64,13 @@ from pydantic import (
 from ledger.errors import LedgerError
 from ledger.merkle import merkle_root
 
-MANIFEST_SCHEMA = "sovereign-ledger/round-manifest/v1"
+MANIFEST_SCHEMA = "sovereign-ledger/round-manifest/v2"
+MANIFEST_SCHEMA_V1 = "sovereign-ledger/round-manifest/v1"
 DOMAIN_NAME = "TrainingLedger"
-DOMAIN_VERSION = "1"
+DOMAIN_VERSION = "2"
 ATTESTATION_TYPE = (
-    "Attestation(uint256 jobId,uint64 round,uint256 datasetId,bytes32 updateDigest,uint64 numExamples)"
+    "Attestation(uint256 jobId,uint64 round,uint256 datasetId,bytes32 baseDigest,bytes32 specDigest,"
+    "bytes32 updateDigest,uint64 numExamples)"
 )
 EIP712_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 ATTESTATION_TYPEHASH = keccak(text=ATTESTATION_TYPE)
@@ -65,6 +82,9 @@ def to_checksum_address(address: str) -> str:
     """EIP-55 form of an address, memoised: manifests repeat the same few addresses."""
     return str(_checksum(address))
 
+
+# EIP-1271: `isValidSignature(bytes32,bytes)` returns its own selector when the wallet accepts.
+EIP1271_MAGIC_VALUE = keccak(text="isValidSignature(bytes32,bytes)")[:4]
 
 UINT64_MAX = 2**64 - 1
 UINT256_MAX = 2**256 - 1
@@ -121,13 +141,17 @@ def _check_address(name: str, value: object) -> str:
 class Attestation:
     """A node's statement that it trained round `round` of `job_id` on `dataset_id`.
 
-    `update_digest` is the sha256 of the node's serialised model update and
-    `num_examples` the number of local examples it trained on (FedAvg's weight).
+    `base_digest` is the digest of the model it trained on (the job's last committed
+    digest, checked on chain), `spec_digest` the job's on-chain spec digest (checked
+    against the spec it was sent), `update_digest` the sha256 of its serialised update
+    and `num_examples` the number of local examples it trained on (FedAvg's weight).
     """
 
     job_id: int
     round: int
     dataset_id: int
+    base_digest: bytes
+    spec_digest: bytes
     update_digest: bytes
     num_examples: int
 
@@ -135,9 +159,11 @@ class Attestation:
         _check_uint("job_id", self.job_id, UINT256_MAX)
         _check_uint("round", self.round, UINT64_MAX)
         _check_uint("dataset_id", self.dataset_id, UINT256_MAX)
+        for name in ("base_digest", "spec_digest", "update_digest"):
+            value = getattr(self, name)
+            if not isinstance(value, bytes) or len(value) != 32:
+                raise AttestationError(f"{name} must be 32 bytes; got {value!r}")
         _check_uint("num_examples", self.num_examples, UINT64_MAX)
-        if not isinstance(self.update_digest, bytes) or len(self.update_digest) != 32:
-            raise AttestationError(f"update_digest must be 32 bytes; got {self.update_digest!r}")
 
     def struct_hash(self) -> bytes:
         """EIP-712 `hashStruct` of this attestation."""
@@ -146,6 +172,8 @@ class Attestation:
             + self.job_id.to_bytes(32, "big")
             + self.round.to_bytes(32, "big")
             + self.dataset_id.to_bytes(32, "big")
+            + self.base_digest
+            + self.spec_digest
             + self.update_digest
             + self.num_examples.to_bytes(32, "big")
         )
@@ -207,6 +235,8 @@ def attestation_typed_data(chain_id: int, ledger_address: str, attestation: Atte
                 {"name": "jobId", "type": "uint256"},
                 {"name": "round", "type": "uint64"},
                 {"name": "datasetId", "type": "uint256"},
+                {"name": "baseDigest", "type": "bytes32"},
+                {"name": "specDigest", "type": "bytes32"},
                 {"name": "updateDigest", "type": "bytes32"},
                 {"name": "numExamples", "type": "uint64"},
             ],
@@ -222,6 +252,8 @@ def attestation_typed_data(chain_id: int, ledger_address: str, attestation: Atte
             "jobId": attestation.job_id,
             "round": attestation.round,
             "datasetId": attestation.dataset_id,
+            "baseDigest": "0x" + attestation.base_digest.hex(),
+            "specDigest": "0x" + attestation.spec_digest.hex(),
             "updateDigest": "0x" + attestation.update_digest.hex(),
             "numExamples": attestation.num_examples,
         },
@@ -261,6 +293,28 @@ def recover_signer(digest: bytes, signature: str) -> str:
     except (BadSignature, ValueError) as error:
         raise AttestationError(f"signature does not recover a public key: {error}") from error
     return str(public_key.to_checksum_address())
+
+
+def eip1271_call_data(digest: bytes, signature: str) -> str:
+    """Calldata (0x-hex) of `isValidSignature(digest, signature)` for an `eth_call` to a wallet.
+
+    Verifiers run it against the dataset owner's contract (at the block they trust) and
+    accept the signature when `eip1271_accepts` holds for the returned bytes.
+    """
+    if not isinstance(digest, bytes) or len(digest) != 32:
+        raise AttestationError(f"digest must be 32 bytes; got {digest!r}")
+    if not isinstance(signature, str) or not re.fullmatch(r"0x(?:[0-9a-fA-F]{2})*", signature):
+        raise AttestationError(f"signature must be 0x-prefixed hex bytes; got {signature!r}")
+    raw = bytes.fromhex(signature[2:])
+    padded = raw + bytes(-len(raw) % 32)
+    # abi.encode(bytes32, bytes): the digest, the offset of the dynamic part (64), its length, its data.
+    body = digest + (64).to_bytes(32, "big") + len(raw).to_bytes(32, "big") + padded
+    return "0x" + (EIP1271_MAGIC_VALUE + body).hex()
+
+
+def eip1271_accepts(return_data: bytes) -> bool:
+    """Whether an `isValidSignature` answer is the EIP-1271 magic value (left-aligned bytes4)."""
+    return len(return_data) == 32 and return_data[:4] == EIP1271_MAGIC_VALUE and not any(return_data[4:])
 
 
 def recover_attestation_signer(signed: SignedAttestation, chain_id: int, ledger_address: str) -> str:
@@ -341,7 +395,12 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Participant(BaseModel):
-    """One dataset's contribution to a round, with its node's signed attestation."""
+    """One dataset's contribution to a round, with its node's signed attestation.
+
+    `node` is the address whose key signed the attestation: the dataset's owner, or a key
+    the owner's EIP-1271 wallet accepts. `update_cid` locates the update file (sha256 =
+    `update_digest`) in the lab's content store.
+    """
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
@@ -350,26 +409,35 @@ class Participant(BaseModel):
     num_examples: Annotated[int, Field(ge=1, le=UINT64_MAX)]
     weight: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
     update_digest: Bytes32
+    update_cid: CidV1
     signature: Signature
 
-    def attestation(self, job_id: int, round_number: int) -> Attestation:
-        """The attestation this participant's node signed for round `round_number` of `job_id`."""
+    def attestation(
+        self, job_id: int, round_number: int, *, base_digest: bytes, spec_digest: bytes
+    ) -> Attestation:
+        """The attestation this participant's node signed for round `round_number` of `job_id`.
+
+        `base_digest` and `spec_digest` are the round's (the manifest's `parent_digest` and
+        `spec_digest`; `RoundManifest.attestation_of` fills them in).
+        """
         return Attestation(
             job_id=job_id,
             round=round_number,
             dataset_id=self.dataset_id,
+            base_digest=base_digest,
+            spec_digest=spec_digest,
             update_digest=self.update_digest,
             num_examples=self.num_examples,
         )
 
 
 class RoundManifest(BaseModel):
-    """The round manifest: what `commitRound`'s manifest CID points at."""
+    """The round manifest (v2): what `commitRound`'s manifest CID points at."""
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid", populate_by_name=True)
 
-    schema_: Literal["sovereign-ledger/round-manifest/v1"] = Field(
-        default="sovereign-ledger/round-manifest/v1", alias="schema"
+    schema_: Literal["sovereign-ledger/round-manifest/v2"] = Field(
+        default="sovereign-ledger/round-manifest/v2", alias="schema"
     )
     job_id: Annotated[int, Field(ge=1, le=UINT256_MAX)]
     round: Annotated[int, Field(ge=1, le=UINT64_MAX)]
@@ -407,13 +475,16 @@ class RoundManifest(BaseModel):
         model_digest: bytes,
         model_cid: str,
         signed_attestations: Sequence[SignedAttestation],
+        update_cids: Mapping[int, str],
         metrics: Mapping[str, float] | None = None,
     ) -> RoundManifest:
-        """Builds a manifest from the round's signed attestations.
+        """Builds a manifest from the round's signed attestations and their updates' CIDs.
 
-        Job, round, chain and ledger come from the attestations (which must agree); weights
-        are `num_examples / total` and the attestation root is computed here, so a
-        coordinator cannot get them out of step.
+        Job, round, chain and ledger come from the attestations (which must agree); every
+        attestation must name `parent_digest` as its base and `spec_digest` as its spec;
+        `update_cids` maps each attested dataset id to its update's CID. Weights are
+        `num_examples / total` and the attestation root is computed here, so a coordinator
+        cannot get them out of step.
         """
         if not signed_attestations:
             raise ManifestError("a round needs at least one signed attestation; got none")
@@ -425,6 +496,24 @@ class RoundManifest(BaseModel):
                     f"attestation for dataset 0x{a.dataset_id:064x} is for job {a.job_id} round {a.round}; "
                     f"expected job {first.attestation.job_id} round {first.attestation.round}"
                 )
+            if a.base_digest != parent_digest:
+                raise ManifestError(
+                    f"attestation for dataset 0x{a.dataset_id:064x} names base model "
+                    f"0x{a.base_digest.hex()}; the round's parent digest is 0x{parent_digest.hex()}"
+                )
+            if a.spec_digest != spec_digest:
+                raise ManifestError(
+                    f"attestation for dataset 0x{a.dataset_id:064x} names spec digest "
+                    f"0x{a.spec_digest.hex()}; the job's spec digest is 0x{spec_digest.hex()}"
+                )
+            if a.dataset_id not in update_cids:
+                raise ManifestError(f"no update CID given for dataset 0x{a.dataset_id:064x}")
+        attested = {s.attestation.dataset_id for s in signed_attestations}
+        extra = sorted(set(update_cids) - attested)
+        if extra:
+            raise ManifestError(
+                f"update CIDs given for dataset(s) {[f'0x{d:064x}' for d in extra]} that no attestation names"
+            )
         root = attestations_root(signed_attestations)
         total = sum(s.attestation.num_examples for s in signed_attestations)
         ordered = sorted(signed_attestations, key=lambda s: s.attestation.dataset_id)
@@ -446,6 +535,7 @@ class RoundManifest(BaseModel):
                         num_examples=s.attestation.num_examples,
                         weight=s.attestation.num_examples / total,
                         update_digest=s.attestation.update_digest,
+                        update_cid=update_cids[s.attestation.dataset_id],
                         signature=s.signature,
                     )
                     for s in ordered
@@ -468,7 +558,12 @@ class RoundManifest(BaseModel):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RoundManifest:
-        """Parses and validates a manifest; raises `ManifestError` naming every bad field."""
+        """Parses and validates a manifest; raises `ManifestError` naming every bad field.
+
+        A v1 manifest is refused with its own message: it lists no update CIDs and its
+        attestations do not bind the base model and spec, so its aggregation cannot be
+        recomputed.
+        """
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -476,13 +571,29 @@ class RoundManifest(BaseModel):
         try:
             return cls.model_validate_json(text)
         except ValidationError as error:
+            if _schema_of(text) == MANIFEST_SCHEMA_V1:
+                raise ManifestError(
+                    f"round manifest has schema {MANIFEST_SCHEMA_V1!r}: v1 manifests predate verifiable "
+                    f"aggregation (no update CIDs, attestations without base and spec digests); "
+                    f"expected {MANIFEST_SCHEMA!r}"
+                ) from None
             raise ManifestError(_describe(error)) from None
+
+    def attestation_of(self, participant: Participant) -> Attestation:
+        """The attestation `participant` signed: this round's job, round, parent and spec digests."""
+        return participant.attestation(
+            self.job_id, self.round, base_digest=self.parent_digest, spec_digest=self.spec_digest
+        )
+
+    def update_cids(self) -> list[str]:
+        """The participants' update CIDs in manifest order (ascending dataset id)."""
+        return [p.update_cid for p in self.participants]
 
     def signed_attestations(self) -> list[SignedAttestation]:
         """The participants' attestations with the signer each one claims, under this manifest's domain."""
         return [
             SignedAttestation(
-                attestation=p.attestation(self.job_id, self.round),
+                attestation=self.attestation_of(p),
                 chain_id=self.chain_id,
                 ledger_address=self.training_ledger,
                 signature=p.signature,
@@ -514,6 +625,15 @@ class RoundManifest(BaseModel):
                     f"job {self.job_id} round {self.round}: participant 0x{p.dataset_id:064x} has weight "
                     f"{p.weight!r} but attests {p.num_examples} of {total} examples (expected {expected!r})"
                 )
+
+
+def _schema_of(text: str) -> object:
+    """The `schema` member of a JSON object, or None when `text` is not one."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    return document.get("schema") if isinstance(document, dict) else None
 
 
 def _describe(error: ValidationError) -> str:
