@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,16 @@ from ledger.deploy import Deployment, deploy_contracts
 from ledger.devnet import NodeProcess, start_anvil, start_hardhat_node
 from ledger.keys import DEV_ACCOUNT_COUNT, dev_account
 from ledger.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The checkout under test: its packages are the ones imported, here and in subprocesses."""
+
+# pytest's `pythonpath = ["."]` puts the checkout first on this process's sys.path; the
+# processes tests start (sov, the API service, anvil's deployers, Flower's SuperLink and
+# SuperNodes) must import the same tree, not the one an editable install points at.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(REPO_ROOT), *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+)
 
 
 @dataclass
