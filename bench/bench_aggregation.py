@@ -3,9 +3,9 @@
 10 clients x 10M float32 parameters (a 20-block model: 700x700 weights, biases, norms,
 and a head), weights = example counts. Every implementation gets the updates in its
 native form, built before timing: ours zero-copy flat views of the model files the
-nodes sent (`serialize.flat_from_bytes`: a safetensors file of float32 tensors is one
+nodes sent (`modelfile.flat_from_bytes`: a safetensors file of float32 tensors is one
 contiguous buffer in sorted-key order), the seed loop state dicts, Flower lists of
-ndarrays. We also time ours from state dicts (`aggregate.fedavg`, blocked multi-tensor
+ndarrays. We also time ours from state dicts (`aggregation.fedavg`, blocked multi-tensor
 ops, no flat copies) and a plain tensor copy of the same bytes, the memory-bandwidth
 yardstick. Median of repeats after a warm-up. Everything runs on one thread
 (torch.set_num_threads(1)): Flower's numpy code is single-threaded, and on a shared
@@ -25,8 +25,8 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from fl_node.aggregate import fedavg, fedavg_flat, unflatten
-from fl_node.serialize import flat_from_bytes, model_to_bytes
+from ledger.aggregation import fedavg, fedavg_flat, unflatten
+from ledger.modelfile import flat_from_bytes, model_to_bytes
 
 CLIENTS = 10
 BLOCKS = 20

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from fl_node.runner import EmbeddedRunner, TrainConfig, enroll, prepare, run_offline
-from fl_node.serialize import model_from_bytes
 from fl_node.train import evaluate
 from ledger.chain.client import LedgerClient
 from ledger.chain.transport import Transport, make_provider
 from ledger.deploy import deploy_contracts
 from ledger.devnet import start_anvil
 from ledger.keys import dev_account
+from ledger.modelfile import model_from_bytes
 from ledger.store.local import LocalBlockstore
 
 CONFIG = TrainConfig(data="digits", nodes=10, rounds=20, partition="dominant", seed=0)

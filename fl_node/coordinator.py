@@ -21,16 +21,16 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from ledger.aggregation import fedavg
 from ledger.chain.client import LedgerClient
 from ledger.chain.types import AuthorizationStatus
 from ledger.errors import ContractRevertError, LedgerError
+from ledger.modelfile import model_from_bytes, model_to_bytes
 from ledger.provenance import RoundManifest, model_digest, recover_attestation_signer
 from ledger.store import ContentStore
 
-from .aggregate import fedavg
 from .errors import FLError, QuorumError, RoundNotCommittedError
 from .messages import NodeRefusal, NodeReply, NodeUpdate, RoundRequest
-from .serialize import model_from_bytes, model_to_bytes
 from .spec import ModelSpec
 from .train import evaluate
 

@@ -16,13 +16,13 @@ from eth_account.signers.local import LocalAccount
 
 from ledger.chain.client import LedgerClient
 from ledger.errors import LedgerError
+from ledger.modelfile import model_from_bytes, model_to_bytes
 from ledger.provenance import Attestation, model_digest, sign_attestation
 from ledger.store import ContentStore
 
 from . import gate
 from .errors import FLError, RoundRefusedError
 from .messages import NodeRefusal, NodeReply, NodeUpdate, RoundRequest
-from .serialize import model_from_bytes, model_to_bytes
 from .spec import ModelSpec
 from .train import round_seed, train_local
 

@@ -17,20 +17,20 @@ from dataclasses import dataclass, field
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from ledger.aggregation import fedavg
 from ledger.chain.client import LedgerClient
 from ledger.errors import DatasetAlreadyRegisteredError
-from ledger.keys import DEV_MNEMONIC, dev_account
+from ledger.keys import DEV_MNEMONIC, DevAccountOffDevnetError, dev_account
+from ledger.modelfile import model_from_bytes, model_to_bytes
 from ledger.provenance import model_digest
 from ledger.purposes import purpose_id
 from ledger.store import ContentStore, cid_of, content_root
 
-from .aggregate import fedavg
 from .coordinator import Coordinator, JobState, RoundOutcome
 from .data import Dataset, Partition, load_dataset, make_partitions
 from .messages import NodeReply, RoundRequest
 from .model import initial_state
 from .node import DataOwnerNode
-from .serialize import model_from_bytes, model_to_bytes
 from .spec import ModelSpec, default_spec
 from .train import configure_worker, evaluate, round_seed, train_local
 
@@ -74,8 +74,13 @@ def prepare(config: TrainConfig) -> Federation:
     return Federation(dataset, tuple(partitions), ids, spec)
 
 
-def owner_account(index: int) -> LocalAccount:
-    """The devnet key of hospital `index` (1-based; the lab is dev0)."""
+def owner_account(index: int, *, chain_id: int) -> LocalAccount:
+    """The devnet key of hospital `index` (1-based; the lab is dev0), on a devnet only.
+
+    These keys are public: on any other chain they would sign for anyone, so they are refused.
+    """
+    if chain_id != DEVNET_CHAIN_ID:
+        raise DevAccountOffDevnetError(f"dev{index}", chain_id)
     if index < 10:
         return dev_account(index)
     Account.enable_unaudited_hdwallet_features()
@@ -113,7 +118,7 @@ def enroll(
     for index, (partition, dataset_id) in enumerate(
         zip(federation.partitions, federation.dataset_ids, strict=True)
     ):
-        account = owner_account(index + 1)
+        account = owner_account(index + 1, chain_id=lab.chain_id)
         fund_on_devnet(lab, account.address)
         owner = lab.with_account(account)
         try:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .aggregate import fedavg
+from ledger.aggregation import fedavg
+
 from .data import Dataset, Partition, PartitionScheme, make_partitions
 from .errors import FLError
 from .model import StateDict, initial_state

@@ -9,7 +9,7 @@ Put `ledger_gate_mod` in a ClientApp's `mods`; it wraps every `train` message:
    committed digest. Otherwise the node answers with a refusal (a `FitRes` whose status is
    not OK, carrying the reason code) and the ClientApp never runs: nothing is trained.
 2. After the ClientApp trained, the mod serialises the returned weights exactly as the
-   coordinator will (`fl_node.serialize.model_to_bytes`), and signs the EIP-712 attestation
+   coordinator will (`ledger.modelfile.model_to_bytes`), and signs the EIP-712 attestation
    `(jobId, round, datasetId, updateDigest, numExamples)` with the owner's key; it travels in
    the reply's metrics.
 
@@ -32,11 +32,11 @@ from flwr.compat.common.recorddict_compat import (
 from pydantic import ValidationError
 
 from ledger.errors import LedgerError
+from ledger.modelfile import model_to_bytes
 from ledger.provenance import Attestation, model_digest, sign_attestation
 
 from .. import gate
 from ..errors import FLError, RoundRefusedError
-from ..serialize import model_to_bytes
 from . import wire
 from .node_site import NodeConfigError, NodeSite
 

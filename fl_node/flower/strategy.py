@@ -41,11 +41,11 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg, Strategy
 
 from ledger.errors import LedgerError
+from ledger.modelfile import model_from_bytes, model_to_bytes
 
 from ..coordinator import Coordinator, JobState, RoundOutcome
 from ..errors import FLError, QuorumError, RoundNotCommittedError
 from ..messages import NodeUpdate, RoundRequest
-from ..serialize import model_from_bytes, model_to_bytes
 from . import wire
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ attestation. Everything the two sides exchange goes through this module, so the 
 encodings are defined once.
 
 A model's arrays are listed in sorted key order, the order safetensors stores them and
-`fl_node.aggregate` lays them out, so `model_to_bytes(state)` (whose sha256 the chain holds)
+`ledger.aggregation` lays them out, so `model_to_bytes(state)` (whose sha256 the chain holds)
 is the same whichever side rebuilds it.
 """
 

@@ -321,6 +321,56 @@ class LedgerClient:
             for (contract, fn, args), answer in zip(calls, answers, strict=True)
         ]
 
+    def read_batch(
+        self,
+        calls: Sequence[tuple[str, str, Sequence[Any]]],
+        raw_calls: Sequence[tuple[str, str]] = (),
+        *,
+        block: BlockId = "latest",
+    ) -> tuple[list[tuple[Any, ...]], list[bytes | None]]:
+        """`call_many` plus raw `eth_call`s `(to, 0x calldata)` to other contracts, in one batch.
+
+        For reads of contracts outside the deployment (a data owner's EIP-1271 wallet) in the
+        same round trip and block as the ledger's. A raw call that reverts answers None, an
+        account without code answers empty bytes.
+        """
+        at = _block_param(block)
+        requests = [
+            (
+                "eth_call",
+                [
+                    {
+                        "to": self.deployment.address(contract),
+                        "data": self.abis[contract].function(fn, len(args)).encode_call(list(args)),
+                    },
+                    at,
+                ],
+            )
+            for contract, fn, args in calls
+        ] + [("eth_call", [{"to": to_checksum_address(to), "data": data}, at]) for to, data in raw_calls]
+        answers = self._batch(requests)
+        decoded = [
+            self._decode_answer(contract, fn, len(args), answer)
+            for (contract, fn, args), answer in zip(calls, answers[: len(calls)], strict=True)
+        ]
+        raw: list[bytes | None] = []
+        for (to, _), answer in zip(raw_calls, answers[len(calls) :], strict=True):
+            if "error" not in answer:
+                raw.append(bytes.fromhex(str(answer["result"])[2:]))
+                continue
+            error = dict(answer["error"])
+            if revert_data_of(error) is None:
+                raise RPCError(
+                    f"eth_call to {to} failed at {self.rpc_url}: {error.get('message', '')} "
+                    f"(code {error.get('code')})",
+                    method="eth_call",
+                    code=error.get("code") if isinstance(error.get("code"), int) else None,
+                    url=self.rpc_url,
+                    error=error,
+                )
+            raw.append(None)
+        return decoded, raw
+
     def authorization_statuses(
         self,
         dataset_ids: Sequence[DatasetRef],

@@ -6,7 +6,7 @@ from fl_jobs import Job, travel
 
 from fl_node.messages import NodeRefusal, NodeUpdate, RoundRequest
 from fl_node.runner import LocalNode
-from fl_node.serialize import model_from_bytes
+from ledger.modelfile import model_from_bytes
 from ledger.purposes import purpose_id
 
 AI_TRAINING = purpose_id("ai-training")

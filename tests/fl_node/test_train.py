@@ -14,10 +14,10 @@ from pydantic import ValidationError
 
 from fl_node.data import Dataset, load_dataset, make_partitions
 from fl_node.model import ModelStateError, build_model, initial_state
-from fl_node.serialize import model_to_bytes
 from fl_node.simulate import federated_round, run_federated, select_nodes, state_equal, train_centralized
 from fl_node.spec import ModelSpec, default_spec
 from fl_node.train import TrainingError, evaluate, round_seed, train_local
+from ledger.modelfile import model_to_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,7 +74,7 @@ def test_train_local_bytes_identical_in_another_process_with_other_thread_settin
         "torch.set_num_threads(2)\n"  # a fresh process with torch's usual multi-threading
         "from fl_node.data import load_dataset\n"
         "from fl_node.model import initial_state\n"
-        "from fl_node.serialize import model_to_bytes\n"
+        "from ledger.modelfile import model_to_bytes\n"
         "from fl_node.spec import ModelSpec\n"
         "from fl_node.train import train_local\n"
         "spec = ModelSpec.from_json(sys.argv[1])\n"

@@ -21,8 +21,8 @@ from fl_node.data import partition_bytes
 from fl_node.flower import wire
 from fl_node.flower.mod import ledger_gate_mod
 from fl_node.model import initial_state
-from fl_node.serialize import model_to_bytes
 from fl_node.spec import default_spec
+from ledger.modelfile import model_to_bytes
 from ledger.store import cid_of, content_root
 
 SPEC = default_spec(4, 2, hidden=(3,))

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fl_node.aggregate import flatten, unflatten
 from fl_node.model import initial_state
-from fl_node.serialize import ModelBytesError, flat_from_bytes, model_from_bytes, model_to_bytes
 from fl_node.spec import ModelSpec
+from ledger.aggregation import flatten, unflatten
+from ledger.modelfile import ModelBytesError, flat_from_bytes, model_from_bytes, model_to_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ModelSpec(input_dim=64, num_classes=10, hidden=(32, 16), seed=7)
@@ -36,7 +36,7 @@ def test_bytes_identical_in_another_process() -> None:
     code = (
         "import sys, hashlib\n"
         "from fl_node.model import initial_state\n"
-        "from fl_node.serialize import model_to_bytes\n"
+        "from ledger.modelfile import model_to_bytes\n"
         "from fl_node.spec import ModelSpec\n"
         "spec = ModelSpec.from_json(sys.argv[1])\n"
         "state = initial_state(spec)\n"

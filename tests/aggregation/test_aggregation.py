@@ -7,8 +7,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fl_node.aggregate import (
+from ledger.aggregation import (
     AggregationError,
+    aggregate_updates,
     fedavg,
     fedavg_flat,
     fedavg_stacked,
@@ -16,7 +17,8 @@ from fl_node.aggregate import (
     normalized_weights,
     unflatten,
 )
-from fl_node.errors import FLError
+from ledger.errors import LedgerError
+from ledger.modelfile import model_from_bytes, model_to_bytes
 
 
 def _state(w: list[list[float]], b: list[float]) -> dict[str, torch.Tensor]:
@@ -91,7 +93,7 @@ def test_mismatched_inputs_are_refused_and_inputs_unchanged() -> None:
         fedavg([a, c], [1, 1])
     with pytest.raises(ValueError, match="2 client states but 3 example counts"):
         fedavg([a, a], [1, 1, 1])
-    with pytest.raises(FLError, match="client 1 has 3 parameters, client 0 has 2"):
+    with pytest.raises(LedgerError, match="client 1 has 3 parameters, client 0 has 2"):
         fedavg_flat([torch.zeros(2), torch.zeros(3)], [1, 1])
     with pytest.raises(AggregationError, match=r"need a 1-D float32 CPU buffer, got torch\.float64"):
         fedavg_flat([torch.zeros(2, dtype=torch.float64)], [1])
@@ -169,3 +171,46 @@ def test_state_dict_path_is_bit_identical_to_flat_path_across_blocks() -> None:
     out = fedavg(states, counts)
     assert list(out) == ["big", "tiny", "view"] and out["view"].shape == (30, 40)
     assert torch.equal(flatten(out), fedavg_flat([flatten(s) for s in states], counts))
+
+
+def _file(w: list[list[float]], b: list[float]) -> bytes:
+    return model_to_bytes(_state(w, b))
+
+
+def test_aggregate_updates_is_the_weighted_mean_as_a_model_file() -> None:
+    a = _file([[1.0, 2.0], [3.0, 4.0]], [0.0, 10.0])
+    b = _file([[5.0, 6.0], [7.0, 8.0]], [4.0, -10.0])
+    out = aggregate_updates([a, b], [10, 30])
+    assert out == _file([[4.0, 5.0], [6.0, 7.0]], [3.0, -5.0])
+    # The same inputs give the same bytes, and the bytes equal the state-dict path's.
+    assert aggregate_updates([a, b], [10, 30]) == out
+    assert out == model_to_bytes(fedavg([model_from_bytes(a), model_from_bytes(b)], [10, 30]))
+
+
+def test_aggregate_updates_depends_on_every_update_and_count() -> None:
+    files = [_file([[float(i), 1.0]], [float(i * i)]) for i in range(1, 4)]
+    counts = [3, 5, 7]
+    out = aggregate_updates(files, counts)
+    assert aggregate_updates(files[:2], counts[:2]) != out
+    assert aggregate_updates(files, [3, 5, 8]) != out
+    assert aggregate_updates([files[0], files[1], _file([[3.0, 1.0]], [9.5])], counts) != out
+
+
+@pytest.mark.parametrize(
+    ("updates", "counts", "message"),
+    [
+        ([], [], "no client updates to aggregate"),
+        (["a"], [1, 2], "1 update files but 2 example counts"),
+        (["a", "a"], [1, 0], r"update 1: example count must be a positive integer, got 0"),
+        (["a"], [True], r"update 0: example count must be a positive integer, got True"),
+        (["a", b"garbage"], [1, 1], "update 1 is not a model file: model file is truncated"),
+        (["a", "other"], [1, 1], r"update 1 holds tensors \[\('layer.bias', \(3,\)\)"),
+    ],
+)
+def test_aggregate_updates_refuses_what_cannot_be_averaged(
+    updates: list[object], counts: list[object], message: str
+) -> None:
+    files = {"a": _file([[1.0, 2.0]], [1.0, 2.0]), "other": _file([[1.0, 2.0]], [1.0, 2.0, 3.0])}
+    data = [files[u] if isinstance(u, str) else u for u in updates]
+    with pytest.raises(AggregationError, match=message):
+        aggregate_updates(data, counts)  # type: ignore[arg-type]

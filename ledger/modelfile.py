@@ -1,4 +1,4 @@
-"""Deterministic model bytes: safetensors, no metadata, one canonical form per set of weights.
+"""Deterministic model files: safetensors, no metadata, one canonical form per set of weights.
 
 The model digest committed on-chain is the sha256 of these bytes, so they must depend on
 the weights alone: not on key order, memory layout, device or process. safetensors
@@ -6,6 +6,9 @@ writes tensors sorted by (dtype, name) with a JSON header, and without `metadata
 header is a function of names, dtypes and shapes; `model_from_bytes` accepts only that
 canonical form, so a file whose header or layout was edited is refused even when it still
 parses.
+
+This module lives in `ledger` because the audit recomputes aggregates byte for byte; it
+imports torch, so nothing imported by `import ledger` or the CLI's start-up may import it.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
-from .errors import FLError
+from ledger.errors import LedgerError
 
 StateDict = dict[str, torch.Tensor]
 
 
-class ModelBytesError(FLError, ValueError):
+class ModelBytesError(LedgerError, ValueError):
     """Bytes are not a canonical model file, or do not match the expected digest."""
 
 
@@ -101,9 +104,9 @@ def flat_from_bytes(data: bytes) -> tuple[torch.Tensor, dict[str, torch.Tensor]]
     """A model file's weights as one read-only 1-D float32 view of `data`, without a copy.
 
     safetensors stores float32 tensors back to back in sorted-key order, the layout
-    `aggregate.flatten` uses, so the coordinator can average updates straight from the
-    bytes nodes sent. Returns the flat view and a template of shape-only (`meta`) tensors
-    for `aggregate.unflatten`. Do not write to the view: it aliases the immutable bytes.
+    `ledger.aggregation.flatten` uses, so updates are averaged straight from the bytes nodes
+    sent. Returns the flat view and a template of shape-only (`meta`) tensors for
+    `ledger.aggregation.unflatten`. Do not write to the view: it aliases the immutable bytes.
     """
     header_len, header = _read_header(data)
     if not isinstance(header, dict) or not header:

@@ -1,5 +1,9 @@
 """Weighted FedAvg over flat parameter buffers: pure functions, no model code.
 
+`aggregate_updates` is the one code path from the nodes' update files to the committed
+model file: the coordinator, the Flower strategy and the audit all call it, so an auditor
+holding a round's update bytes recomputes the committed model digest exactly.
+
 A model state is laid out as one contiguous float32 vector (`flatten`), keys in sorted
 order, the same order safetensors stores them. Averaging then is one weighted sum of K
 vectors, computed block by block: each output block stays in cache while every client's
@@ -7,6 +11,9 @@ block is added into it, so the clients' buffers are read once and the output wri
 once, the least memory traffic a weighted sum can have. Accumulation is in float32 in a
 fixed client order (a float64 accumulator was 2-4x slower: torch's mixed-dtype add is
 not vectorised), so results are deterministic and within a few ulp of the exact mean.
+
+It lives in `ledger` (not `fl_node`) so the audit needs no federated-learning code; it
+imports torch, so nothing imported by `import ledger` or the CLI's start-up may import it.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from .errors import FLError
+from ledger.errors import LedgerError
+from ledger.modelfile import ModelBytesError, flat_from_bytes, model_to_bytes
 
 StateDict = dict[str, torch.Tensor]
 
@@ -26,8 +34,42 @@ StateDict = dict[str, torch.Tensor]
 BLOCK = 1 << 20
 
 
-class AggregationError(FLError, ValueError):
+class AggregationError(LedgerError, ValueError):
     """Client updates cannot be averaged (shapes, keys or weights do not fit)."""
+
+
+def aggregate_updates(updates: Sequence[bytes], num_examples: Sequence[int]) -> bytes:
+    """The committed model's file: weighted FedAvg of update files, weights = example counts.
+
+    `updates` are the nodes' update files (canonical safetensors, `ledger.modelfile`) in
+    manifest order (ascending dataset id) and `num_examples` their attested counts. Every
+    update must hold the same float32 tensors (names and shapes); the result is serialised
+    with `model_to_bytes`, so its sha256 is the model digest a round commits. The
+    accumulation order is the order given, so the same inputs give the same bytes.
+    """
+    if len(updates) != len(num_examples):
+        raise AggregationError(f"{len(updates)} update files but {len(num_examples)} example counts")
+    if not updates:
+        raise AggregationError("no client updates to aggregate")
+    for at, n in enumerate(num_examples):
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise AggregationError(f"update {at}: example count must be a positive integer, got {n!r}")
+    flats: list[torch.Tensor] = []
+    template: dict[str, torch.Tensor] = {}
+    for at, data in enumerate(updates):
+        try:
+            flat, shapes = flat_from_bytes(data)
+        except ModelBytesError as error:
+            raise AggregationError(f"update {at} is not a model file: {error}") from None
+        if at == 0:
+            template = shapes
+        elif layout(shapes) != layout(template):
+            raise AggregationError(
+                f"update {at} holds tensors {layout(shapes)}, update 0 holds {layout(template)}"
+            )
+        flats.append(flat)
+    averaged = fedavg_flat(flats, num_examples)
+    return model_to_bytes(unflatten(averaged, template))
 
 
 def layout(state: Mapping[str, torch.Tensor]) -> list[tuple[str, tuple[int, ...]]]:
