@@ -4,6 +4,11 @@ Keystore files are Web3 Secret Storage (eth-keyfile) JSON under `settings.keysto
 one `<alias>.json` each. `dev0`..`dev9` are derived from anvil's (and hardhat's) default
 mnemonic and exist only for devnets (chain id 31337): their keys are public knowledge.
 Private keys are never logged or printed.
+
+`Keystore.account(alias, chain_id=...)` is the one way the CLI, the API and the nodes load
+a signing account: the chain id is required, so no caller can forget to say which chain the
+key will sign for, and `devN` is refused on every chain but the devnet. `dev_account` is the
+raw derivation, for code that has itself started (or checked it talks to) a devnet.
 """
 
 from __future__ import annotations
@@ -36,6 +41,20 @@ DEV_ALIASES: tuple[str, ...] = tuple(f"dev{i}" for i in range(DEV_ACCOUNT_COUNT)
 PASSWORD_ENV = "SOV_KEY_PASSWORD"
 _ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
+
+class DevAccountOffDevnetError(ConfigurationError, PermissionError):
+    """A `devN` alias (a publicly known key) was asked to sign on a chain that is not a devnet."""
+
+    def __init__(self, alias: str, chain_id: int) -> None:
+        super().__init__(
+            f"{alias} is a devnet account with a publicly known key; chain {chain_id} is not a devnet "
+            f"(chain id {DEVNET_CHAIN_ID}), so anyone could sign as it there. Use an account from your "
+            "keystore (`sov account create ALIAS`)"
+        )
+        self.alias = alias
+        self.chain_id = chain_id
+
+
 _dev_cache: dict[int, LocalAccount] = {}
 _dev_lock = threading.Lock()
 
@@ -49,6 +68,10 @@ def dev_account(index: int) -> LocalAccount:
             Account.enable_unaudited_hdwallet_features()
             _dev_cache[index] = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
         return _dev_cache[index]
+
+
+def _dev_addresses() -> frozenset[str]:
+    return frozenset(str(dev_account(i).address) for i in range(DEV_ACCOUNT_COUNT))
 
 
 class Keystore:
@@ -101,22 +124,16 @@ class Keystore:
             raise KeystoreError(f"keystore file {path} is not valid JSON: {error}") from None
         return raw
 
-    def account(
-        self, alias: str, password: str | None = None, *, chain_id: int | None = None
-    ) -> LocalAccount:
-        """The signing account for `alias`.
+    def account(self, alias: str, password: str | None = None, *, chain_id: int) -> LocalAccount:
+        """The account that signs as `alias` on chain `chain_id` (read it from the node first).
 
-        `devN` aliases without a keystore file are the devnet accounts; when `chain_id` is
-        given they are refused on any chain but a devnet (31337), where their public keys
-        would lose real funds.
+        `devN` aliases without a keystore file are the devnet accounts; on any chain but a
+        devnet (31337) they raise `DevAccountOffDevnetError`: their keys are public, so
+        anything they signed there would prove nothing and their funds would be anyone's.
         """
         if alias in DEV_ALIASES and not self._path(alias).exists():
-            if chain_id is not None and chain_id != DEVNET_CHAIN_ID:
-                raise ConfigurationError(
-                    f"{alias} is a devnet account with a publicly known key; "
-                    f"chain {chain_id} is not a devnet "
-                    f"(chain id {DEVNET_CHAIN_ID}). Use an account from your keystore"
-                )
+            if chain_id != DEVNET_CHAIN_ID:
+                raise DevAccountOffDevnetError(alias, chain_id)
             return dev_account(int(alias[3:]))
         raw = self._read(alias)
         secret = self._password(password, alias)
@@ -125,6 +142,9 @@ class Keystore:
         except ValueError:
             raise WrongPasswordError(f"the password does not decrypt account {alias!r}") from None
         account: LocalAccount = Account.from_key(key)
+        if chain_id != DEVNET_CHAIN_ID and account.address in _dev_addresses():
+            # A devnet key imported into a keystore file is still public.
+            raise DevAccountOffDevnetError(alias, chain_id)
         return account
 
     def create(

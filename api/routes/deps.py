@@ -7,6 +7,10 @@ thread pool, and a hop per dependency per request showed up as latency under loa
 with `app.dependency_overrides`. `Service` owns the long-lived parts (the chain facade, the
 event index, the content store), created on first use so the app starts even while the chain
 is down (requests then answer 503 naming the URL instead of the process failing to boot).
+
+The operator account (`SOV_API_ACCOUNT`) is loaded for the chain id the node reports, through
+`Keystore.account`: a `devN` alias is refused off the devnet, and then every write answers 503
+`devnet_key_refused` before anything is signed, while reads keep working.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -61,6 +65,7 @@ class Service:
         self._lock = threading.Lock()
         self.write_lock = threading.Lock()
         self._client: LedgerClient | None = None
+        self._operator_error: Exception | None = None
         self._store: ContentStore | None = None
         self._index: EventIndex | None = None
         self._index_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sov-api-index")
@@ -75,35 +80,56 @@ class Service:
         return chain_url(self.settings)
 
     def client(self) -> LedgerClient:
-        """The connected facade (signing with the operator account when one is configured)."""
+        """The connected facade, signing with the operator account when one is configured and usable."""
         with self._lock:
             if self._client is None:
                 from ledger.chain.client import LedgerClient
 
-                self._client = LedgerClient.connect(self.settings, account=self._operator_account())
+                reader = LedgerClient.connect(self.settings)
+                self._client = self._with_operator(reader)
             return self._client
 
     def writer(self) -> LedgerClient:
-        """The facade, guaranteed to hold the operator's key."""
+        """The facade, guaranteed to hold the operator's key (refused keys raise here, before signing)."""
         if not self.api_settings.account:
             raise ApiError(
                 403,
                 "writes_disabled",
                 "this service has no operator account configured (set SOV_API_ACCOUNT to a keystore alias)",
             )
-        return self.client()
+        client = self.client()
+        if self._operator_error is not None:
+            raise self._operator_error
+        return client
 
-    def _operator_account(self) -> Any:
+    def _with_operator(self, reader: LedgerClient) -> LedgerClient:
+        """`reader` signing as SOV_API_ACCOUNT on its chain, or `reader` itself when the key is unusable.
+
+        An unusable key is remembered and raised by `writer()`: reads never need it.
+        """
         alias = self.api_settings.account
         if not alias:
-            return None
-        from ledger.keys import Keystore
+            return reader
+        from ledger.errors import KeystoreError
+        from ledger.keys import DevAccountOffDevnetError, Keystore
 
-        keystore = Keystore(self.settings)
         password = self.api_settings.account_password
-        if password is not None:
-            return keystore.account(alias, password.get_secret_value())
-        return keystore.account(alias)
+        try:
+            account = Keystore(self.settings).account(
+                alias, None if password is None else password.get_secret_value(), chain_id=reader.chain_id
+            )
+        except DevAccountOffDevnetError as error:
+            self._operator_error = ApiError(
+                503,
+                "devnet_key_refused",
+                f"the service's operator account (SOV_API_ACCOUNT) is unusable here: {error}",
+                {"account": alias, "chain_id": reader.chain_id},
+            )
+            return reader
+        except KeystoreError as error:
+            self._operator_error = error
+            return reader
+        return reader.with_account(account)
 
     def store(self) -> ContentStore:
         """The content store (local blockstore or Kubo RPC)."""

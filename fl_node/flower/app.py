@@ -115,8 +115,10 @@ def build_strategy(run_config: UserConfig) -> tuple[LedgerStrategy, ServerConfig
     `report` (where to write the JSON report, optional).
     """
     settings = Settings(home=Path(_text(run_config, "sov-home")), rpc_url=_text(run_config, "rpc-url"))
-    account = Keystore(settings).account(_text(run_config, "account"))
-    client = LedgerClient.connect(settings, account)
+    reader = LedgerClient.connect(settings)
+    client = reader.with_account(
+        Keystore(settings).account(_text(run_config, "account"), chain_id=reader.chain_id)
+    )
     store = open_store(settings)
     eval_path = _text(run_config, "eval-data", required=False)
     eval_partition = read_partition(Path(eval_path)) if eval_path else None

@@ -10,8 +10,11 @@ A SuperNode is started with `--node-config`; the ledger reads these keys from it
 | `partition`| the node's partition file (`.npz`); its CID is the on-chain dataset id|
 
 A password-protected keystore account is unlocked with `SOV_KEY_PASSWORD` in the
-SuperNode's environment. The dataset id is computed from the file the node holds, never
-taken from the coordinator: a node speaks only for the data it has.
+SuperNode's environment. The account is loaded for the chain id the node reads from
+`rpc-url`: a `devN` alias (a public key) is refused on any chain but the devnet.
+
+The dataset id is computed from the file the node holds, never taken from the
+coordinator: a node speaks only for the data it has.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from ledger.chain.client import LedgerClient
-from ledger.keys import Keystore
+from ledger.keys import DevAccountOffDevnetError, Keystore
 from ledger.settings import Settings
 from ledger.store import cid_of, content_root
 
@@ -84,11 +87,22 @@ class NodeSite:
         return read_partition(self.partition_bytes)
 
     @cached_property
-    def account(self) -> LocalAccount:
-        """The dataset owner's signing account."""
-        return Keystore(self.settings).account(self.account_alias)
-
-    @cached_property
     def client(self) -> LedgerClient:
-        """This node's own chain connection (its deployment manifest under `sov-home`)."""
-        return LedgerClient.connect(self.settings, self.account)
+        """This node's own chain connection (its deployment manifest under `sov-home`), signing
+        as the dataset owner.
+
+        Raises `NodeConfigError` when `account` names a devnet key and the chain is not a devnet.
+        """
+        reader = LedgerClient.connect(self.settings)
+        try:
+            account = Keystore(self.settings).account(self.account_alias, chain_id=reader.chain_id)
+        except DevAccountOffDevnetError as error:
+            raise NodeConfigError(f"node config 'account' = {self.account_alias!r}: {error}") from error
+        return reader.with_account(account)
+
+    @property
+    def account(self) -> LocalAccount:
+        """The dataset owner's signing account (loaded with the chain connection)."""
+        account = self.client.account
+        assert account is not None  # `client` always attaches one
+        return account

@@ -44,7 +44,7 @@ def test_create_and_unlock(sov_settings: Settings, caplog: pytest.LogCaptureFixt
     keystore = Keystore(sov_settings)
     with caplog.at_level(logging.DEBUG):
         address = keystore.create("hospital-a", "s3cret", **FAST)  # type: ignore[arg-type]
-        account = keystore.account("hospital-a", "s3cret")
+        account = keystore.account("hospital-a", "s3cret", chain_id=1)
     assert account.address == address
     assert keystore.address("hospital-a") == address
     assert keystore.aliases()[0] == "hospital-a" and keystore.aliases()[1:] == list(DEV_ALIASES)
@@ -64,8 +64,8 @@ def test_default_scrypt_keystore_and_password_from_env(
     key = bytes.fromhex("11" * 32)
     address = keystore.create("imported", private_key=key)
     assert json.loads((sov_settings.keystore_dir / "imported.json").read_text())["crypto"]["kdf"] == "scrypt"
-    assert Keystore(sov_settings).account("imported").address == address
-    assert bytes(Keystore(sov_settings).account("imported").key) == key
+    assert Keystore(sov_settings).account("imported", chain_id=1).address == address
+    assert bytes(Keystore(sov_settings).account("imported", chain_id=1).key) == key
 
 
 def test_wrong_password_changes_nothing(sov_settings: Settings) -> None:
@@ -73,7 +73,7 @@ def test_wrong_password_changes_nothing(sov_settings: Settings) -> None:
     keystore.create("lab", "right", **FAST)  # type: ignore[arg-type]
     before = (sov_settings.keystore_dir / "lab.json").read_bytes()
     with pytest.raises(WrongPasswordError, match="the password does not decrypt account 'lab'") as caught:
-        keystore.account("lab", "wrong")
+        keystore.account("lab", "wrong", chain_id=1)
     assert isinstance(caught.value, PermissionError)
     assert (sov_settings.keystore_dir / "lab.json").read_bytes() == before
 
@@ -85,7 +85,7 @@ def test_existing_alias_is_never_overwritten(sov_settings: Settings) -> None:
     with pytest.raises(AccountExistsError, match="account 'lab' already exists"):
         keystore.create("lab", "pw", **FAST)  # type: ignore[arg-type]
     assert (sov_settings.keystore_dir / "lab.json").read_bytes() == before
-    assert keystore.account("lab", "pw").address == address
+    assert keystore.account("lab", "pw", chain_id=1).address == address
 
 
 def test_unknown_alias_suggests_the_closest(sov_settings: Settings) -> None:
@@ -94,7 +94,7 @@ def test_unknown_alias_suggests_the_closest(sov_settings: Settings) -> None:
     with pytest.raises(
         UnknownAccountError, match="no account 'hospital-b' \\(did you mean 'hospital-a'\\?\\)"
     ):
-        keystore.account("hospital-b", "pw")
+        keystore.account("hospital-b", "pw", chain_id=1)
     with pytest.raises(KeystoreError, match=r"alias '\.\./x' is not valid"):
         keystore.create("../x", "pw")
     with pytest.raises(KeystoreError, match="a password is needed for account 'nopw'"):
