@@ -26,7 +26,8 @@ def ensure_devnet(config: Settings, deployer: str = "dev0") -> tuple[DevnetStatu
     try:
         deployment = load_deployment(config, transport)
     except ConfigurationError:
-        account = Keystore(config).account(deployer, chain_id=status.chain_id)
+        chain_id = int(transport.request("eth_chainId", []), 16)
+        account = Keystore(config).account(deployer, chain_id=chain_id)
         deployment = deploy_contracts(transport, account, settings=config)
     return Devnet(config).status(), deployment
 
