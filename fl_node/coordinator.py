@@ -2,14 +2,19 @@
 
 A round: select the job's datasets that are authorised now, send the current model to
 their nodes, collect signed updates with a timeout and a quorum, verify every
-attestation, aggregate (weighted FedAvg), store the model and the round manifest in the
-content store and pin them, and only then commit the round on-chain. If the contract
-rejects a participant whose grant ended in between, the round is recomputed without it:
-a model built on an unauthorised dataset is never committed.
+attestation (job, round, dataset, base and spec digests, update digest, example count,
+and a signature by the dataset's owner or one its EIP-1271 wallet accepts), store and pin
+every accepted update in the content store, aggregate them with
+`ledger.aggregation.aggregate_updates` (the function the audit recomputes them with),
+store the model and the round manifest (which lists each update's CID) and pin them, and
+only then commit the round on-chain. If the contract rejects a participant whose grant
+ended in between, the round is recomputed without it: a model built on an unauthorised
+dataset is never committed.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,14 +24,21 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-import torch
 
-from ledger.aggregation import fedavg
+from ledger.aggregation import aggregate_updates
 from ledger.chain.client import LedgerClient
 from ledger.chain.types import AuthorizationStatus
 from ledger.errors import ContractRevertError, LedgerError
 from ledger.modelfile import model_from_bytes, model_to_bytes
-from ledger.provenance import RoundManifest, model_digest, recover_attestation_signer
+from ledger.provenance import (
+    AttestationError,
+    RoundManifest,
+    attestation_leaf,
+    eip1271_accepts,
+    eip1271_call_data,
+    model_digest,
+    recover_attestation_signer,
+)
 from ledger.store import ContentStore
 
 from .errors import FLError, QuorumError, RoundNotCommittedError
@@ -35,6 +47,12 @@ from .spec import ModelSpec
 from .train import evaluate
 
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=16)
+def _spec_digest(spec_json: str) -> bytes:
+    """The digest of the spec a round request carries (the job's, as the coordinator sent it)."""
+    return ModelSpec.model_validate_json(spec_json).spec_digest()
 
 
 class NodeHandle(Protocol):
@@ -83,6 +101,7 @@ class RoundOutcome:
     block_number: int
     metrics: dict[str, float] = field(default_factory=dict)
     recomputed_without: tuple[int, ...] = ()
+    update_cids: dict[int, str] = field(default_factory=dict)
 
 
 class Coordinator:
@@ -275,12 +294,14 @@ class Coordinator:
     def verify_update(
         self, request: RoundRequest, update: NodeUpdate, owner: str | None = None
     ) -> str | None:
-        """What is wrong with a node's update (None if sound): binding, digest, count and signer.
+        """What is wrong with a node's update (None if sound): binding, digests, count and signer.
 
         `owner` is the dataset's owner when the caller already read it this round.
 
-        The attestation must name this job, round and dataset, hash the bytes that came with
-        it, state the same example count, and be signed by the dataset's owner.
+        The attestation must name this job, round and dataset, the round's base model (the
+        job's last committed digest) and the job's spec digest, hash the bytes that came
+        with it, state the same example count, and be signed by the dataset's owner, or be
+        accepted by the owner's EIP-1271 `isValidSignature` when the owner is a contract.
         """
         att = update.attestation.attestation
         if (att.job_id, att.round, att.dataset_id) != (
@@ -289,41 +310,73 @@ class Coordinator:
             update.dataset_id,
         ):
             return "attestation names another job, round or dataset"
+        if att.base_digest != request.base_digest:
+            return (
+                f"attestation names base model 0x{att.base_digest.hex()}, but round {request.round_number} "
+                f"builds on 0x{request.base_digest.hex()} (job {request.job_id}'s last committed digest)"
+            )
+        spec_digest = _spec_digest(request.spec_json)
+        if att.spec_digest != spec_digest:
+            return (
+                f"attestation names spec digest 0x{att.spec_digest.hex()}, but job {request.job_id}'s "
+                f"spec digest is 0x{spec_digest.hex()}"
+            )
         if att.update_digest != model_digest(update.update_bytes):
             return "update bytes do not match the attested digest"
         if att.num_examples != update.num_examples or update.num_examples <= 0:
             return "example count does not match the attestation"
-        signer = recover_attestation_signer(
-            update.attestation, self.client.chain_id, self.client.deployment.addresses["TrainingLedger"]
-        )
+        ledger = self.client.deployment.addresses["TrainingLedger"]
+        try:
+            signer = recover_attestation_signer(update.attestation, self.client.chain_id, ledger)
+        except AttestationError as error:
+            return f"attestation signature is malformed: {error}"
         owner = owner or self.client.dataset_state(update.dataset_id).owner
-        if signer.lower() != owner.lower():
-            return f"attestation signed by {signer}, not by the dataset owner {owner}"
-        return None
+        if signer.lower() == owner.lower():
+            return None
+        # A contract owner (a hospital's multisig or smart account) vouches for its node keys.
+        leaf = attestation_leaf(self.client.chain_id, ledger, att)
+        _, [answer] = self.client.read_batch(
+            [], [(owner, eip1271_call_data(leaf, update.attestation.signature))]
+        )
+        if answer is not None and eip1271_accepts(answer):
+            return None
+        return (
+            f"attestation signed by {signer}, not by the dataset owner {owner} "
+            "(nor accepted by it as an EIP-1271 wallet)"
+        )
 
     def aggregate_and_commit(
         self, job: JobState, round_number: int, updates: list[NodeUpdate], refused: dict[int, str]
     ) -> RoundOutcome:
-        """Aggregates, anchors model and manifest, then commits; drops a dataset the contract refuses.
+        """Stores every update, aggregates, anchors model and manifest, then commits.
 
-        Raises `QuorumError` when too few updates remain and `RoundNotCommittedError` when the
-        content store stays down; in both cases nothing is committed.
+        Updates are aggregated in ascending dataset id (the manifest's order) with
+        `aggregate_updates`; each update is put and pinned before anything is committed and
+        the manifest lists its CID. A dataset the contract refuses at commit is dropped and
+        the round recomputed without it. Raises `QuorumError` when too few updates remain and
+        `RoundNotCommittedError` when the content store stays down; in both cases nothing is
+        committed.
         """
         dropped: list[int] = []
+        updates = sorted(updates, key=lambda update: update.dataset_id)
+        update_cids: dict[int, str] = {}
         while True:
             if len(updates) < max(1, self.quorum):
                 raise QuorumError(
                     f"round {round_number} of job {job.job_id}: {len(updates)} valid update(s), "
                     f"quorum is {self.quorum}; refused: {refused}"
                 )
-            states = [model_from_bytes(update.update_bytes) for update in updates]
-            counts = [update.num_examples for update in updates]
-            model_state = fedavg(states, counts)
-            model_bytes = model_to_bytes(model_state)
+            for update in updates:
+                if update.dataset_id not in update_cids:
+                    update_cids[update.dataset_id] = self._store_with_retry(update.update_bytes)
+            model_bytes = aggregate_updates(
+                [update.update_bytes for update in updates], [update.num_examples for update in updates]
+            )
             digest = model_digest(model_bytes)
-            metrics = self._evaluate(job.spec, model_state)
+            metrics = self._evaluate(job.spec, model_bytes)
             model_cid = self._store_with_retry(model_bytes)
-            manifest = self._manifest(job, updates, digest, model_cid, metrics)
+            round_cids = {update.dataset_id: update_cids[update.dataset_id] for update in updates}
+            manifest = self._manifest(job, updates, digest, model_cid, round_cids, metrics)
             manifest_cid = self._store_with_retry(manifest.to_bytes())
             try:
                 receipt = self.client.commit_round(
@@ -357,6 +410,7 @@ class Coordinator:
                 block_number=receipt.block_number,
                 metrics=metrics,
                 recomputed_without=tuple(dropped),
+                update_cids=round_cids,
             )
 
     def _manifest(
@@ -365,6 +419,7 @@ class Coordinator:
         updates: list[NodeUpdate],
         digest: bytes,
         model_cid: str,
+        update_cids: Mapping[int, str],
         metrics: dict[str, float],
     ) -> RoundManifest:
         return RoundManifest.from_attestations(
@@ -374,13 +429,14 @@ class Coordinator:
             model_digest=digest,
             model_cid=model_cid,
             signed_attestations=[update.attestation for update in updates],
+            update_cids=update_cids,
             metrics=metrics,
         )
 
-    def _evaluate(self, spec: ModelSpec, state: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    def _evaluate(self, spec: ModelSpec, model_bytes: bytes) -> dict[str, float]:
         if self.eval_features is None or self.eval_labels is None:
             return {}
-        return dict(evaluate(spec, state, self.eval_features, self.eval_labels))
+        return dict(evaluate(spec, model_from_bytes(model_bytes), self.eval_features, self.eval_labels))
 
     def _store_with_retry(self, data: bytes) -> str:
         policy = self.store_retry

@@ -1,23 +1,67 @@
 """The on-chain gate a data owner's node runs before every round.
 
-The node trusts nothing the coordinator says about permissions: it reads the chain at
-the latest block and refuses, with a reason, unless the job's coordinator holds a valid
-grant for this node's dataset and the job's purpose, the dataset is not retired, the
-dataset is one of the job's, and the base model is the job's last committed model.
+The node trusts nothing the coordinator says: it reads the chain at the latest block and
+refuses, with a reason, unless
+
+- the job exists and this node's dataset is one of the job's datasets;
+- the deed's current owner is the node itself: its own account, or the EIP-1271 contract
+  wallet configured on the node (`owner_wallet`) whose `isValidSignature` accepts the node
+  key's signature (so the attestations the node signs will verify as the owner's). Someone
+  who registered the hospital's content hash first under another key cannot make the
+  hospital's node train for a grant that key issued;
+- the job's coordinator holds a valid grant for the dataset and the job's purpose, and the
+  dataset is not retired;
+- the base model is the job's last committed model;
+- the spec the node was sent hashes to the job's on-chain spec digest.
+
+Every fact comes from one batched read (one JSON-RPC round trip, one block) once the node
+has seen the job: the job record, the grant's status, the deed's owner and, with a wallet,
+the wallet's signature check.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from eth_utils.crypto import keccak
 
-from ledger.chain.client import LedgerClient
-from ledger.chain.types import AuthorizationStatus, JobRecord
+from ledger.chain.client import LedgerClient, _job_record, dataset_id_of
+from ledger.chain.types import AuthorizationStatus, DatasetState, JobRecord
+from ledger.provenance import eip1271_accepts, eip1271_call_data, to_checksum_address
 from ledger.purposes import purpose_name
 
 from .errors import RoundRefusedError
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+REASONS = (
+    "unknown_job",
+    "not_in_job",
+    "unknown_dataset",
+    "not_owner",
+    "wallet_refuses_key",
+    "no_grant",
+    "not_yet_valid",
+    "expired",
+    "revoked",
+    "dataset_retired",
+    "owner_changed",
+    "stale_base_model",
+    "spec_mismatch",
+)
+"""Every reason code `check_round` refuses with."""
+
+
+class NodeKey(Protocol):
+    """The node's signing account (eth-account's `LocalAccount` fits)."""
+
+    @property
+    def address(self) -> str: ...
+
+    def unsafe_sign_hash(self, message_hash: Any) -> Any: ...
 
 
 def _when(timestamp: int) -> str:
@@ -29,6 +73,41 @@ def datasets_hash(job_datasets: Sequence[int]) -> bytes:
     return keccak(b"".join(d.to_bytes(32, "big") for d in job_datasets))
 
 
+def wallet_probe_digest(chain_id: int, wallet: str, node: str) -> bytes:
+    """The digest a node signs to ask its owner wallet whether the wallet accepts its key.
+
+    Bound to the chain, the wallet and the node's address, so the answer is about this key
+    for this wallet; the node signs it with the same key and scheme as its attestations.
+    """
+    return keccak(
+        b"sovereign-ledger/node-key-check/v1"
+        + chain_id.to_bytes(32, "big")
+        + bytes.fromhex(to_checksum_address(wallet)[2:])
+        + bytes.fromhex(to_checksum_address(node)[2:])
+    )
+
+
+# ECDSA signatures here are deterministic (RFC 6979): sign each probe once per process.
+_probe_signatures: dict[tuple[int, str, str], str] = {}
+
+
+def _probe_signature(key: NodeKey, chain_id: int, wallet: str) -> str:
+    cache_key = (chain_id, wallet, to_checksum_address(key.address))
+    signature = _probe_signatures.get(cache_key)
+    if signature is None:
+        digest = wallet_probe_digest(chain_id, wallet, key.address)
+        signature = _probe_signatures[cache_key] = "0x" + bytes(key.unsafe_sign_hash(digest).signature).hex()
+    return signature
+
+
+@dataclass(frozen=True)
+class _Facts:
+    job: JobRecord
+    status: AuthorizationStatus
+    deed: DatasetState
+    wallet_accepts: bool | None
+
+
 def check_round(
     client: LedgerClient,
     *,
@@ -36,48 +115,119 @@ def check_round(
     job_id: int,
     job_datasets: Sequence[int],
     base_digest: bytes,
+    spec_digest: bytes,
+    node_key: NodeKey,
+    owner_wallet: str | None = None,
 ) -> JobRecord:
     """Returns the job as read on-chain when this node may train its next round; raises otherwise.
 
-    Raises `RoundRefusedError` whose `reason` is one of: `unknown_job`, `not_in_job`,
-    `no_grant`, `not_yet_valid`, `expired`, `revoked`, `dataset_retired`,
-    `owner_changed`, `unknown_dataset`, `stale_base_model`.
+    `base_digest` is the digest of the model bytes the node was sent, `spec_digest` the
+    digest of the spec it was sent (`ModelSpec.spec_digest()`), `node_key` the node's
+    signing account and `owner_wallet` the EIP-1271 wallet that owns the node's dataset,
+    when it is not the node's own account.
+
+    Raises `RoundRefusedError` whose `reason` is one of (checked in this order):
+    `unknown_job`, `not_in_job`, `unknown_dataset` (no deed), `not_owner` (the deed's owner
+    is neither the node's account nor its configured wallet), `wallet_refuses_key` (the
+    configured wallet owns the deed but does not accept the node key's signatures), then the
+    grant's status: `no_grant`, `not_yet_valid`, `expired`, `revoked`, `dataset_retired`,
+    `owner_changed` (the grant was issued by a previous deed owner); then
+    `stale_base_model`, `spec_mismatch`.
     """
-    job, status = _read(client, job_id, dataset_id)
-    if job.coordinator == "0x" + "00" * 20:
+    node = to_checksum_address(node_key.address)
+    wallet = None if owner_wallet is None else to_checksum_address(owner_wallet)
+    facts = _read(client, job_id, dataset_id, node_key, wallet)
+    job = facts.job
+    if job.coordinator == ZERO_ADDRESS:
         raise RoundRefusedError("unknown_job", f"job {job_id} does not exist on chain {client.chain_id}")
     if datasets_hash(job_datasets) != job.datasets_hash or dataset_id not in job_datasets:
         raise RoundRefusedError(
             "not_in_job", f"dataset {dataset_id:#066x} is not one of job {job_id}'s datasets on chain"
         )
-    if status is not AuthorizationStatus.AUTHORIZED:
-        raise RoundRefusedError(status.name.lower(), _refusal_message(client, dataset_id, job, status))
+    owner = facts.deed.owner
+    if not facts.deed.registered:
+        raise RoundRefusedError("unknown_dataset", f"dataset {dataset_id:#066x} is not registered")
+    if owner != node and owner != wallet:
+        mine = node if wallet is None else f"{node} or its wallet {wallet}"
+        raise RoundRefusedError(
+            "not_owner",
+            f"dataset {dataset_id:#066x} is owned by {owner}, not by this node's account {mine}; "
+            "the node trains only on a deed its owner holds",
+        )
+    if owner == wallet and not facts.wallet_accepts:
+        raise RoundRefusedError(
+            "wallet_refuses_key",
+            f"dataset {dataset_id:#066x} is owned by the wallet {wallet}, which does not accept "
+            f"signatures of this node's key {node} (EIP-1271 isValidSignature)",
+        )
+    if facts.status is not AuthorizationStatus.AUTHORIZED:
+        raise RoundRefusedError(
+            facts.status.name.lower(), _refusal_message(client, dataset_id, job, facts.status)
+        )
     if job.last_digest != base_digest:
         raise RoundRefusedError(
             "stale_base_model",
             f"base model digest 0x{base_digest.hex()} is not job {job_id}'s last committed digest "
             f"0x{job.last_digest.hex()} (round {job.last_round})",
         )
+    if job.spec_digest != spec_digest:
+        raise RoundRefusedError(
+            "spec_mismatch",
+            f"the model spec sent for job {job_id} hashes to 0x{spec_digest.hex()}, but the job's "
+            f"on-chain spec digest is 0x{job.spec_digest.hex()}",
+        )
     return job
 
 
 # A job's coordinator and purpose never change once it exists, so a node that has seen the job
-# reads the job and its grant's status in one round trip at the same block.
+# reads everything else in one round trip at one block.
 _job_facts: dict[tuple[int, str, int], tuple[str, bytes]] = {}
 
 
-def _read(client: LedgerClient, job_id: int, dataset_id: int) -> tuple[JobRecord, AuthorizationStatus]:
+def _read(
+    client: LedgerClient, job_id: int, dataset_id: int, node_key: NodeKey, wallet: str | None
+) -> _Facts:
     key = (client.chain_id, client.deployment.address("TrainingLedger"), job_id)
     known = _job_facts.get(key)
-    if known is not None:
-        job, status = client.job_and_status(job_id, dataset_id, *known)
-        if (job.coordinator, job.purpose) == known:
-            return job, status
-    job = client.get_job(job_id)
-    if job.coordinator == "0x" + "00" * 20:
-        return job, AuthorizationStatus.NO_GRANT
-    _job_facts[key] = (job.coordinator, job.purpose)
-    return job, client.authorization_status(dataset_id, job.coordinator, job.purpose)
+    if known is None:
+        job = client.get_job(job_id)
+        if job.coordinator == ZERO_ADDRESS:
+            return _Facts(job, AuthorizationStatus.NO_GRANT, DatasetState(ZERO_ADDRESS, 0, False), None)
+        known = _job_facts[key] = (job.coordinator, job.purpose)
+    facts = _batched(client, job_id, dataset_id, known, node_key, wallet)
+    if (facts.job.coordinator, facts.job.purpose) != known:  # a redeployed devnet reused the id
+        del _job_facts[key]
+        return _read(client, job_id, dataset_id, node_key, wallet)
+    return facts
+
+
+def _batched(
+    client: LedgerClient,
+    job_id: int,
+    dataset_id: int,
+    known: tuple[str, bytes],
+    node_key: NodeKey,
+    wallet: str | None,
+) -> _Facts:
+    coordinator, purpose = known
+    raw_calls = []
+    if wallet is not None:
+        digest = wallet_probe_digest(client.chain_id, wallet, node_key.address)
+        raw_calls.append(
+            (wallet, eip1271_call_data(digest, _probe_signature(node_key, client.chain_id, wallet)))
+        )
+    (job_raw, (status,), (owner, epoch, retired)), answers = client.read_batch(
+        [
+            ("TrainingLedger", "getJob", [job_id]),
+            ("UsageGrants", "authorizationStatus", [dataset_id_of(dataset_id), coordinator, purpose]),
+            ("DatasetRegistry", "datasetState", [dataset_id_of(dataset_id)]),
+        ],
+        raw_calls,
+    )
+    job = _job_record(job_raw[0])
+    accepts = None if wallet is None else answers[0] is not None and eip1271_accepts(answers[0])
+    deed = DatasetState(to_checksum_address(owner), int(epoch), bool(retired))
+    return _Facts(job, AuthorizationStatus(int(status)), deed, accepts)
 
 
 def _refusal_message(

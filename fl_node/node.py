@@ -1,8 +1,17 @@
 """The data owner's node: gate on-chain, train locally, attest the update.
 
 A node holds its owner's data and key and its own chain connection. It never trains
-unless `gate.check_round` passes at the latest block, and it signs an EIP-712 attestation
-binding its update's digest and example count to the job, round and dataset.
+unless `gate.check_round` passes at the latest block: the deed is its owner's (its own
+account or its configured EIP-1271 `owner_wallet`), the job's coordinator holds a valid
+grant, the base model it was sent is the job's last committed model and the spec it was
+sent hashes to the job's on-chain spec digest. It then signs an EIP-712 attestation
+binding the job, round and dataset, the base and spec digests it checked, and its
+update's digest and example count.
+
+Refusal reasons: every `gate.REASONS` code, plus `bad_request` (the spec does not parse),
+`ledger_unavailable` (no answer from the chain or the store: no permission),
+`base_model_mismatch` (the base model's bytes do not hash to the checked digest) and
+`training_failed`.
 """
 
 from __future__ import annotations
@@ -13,10 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
+from pydantic import ValidationError
 
 from ledger.chain.client import LedgerClient
 from ledger.errors import LedgerError
-from ledger.modelfile import model_from_bytes, model_to_bytes
+from ledger.modelfile import ModelBytesError, model_from_bytes, model_to_bytes
 from ledger.provenance import Attestation, model_digest, sign_attestation
 from ledger.store import ContentStore
 
@@ -29,9 +39,22 @@ from .train import round_seed, train_local
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What the gate admitted: the base model's bytes and the spec whose digest it checked."""
+
+    base_bytes: bytes
+    spec: ModelSpec
+    spec_digest: bytes
+
+
 @dataclass
 class DataOwnerNode:
-    """One hospital's worker: its dataset, its key, its chain connection and content store."""
+    """One hospital's worker: its dataset, its key, its chain connection and content store.
+
+    `owner_wallet` is the EIP-1271 contract wallet that holds the dataset's deed when the
+    node's own account does not; the wallet must accept the node key's signatures.
+    """
 
     dataset_id: int
     features: np.ndarray
@@ -39,6 +62,7 @@ class DataOwnerNode:
     account: LocalAccount
     client: LedgerClient
     store: ContentStore
+    owner_wallet: str | None = None
 
     def handle(
         self, request: RoundRequest, training_lock: AbstractContextManager[object] | None = None
@@ -54,8 +78,13 @@ class DataOwnerNode:
         with training_lock or nullcontext():
             return self.train(request, admitted)
 
-    def admit(self, request: RoundRequest) -> NodeRefusal | bytes:
-        """The gate: the base model's bytes when this node may train, a refusal otherwise."""
+    def admit(self, request: RoundRequest) -> NodeRefusal | Admission:
+        """The gate: the base model and checked spec when this node may train, a refusal otherwise."""
+        try:
+            spec = ModelSpec.model_validate_json(request.spec_json)
+        except ValidationError as error:
+            return NodeRefusal(self.dataset_id, "bad_request", f"the model spec sent does not parse: {error}")
+        spec_digest = spec.spec_digest()
         try:
             gate.check_round(
                 self.client,
@@ -63,6 +92,9 @@ class DataOwnerNode:
                 job_id=request.job_id,
                 job_datasets=request.job_datasets,
                 base_digest=request.base_digest,
+                spec_digest=spec_digest,
+                node_key=self.account,
+                owner_wallet=self.owner_wallet,
             )
             base_bytes = self.store.get(request.base_model_cid)
         except RoundRefusedError as refusal:
@@ -77,27 +109,30 @@ class DataOwnerNode:
                 f"bytes of {request.base_model_cid} do not hash to the base digest "
                 f"0x{request.base_digest.hex()}",
             )
-        return base_bytes
+        return Admission(base_bytes, spec, spec_digest)
 
-    def train(self, request: RoundRequest, base_bytes: bytes) -> NodeReply:
+    def train(self, request: RoundRequest, admitted: Admission) -> NodeReply:
         """Trains on the admitted base model and signs the attestation of the update."""
-        spec = ModelSpec.model_validate_json(request.spec_json)
         try:
-            state = model_from_bytes(base_bytes)
+            state = model_from_bytes(admitted.base_bytes)
             new_state, num_examples, metrics = train_local(
-                spec,
+                admitted.spec,
                 state,
                 self.features,
                 self.labels,
                 round_seed=round_seed(request.seed, request.round_number, self.dataset_id),
             )
-        except FLError as error:
+        except (FLError, ModelBytesError) as error:
             return NodeRefusal(self.dataset_id, "training_failed", str(error))
         update_bytes = model_to_bytes(new_state)
         attestation = Attestation(
             job_id=request.job_id,
             round=request.round_number,
             dataset_id=self.dataset_id,
+            # Both were checked by the gate: the base against the chain and the bytes, the
+            # spec digest against the job's.
+            base_digest=request.base_digest,
+            spec_digest=admitted.spec_digest,
             update_digest=model_digest(update_bytes),
             num_examples=num_examples,
         )

@@ -30,6 +30,7 @@ class NodeProcessConfig:
     rpc_url: str
     deployment: dict[str, Any]
     blockstore_dir: Path
+    owner_wallet: str | None = None
 
 
 def _serve(conn: Connection, config: NodeProcessConfig) -> None:
@@ -54,6 +55,7 @@ def _serve(conn: Connection, config: NodeProcessConfig) -> None:
         account=account,
         client=LedgerClient.from_url(config.rpc_url, Deployment.from_dict(config.deployment), account),
         store=LocalBlockstore(config.blockstore_dir),
+        owner_wallet=config.owner_wallet,
     )
     conn.send("ready")
     while True:

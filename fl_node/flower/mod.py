@@ -3,15 +3,18 @@
 Put `ledger_gate_mod` in a ClientApp's `mods`; it wraps every `train` message:
 
 1. Before the wrapped ClientApp sees the message, the mod reads the chain through the
-   node's own connection (`fl_node.gate.check_round`): the job's coordinator must hold a
-   valid grant for this node's dataset and the job's purpose, the dataset must be one of
-   the job's and not retired, and the model Flower delivered must hash to the job's last
-   committed digest. Otherwise the node answers with a refusal (a `FitRes` whose status is
-   not OK, carrying the reason code) and the ClientApp never runs: nothing is trained.
+   node's own connection (`fl_node.gate.check_round`): the deed must be held by the node's
+   account (or the EIP-1271 wallet named by the node config's `owner-wallet`, accepting
+   the node's key), the job's coordinator must hold a valid grant for this node's dataset
+   and the job's purpose, the dataset must be one of the job's and not retired, the model
+   Flower delivered must hash to the job's last committed digest, and the spec sent must
+   hash to the job's on-chain spec digest. Otherwise the node answers with a refusal (a
+   `FitRes` whose status is not OK, carrying the reason code) and the ClientApp never
+   runs: nothing is trained.
 2. After the ClientApp trained, the mod serialises the returned weights exactly as the
    coordinator will (`ledger.modelfile.model_to_bytes`), and signs the EIP-712 attestation
-   `(jobId, round, datasetId, updateDigest, numExamples)` with the owner's key; it travels in
-   the reply's metrics.
+   `(jobId, round, datasetId, baseDigest, specDigest, updateDigest, numExamples)` with the
+   node's key; it travels in the reply's metrics.
 
 A `train` message that does not come from a ledger strategy is refused too: a node that
 holds governed data trains only for a job the chain knows.
@@ -20,7 +23,9 @@ holds governed data trains only for a job the chain knows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
+from eth_utils.address import is_hex_address
 from flwr.app import Context, Message
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common import Code, FitRes, MessageType, Parameters, Status, parameters_to_ndarrays
@@ -32,8 +37,8 @@ from flwr.compat.common.recorddict_compat import (
 from pydantic import ValidationError
 
 from ledger.errors import LedgerError
-from ledger.modelfile import model_to_bytes
-from ledger.provenance import Attestation, model_digest, sign_attestation
+from ledger.modelfile import ModelBytesError, model_to_bytes
+from ledger.provenance import Attestation, model_digest, sign_attestation, to_checksum_address
 
 from .. import gate
 from ..errors import FLError, RoundRefusedError
@@ -78,19 +83,23 @@ def ledger_gate_mod(message: Message, context: Context, call_next: ClientAppCall
         # other weights as the committed model.
         base_state = wire.ndarrays_to_state(spec, parameters_to_ndarrays(fit_ins.parameters))
         base_digest = model_digest(model_to_bytes(base_state))
+        spec_digest = spec.spec_digest()
         gate.check_round(
             site.client,
             dataset_id=dataset_id,
             job_id=instructions.job_id,
             job_datasets=instructions.job_datasets,
             base_digest=base_digest,
+            spec_digest=spec_digest,
+            node_key=site.account,
+            owner_wallet=_owner_wallet(context.node_config),
         )
     except RoundRefusedError as refusal:
         log.warning("dataset %s refuses the round: %s", _hex(dataset_id), refusal)
         return refusal_reply(message, dataset_id, refusal.reason, str(refusal))
     except NodeConfigError as error:
         return refusal_reply(message, dataset_id, "node_misconfigured", str(error))
-    except (wire.WireError, ValidationError, FLError) as error:
+    except (wire.WireError, ValidationError, FLError, ModelBytesError) as error:
         return refusal_reply(message, dataset_id, "bad_instructions", str(error))
     except LedgerError as error:
         # No answer from the chain is no permission: refuse rather than train blind.
@@ -110,6 +119,8 @@ def ledger_gate_mod(message: Message, context: Context, call_next: ClientAppCall
         job_id=instructions.job_id,
         round=instructions.round_number,
         dataset_id=dataset_id,
+        base_digest=base_digest,
+        spec_digest=spec_digest,
         update_digest=model_digest(model_to_bytes(update_state)),
         num_examples=int(fit_res.num_examples),
     )
@@ -125,6 +136,16 @@ def ledger_gate_mod(message: Message, context: Context, call_next: ClientAppCall
     for key, value in wire.attestation_to_metrics(signed).items():
         metrics[key] = value
     return reply
+
+
+def _owner_wallet(node_config: Mapping[str, object]) -> str | None:
+    """The node config's `owner-wallet`: the EIP-1271 wallet holding the deed, if not the node's key."""
+    value = node_config.get("owner-wallet")
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise NodeConfigError(f"node config 'owner-wallet' must be a 20-byte hex address; got {value!r}")
+    return to_checksum_address(value)
 
 
 def _hex(dataset_id: int | None) -> str:

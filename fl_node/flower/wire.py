@@ -39,6 +39,8 @@ SPEC = "sov.spec"
 SEED = "sov.seed"
 # Reply keys (in FitRes.metrics).
 DATASET_ID = "sov.dataset_id"
+BASE_DIGEST = "sov.base_digest"
+SPEC_DIGEST = "sov.spec_digest"
 UPDATE_DIGEST = "sov.update_digest"
 SIGNATURE = "sov.signature"
 SIGNER = "sov.signer"
@@ -153,6 +155,8 @@ def attestation_to_metrics(signed: SignedAttestation) -> dict[str, Scalar]:
     att = signed.attestation
     return {
         DATASET_ID: f"0x{att.dataset_id:064x}",
+        BASE_DIGEST: "0x" + att.base_digest.hex(),
+        SPEC_DIGEST: "0x" + att.spec_digest.hex(),
         UPDATE_DIGEST: "0x" + att.update_digest.hex(),
         SIGNATURE: signed.signature,
         SIGNER: signed.signer,
@@ -170,6 +174,8 @@ def attestation_from_metrics(
             job_id=job_id,
             round=round_number,
             dataset_id=int(_get_str(metrics, DATASET_ID), 16),
+            base_digest=bytes.fromhex(_get_str(metrics, BASE_DIGEST).removeprefix("0x")),
+            spec_digest=bytes.fromhex(_get_str(metrics, SPEC_DIGEST).removeprefix("0x")),
             update_digest=bytes.fromhex(_get_str(metrics, UPDATE_DIGEST).removeprefix("0x")),
             num_examples=num_examples,
         )

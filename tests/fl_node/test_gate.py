@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fl_jobs import Job, travel
 
 from fl_node.messages import NodeRefusal, NodeUpdate, RoundRequest
@@ -31,9 +33,11 @@ def node(job: Job, index: int) -> LocalNode:
 
 def refusal(job: Job, index: int, base_digest: bytes | None = None) -> NodeRefusal:
     before = job.lab.get_job(job.job.job_id)
+    block = job.lab.latest_block().number
     reply = node(job, index).handle(request_for(job, base_digest))
     assert isinstance(reply, NodeRefusal), f"expected a refusal, got {type(reply).__name__}"
     assert job.lab.get_job(job.job.job_id) == before  # nothing committed, nothing changed
+    assert job.lab.latest_block().number == block
     return reply
 
 
@@ -120,12 +124,22 @@ def test_base_model_that_is_not_the_last_committed_is_refused(job: Job) -> None:
 
 
 def test_deed_transfer_ends_grants(job: Job) -> None:
-    new_owner = job.owner(2).address
-    assert new_owner is not None
-    job.owner(0).transfer_dataset(job.dataset(0), new_owner)
+    new_owner = job.owner(2)
+    assert new_owner.address is not None
+    job.owner(0).transfer_dataset(job.dataset(0), new_owner.address)
+    # The previous owner's node no longer speaks for the data...
     reply = refusal(job, 0)
+    assert reply.reason == "not_owner"
+    assert f"owned by {new_owner.address}, not by this node's account {job.owner(0).address}" in reply.message
+    # ...and the new owner's node finds only the previous owner's grant.
+    inner = node(job, 0).node
+    successor = replace(inner, account=new_owner.account, client=new_owner)
+    block = job.lab.latest_block().number
+    reply = successor.handle(request_for(job))
+    assert isinstance(reply, NodeRefusal)
     assert reply.reason == "owner_changed"
     assert "previous owner" in reply.message
+    assert job.lab.latest_block().number == block
 
 
 def test_dataset_outside_the_job_is_refused(job: Job) -> None:
