@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from ledger.aggregation import fedavg
+from ledger.aggregation import aggregate_updates
 from ledger.chain.client import LedgerClient
 from ledger.errors import DatasetAlreadyRegisteredError
 from ledger.keys import DEV_MNEMONIC, DevAccountOffDevnetError, dev_account
@@ -255,8 +255,8 @@ def run_offline(
 ) -> bytes:
     """The same federated learning with the ledger switched off; returns the final model bytes.
 
-    Same initial model, same per-node seeds, same aggregation order (ascending dataset id)
-    and the same bytes round trip as the ledger path, so equal inputs give equal bytes.
+    Same initial model, same per-node seeds, same aggregation (`aggregate_updates` over the
+    update files in ascending dataset id) as the ledger path, so equal inputs give equal bytes.
     """
     configure_worker()
     spec = federation.spec
@@ -264,16 +264,16 @@ def run_offline(
     order = sorted(zip(federation.dataset_ids, federation.partitions, strict=True), key=lambda pair: pair[0])
     for round_number in range(1, rounds + 1):
         base = model_from_bytes(model_bytes)
-        states, counts = [], []
+        updates, counts = [], []
         for dataset_id, partition in order:
             state, count, _ = train_local(
                 spec, base, partition.x, partition.y, round_seed(seed, round_number, dataset_id)
             )
-            states.append(model_from_bytes(model_to_bytes(state)))
+            updates.append(model_to_bytes(state))
             counts.append(count)
-        aggregated = fedavg(states, counts)
-        model_bytes = model_to_bytes(aggregated)
+        model_bytes = aggregate_updates(updates, counts)
         if on_round is not None:
+            aggregated = model_from_bytes(model_bytes)
             metrics = evaluate(spec, aggregated, federation.dataset.x_test, federation.dataset.y_test)
             on_round(OfflineRound(round_number, model_digest(model_bytes), metrics))
     return model_bytes
