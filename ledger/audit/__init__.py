@@ -5,14 +5,22 @@
     impact(index=index, client=client, dataset_id=ds)
 
 The auditor needs nothing from the coordinator: an RPC URL, the deployment manifest
-(contract addresses) and the content store (or a CAR export of it).
+(contract addresses) and the content store (or a CAR export of it, with the rounds'
+manifests, models and the nodes' updates). Every fact comes from the chain (logs and views);
+the local event index only suggests which job and round a model belongs to, and is checked.
+
+Verdicts: VERIFIED (exit 0) when every check passed; FAILED (exit 1) when one failed;
+NOT VERIFIED (exit 1) when none failed but some could not be made: an update the lab did
+not hand over ("not verifiable"), or a node without state at the rounds' blocks ("not
+checked: node has no state at block N"). See `ledger.audit.checks`.
 """
 
 from __future__ import annotations
 
 import time
 
-from ledger.audit.checks import CHECK_NAMES, Check, evaluate
+from ledger.audit.chainlog import ChainLogs
+from ledger.audit.checks import CHECK_NAMES, Check, CheckStatus, evaluate
 from ledger.audit.errors import AuditError, AuditTargetError, ImpactQueryError
 from ledger.audit.impact import DependentVersion, ImpactReport, impact
 from ledger.audit.lineage import AuditTarget, Lineage, rebuild_lineage, resolve_target
@@ -33,14 +41,17 @@ def audit(
 ) -> AuditReport:
     """Rebuilds and verifies the lineage of `target` (model CID, model file path, model digest or job id).
 
-    `sync` brings the index up to the chain head first; `chain_checks` also asks the
-    contracts at each round's block (skipped automatically when the node keeps no history).
+    `sync` brings the index up to the chain head first (it is only used to find which job
+    and round a model belongs to, and compared with the chain); `chain_checks` asks the
+    contracts at each round's block. Without it, or when the node keeps no state there, the
+    checks that need those reads are reported "not checked" and the verdict is NOT VERIFIED.
     """
     started = time.perf_counter()
     if sync:
         index.sync()
-    resolved = resolve_target(str(target), index, store)
-    lineage = rebuild_lineage(resolved, client, index, store, chain_checks=chain_checks)
+    chain = ChainLogs(client)
+    resolved = resolve_target(str(target), index, store, chain)
+    lineage = rebuild_lineage(resolved, client, index, store, chain_checks=chain_checks, chain=chain)
     report = AuditReport(lineage, evaluate(lineage))
     report.seconds = time.perf_counter() - started
     return report
@@ -62,7 +73,9 @@ __all__ = [
     "AuditReport",
     "AuditTarget",
     "AuditTargetError",
+    "ChainLogs",
     "Check",
+    "CheckStatus",
     "DependentVersion",
     "ImpactQueryError",
     "ImpactReport",

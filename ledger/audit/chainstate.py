@@ -19,7 +19,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from ledger.chain.client import LedgerClient
-from ledger.chain.types import AuthorizationStatus, DatasetState
+from ledger.chain.types import AuthorizationStatus, BlockRef, DatasetState
 from ledger.errors import LedgerError, RPCError
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ _NO_HISTORY_HINTS = (
     "pruned",
     "state not available",
     "not available",
+    "blockoutofrange",  # anvil --prune-history: "BlockOutOfRangeError: block height is N but requested was M"
 )
 
 
@@ -64,23 +65,49 @@ class HistoricalReader:
         self._status_fn = client.abis["UsageGrants"].function("authorizationStatus", 3)
         self._state_fn = client.abis["DatasetRegistry"].function("datasetState", 1)
 
-    def _calls(self, calls: Sequence[tuple[str, str, int]]) -> list[bytes | None]:
-        """Raw return data of each (contract, calldata, block); None where the node refused."""
-        results: list[bytes | None] = []
+    def _send(self, requests: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """The raw answers (`result` or `error` objects) of `requests`, batched, in request order."""
+        answers: list[Any] = []
         provider: Any = self.client.transport.provider
-        for start in range(0, len(calls), self.batch_size):
-            chunk = calls[start : start + self.batch_size]
-            requests = [
-                ("eth_call", [{"to": self.client.deployment.address(contract), "data": data}, hex(block)])
-                for contract, data, block in chunk
-            ]
-            responses = self._batch(provider, requests)
+        for start in range(0, len(requests), self.batch_size):
+            chunk = list(requests[start : start + self.batch_size])
+            responses = self._batch(provider, chunk)
             if responses is None:
                 # No batch support (provider or node): one request each, same answers, slower.
-                responses = [self._single(method, params) for method, params in requests]
-            for response in responses:
-                results.append(self._result(response))
-        return results
+                responses = [self._single(method, params) for method, params in chunk]
+            answers.extend(responses)
+        return answers
+
+    def _calls(self, calls: Sequence[tuple[str, str, int]]) -> list[bytes | None]:
+        """Raw return data of each (contract, calldata, block); None where the node refused."""
+        return self.raw_calls(
+            [(self.client.deployment.address(contract), data, block) for contract, data, block in calls]
+        )
+
+    def raw_calls(self, calls: Sequence[tuple[str, str, int]]) -> list[bytes | None]:
+        """Return data of each `eth_call` (address, calldata, block); None where the node refused."""
+        requests = [("eth_call", [{"to": to, "data": data}, hex(block)]) for to, data, block in calls]
+        return [self._result(response) for response in self._send(requests)]
+
+    def codes(self, queries: Sequence[tuple[str, int]]) -> list[bytes | None]:
+        """`eth_getCode` of each (address, block); None where the node could not say."""
+        requests = [("eth_getCode", [address, hex(block)]) for address, block in queries]
+        return [self._result(response) for response in self._send(requests)]
+
+    def headers(self, numbers: Sequence[int]) -> list[BlockRef]:
+        """Number, hash and timestamp of each block (headers are kept by every node, pruned or not)."""
+        answers = self._send([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+        out = []
+        for number, answer in zip(numbers, answers, strict=True):
+            raw = answer.get("result") if isinstance(answer, dict) else None
+            if not raw:
+                raise RPCError(
+                    f"block {number} is not available at {self.client.rpc_url}: {answer}",
+                    method="eth_getBlockByNumber",
+                    url=self.client.rpc_url,
+                )
+            out.append(BlockRef(int(raw["number"], 16), str(raw["hash"]), int(raw["timestamp"], 16)))
+        return out
 
     def _batch(self, provider: Any, requests: list[tuple[str, list[Any]]]) -> list[Any] | None:
         """One JSON-RPC batch (a JSON array of requests), answers in request order; None if unsupported."""

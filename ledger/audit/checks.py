@@ -1,26 +1,40 @@
-"""The audit's verdicts: each check names its round and item, and passes or fails on its own.
+"""The audit's verdicts: each check names its round and item, and passes, fails or could not be made.
 
 Check names (stable; scripts filter on them):
 
-- `job`: the job's on-chain record agrees with its events (last round, last digest).
+- `job`: the job's on-chain record (`getJob` at the audit's head) agrees with its logs: the
+  coordinator, purpose and spec digest of `JobCreated`, the number of `RoundCommitted` logs
+  (consecutive from 1) and the last one's model digest.
+- `index`: the local event index says what the chain's logs say about the job and its rounds
+  (the audit takes no fact from the index; a disagreement means the cache was edited or is stale).
 - `content`: a manifest or model CID resolves, its bytes hash to the CID, a manifest parses,
   and the model's sha256 equals the committed model digest.
 - `manifest`: the manifest says what the chain committed (job, round, model digest,
   participants, attestation root, chain, ledger, purpose, spec digest).
 - `digest-chain`: each round builds on the previous round's model (round 1 on the job's
   initial model), on chain and in the manifest, up to the target.
-- `attestation`: a participant's attestation is signed by the key that held the dataset's
-  deed at that round.
+- `attestation`: a participant's attestation binds the round's parent digest and the job's
+  on-chain spec digest, and is signed by the key that held the dataset's deed at that round,
+  or accepted by the deed holder's contract wallet (EIP-1271 `isValidSignature` at the round's block).
 - `attestation-root`: the Merkle root over the manifest's attestations is the committed root.
 - `grant`: the coordinator held a valid grant for the dataset and the job's purpose at that
-  round's position (index history; and the contracts at that block when the node keeps state).
+  round's position (the chain's grant and deed logs, and the contract at that block).
 - `weights`: the manifest's aggregation weights are the attested example counts' shares.
+- `update`: a participant's update resolves by its `update_cid` and hashes to the attested digest.
+- `aggregation`: FedAvg of the round's updates (`ledger.aggregation.aggregate_updates`, in
+  manifest order, weighted by the attested example counts) has the committed model digest.
+
+Statuses: `pass`, `fail`, `not-verifiable` (the evidence is not available to the auditor: an
+update the lab did not hand over) and `not-checked` (the auditor's RPC node keeps no state at
+the round's block, so the contracts could not be asked). Only a report whose every check
+passed is VERIFIED; one with no failure but some check not made is NOT VERIFIED.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from ledger.audit.lineage import Lineage, ParticipantFacts, RoundFacts, grant_status_name
@@ -30,6 +44,7 @@ from ledger.purposes import describe_purpose
 
 CHECK_NAMES = (
     "job",
+    "index",
     "content",
     "manifest",
     "digest-chain",
@@ -37,36 +52,67 @@ CHECK_NAMES = (
     "attestation-root",
     "grant",
     "weights",
+    "update",
+    "aggregation",
 )
+
+
+class CheckStatus(StrEnum):
+    """A check's outcome."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NOT_VERIFIABLE = "not-verifiable"
+    NOT_CHECKED = "not-checked"
+
+
+PASS = CheckStatus.PASS
+FAIL = CheckStatus.FAIL
+NOT_VERIFIABLE = CheckStatus.NOT_VERIFIABLE
+NOT_CHECKED = CheckStatus.NOT_CHECKED
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One verdict: `name` from `CHECK_NAMES`, the round and item it is about, pass/fail and why."""
+    """One verdict: `name` from `CHECK_NAMES`, its status, the round and item it is about, and why."""
 
     name: str
-    ok: bool
+    status: CheckStatus
     subject: str
     message: str
     round: int | None = None
     dataset_id: int | None = None
 
     @property
-    def status(self) -> str:
-        """`pass` or `fail`."""
-        return "pass" if self.ok else "fail"
+    def ok(self) -> bool:
+        """Whether the check passed."""
+        return self.status is CheckStatus.PASS
+
+    @property
+    def failed(self) -> bool:
+        """Whether the check found a problem (as opposed to passing or not being made)."""
+        return self.status is CheckStatus.FAIL
+
+    @property
+    def unverified(self) -> bool:
+        """Whether the check could not be made (`not-verifiable` or `not-checked`)."""
+        return self.status in (CheckStatus.NOT_VERIFIABLE, CheckStatus.NOT_CHECKED)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form (dataset ids as 0x + 64 hex digits)."""
         return {
             "name": self.name,
-            "status": self.status,
+            "status": str(self.status),
             "ok": self.ok,
             "subject": self.subject,
             "message": self.message,
             "round": self.round,
             "dataset_id": None if self.dataset_id is None else f"0x{self.dataset_id:064x}",
         }
+
+
+def _status(ok: bool) -> CheckStatus:
+    return PASS if ok else FAIL
 
 
 def _hex(value: bytes | None) -> str:
@@ -77,14 +123,9 @@ def _ds(dataset_id: int) -> str:
     return f"0x{dataset_id:064x}"
 
 
-def _short_ds(dataset_id: int) -> str:
-    text = _ds(dataset_id)
-    return f"{text[:10]}…{text[-6:]}"
-
-
 def evaluate(lineage: Lineage) -> list[Check]:
     """Every check of the lineage, in round order."""
-    checks: list[Check] = [_job_check(lineage)]
+    checks: list[Check] = [_job_check(lineage), *_index_checks(lineage)]
     previous_digest = lineage.job.initial_model_digest
     previous_label = f"job {lineage.job.job_id}'s initial model"
     for facts in lineage.rounds:
@@ -101,7 +142,7 @@ def _job_check(lineage: Lineage) -> Check:
     if lineage.on_chain_job is None:
         return Check(
             "job",
-            False,
+            FAIL,
             subject,
             f"job {job.job_id}: the TrainingLedger cannot read it: {lineage.on_chain_job_error}",
         )
@@ -111,20 +152,58 @@ def _job_check(lineage: Lineage) -> Check:
         problems.append(f"coordinator {record.coordinator} on chain but {job.coordinator} in JobCreated")
     if record.purpose != job.purpose:
         problems.append(f"purpose {_hex(record.purpose)} on chain but {_hex(job.purpose)} in JobCreated")
-    if lineage.target.round > record.last_round:
+    if record.spec_digest != job.spec_digest:
         problems.append(
-            f"the index has round {lineage.target.round} but the contract's last round is {record.last_round}"
+            f"spec digest {_hex(record.spec_digest)} on chain but {_hex(job.spec_digest)} in JobCreated"
+        )
+    numbers = [r.round for r in lineage.all_rounds]
+    if numbers != list(range(1, len(numbers) + 1)):
+        problems.append(f"the RoundCommitted logs carry rounds {numbers}, not 1..{len(numbers)}")
+    if record.last_round != len(numbers):
+        problems.append(
+            f"the contract's last round is {record.last_round} but the chain has {len(numbers)} "
+            f"RoundCommitted log(s) for the job up to block {lineage.head_block}"
+        )
+    last_digest = lineage.all_rounds[-1].model_digest if lineage.all_rounds else job.initial_model_digest
+    if record.last_digest != last_digest:
+        problems.append(
+            f"the contract's last digest {_hex(record.last_digest)} is not the last committed model "
+            f"{_hex(last_digest)}"
         )
     if problems:
-        return Check("job", False, subject, f"job {job.job_id}: " + "; ".join(problems))
+        return Check("job", FAIL, subject, f"job {job.job_id}: " + "; ".join(problems))
     return Check(
         "job",
-        True,
+        PASS,
         subject,
         f"job {job.job_id} created by coordinator {job.coordinator} at block {job.block_number} for "
         f"{describe_purpose(job.purpose)} over {len(job.datasets)} "
-        f"dataset(s); {record.last_round} round(s) on chain",
+        f"dataset(s); {record.last_round} round(s) on chain, last digest {_hex(record.last_digest)}",
     )
+
+
+def _index_checks(lineage: Lineage) -> list[Check]:
+    job = lineage.job
+    if not lineage.index_problems:
+        return [
+            Check(
+                "index",
+                PASS,
+                f"job {job.job_id} index",
+                f"job {job.job_id}: the local index agrees with the chain's logs on the job and its "
+                f"{len(lineage.all_rounds)} round(s) (facts were read from the chain)",
+            )
+        ]
+    return [
+        Check(
+            "index",
+            FAIL,
+            f"job {job.job_id} index" + ("" if r is None else f" round {r}"),
+            f"{problem}; the local index does not match the chain (rebuild it with `sov index rebuild`)",
+            r,
+        )
+        for r, problem in lineage.index_problems
+    ]
 
 
 def _target_check(lineage: Lineage) -> Check:
@@ -134,7 +213,7 @@ def _target_check(lineage: Lineage) -> Check:
         digest = lineage.job.initial_model_digest
         return Check(
             "digest-chain",
-            digest == target.digest or target.digest is None,
+            _status(digest == target.digest or target.digest is None),
             subject,
             f"target is job {lineage.job.job_id}'s initial model 0x{digest.hex()} (no rounds to verify)",
             0,
@@ -143,15 +222,16 @@ def _target_check(lineage: Lineage) -> Check:
     if last is None:
         return Check(
             "digest-chain",
-            False,
+            FAIL,
             subject,
-            f"round {target.round} of job {lineage.job.job_id} is not in the index",
+            f"round {target.round} of job {lineage.job.job_id} is not committed on chain "
+            f"({len(lineage.all_rounds)} RoundCommitted log(s) up to block {lineage.head_block})",
             target.round,
         )
     if target.digest is not None and last.committed.model_digest != target.digest:
         return Check(
             "digest-chain",
-            False,
+            FAIL,
             subject,
             f"round {target.round}: target digest {_hex(target.digest)} is not the committed "
             f"{_hex(last.committed.model_digest)}",
@@ -159,7 +239,7 @@ def _target_check(lineage: Lineage) -> Check:
         )
     return Check(
         "digest-chain",
-        True,
+        PASS,
         subject,
         f"the chain of {len(lineage.rounds)} round(s) leads from job {lineage.job.job_id}'s initial model "
         f"to {target.kind} {target.text} (round {target.round}, digest {_hex(last.committed.model_digest)})",
@@ -179,7 +259,7 @@ def _round_checks(
         out.append(
             Check(
                 "content",
-                False,
+                FAIL,
                 f"{where} manifest {committed.manifest_cid}",
                 f"{where}: {facts.manifest_error}",
                 r,
@@ -189,7 +269,7 @@ def _round_checks(
         out.append(
             Check(
                 "content",
-                True,
+                PASS,
                 f"{where} manifest {committed.manifest_cid}",
                 f"{where}: manifest {committed.manifest_cid} resolves, hashes to its CID and parses",
                 r,
@@ -198,12 +278,12 @@ def _round_checks(
     # content: model
     model_subject = f"{where} model {facts.model_cid or '(unknown CID)'}"
     if facts.model_bytes_digest is None:
-        out.append(Check("content", False, model_subject, f"{where}: {facts.model_error}", r))
+        out.append(Check("content", FAIL, model_subject, f"{where}: {facts.model_error}", r))
     elif facts.model_bytes_digest != committed.model_digest:
         out.append(
             Check(
                 "content",
-                False,
+                FAIL,
                 model_subject,
                 f"{where}: model {facts.model_cid} bytes hash to {_hex(facts.model_bytes_digest)}, but the "
                 f"committed model digest is {_hex(committed.model_digest)}",
@@ -214,7 +294,7 @@ def _round_checks(
         out.append(
             Check(
                 "content",
-                True,
+                PASS,
                 model_subject,
                 f"{where}: model {facts.model_cid} ({facts.model_size} bytes) hashes to the committed digest "
                 f"{_hex(committed.model_digest)}",
@@ -228,9 +308,90 @@ def _round_checks(
         out.append(_root_check(facts))
         out.append(_weights_check(facts))
     for p in facts.participants:
-        out.append(_attestation_check(facts, p))
+        out.append(_attestation_check(lineage, facts, p))
         out.append(_grant_check(lineage, facts, p))
+        if p.entry is not None:
+            out.append(_update_check(facts, p))
+    if facts.manifest is not None:
+        out.append(_aggregation_check(facts))
     return out
+
+
+def _update_check(facts: RoundFacts, p: ParticipantFacts) -> Check:
+    r = facts.committed.round
+    ds = _ds(p.dataset_id)
+    subject = f"round {r} dataset {ds} update"
+    where = f"round {r}: dataset {ds}"
+    if p.update_status == "verified":
+        return Check(
+            "update",
+            PASS,
+            subject,
+            f"{where}: {p.update_note} hashes to the attested digest",
+            r,
+            p.dataset_id,
+        )
+    if p.update_status == "missing":
+        return Check(
+            "update",
+            NOT_VERIFIABLE,
+            subject,
+            f"{where}: not verifiable: {p.update_note} (the lab keeps updates in its store; ask it for the "
+            "job's CAR)",
+            r,
+            p.dataset_id,
+        )
+    return Check(
+        "update", FAIL, subject, f"{where}: {p.update_note or 'the update was not fetched'}", r, p.dataset_id
+    )
+
+
+def _aggregation_check(facts: RoundFacts) -> Check:
+    c = facts.committed
+    r = c.round
+    subject = f"round {r} aggregation"
+    bad = [p for p in facts.participants if p.entry is not None and p.update_status == "bad"]
+    if bad:
+        return Check(
+            "aggregation",
+            FAIL,
+            subject,
+            f"round {r}: the committed model cannot be recomputed: the update of dataset "
+            + ", ".join(_ds(p.dataset_id) for p in bad)
+            + " is not the attested one",
+            r,
+        )
+    if facts.aggregation_missing:
+        return Check(
+            "aggregation",
+            NOT_VERIFIABLE,
+            subject,
+            f"round {r}: aggregation not verifiable: the update of dataset "
+            + ", ".join(_ds(d) for d in facts.aggregation_missing)
+            + " is not in the auditor's content store, so the committed model "
+            f"{_hex(c.model_digest)} cannot be recomputed",
+            r,
+        )
+    if facts.aggregate_digest is None:
+        return Check("aggregation", FAIL, subject, f"round {r}: {facts.aggregation_error}", r)
+    if facts.aggregate_digest != c.model_digest:
+        return Check(
+            "aggregation",
+            FAIL,
+            subject,
+            f"round {r}: FedAvg of the {len(facts.manifest.participants) if facts.manifest else 0} attested "
+            f"update(s) has digest {_hex(facts.aggregate_digest)}, but the committed model digest is "
+            f"{_hex(c.model_digest)}: the committed model is not the aggregate of the declared updates",
+            r,
+        )
+    return Check(
+        "aggregation",
+        PASS,
+        subject,
+        f"round {r}: FedAvg of the {len(facts.manifest.participants) if facts.manifest else 0} attested "
+        f"update(s) recomputes the committed model {_hex(c.model_digest)}",
+        r,
+    )
 
 
 def _digest_chain_check(facts: RoundFacts, previous_digest: bytes, previous_label: str) -> Check:
@@ -248,9 +409,9 @@ def _digest_chain_check(facts: RoundFacts, previous_digest: bytes, previous_labe
             f"is not {previous_label} {_hex(previous_digest)}"
         )
     if problems:
-        return Check("digest-chain", False, subject, f"round {r}: " + "; ".join(problems), r)
+        return Check("digest-chain", FAIL, subject, f"round {r}: " + "; ".join(problems), r)
     return Check(
-        "digest-chain", True, subject, f"round {r} builds on {previous_label} {_hex(previous_digest)}", r
+        "digest-chain", PASS, subject, f"round {r} builds on {previous_label} {_hex(previous_digest)}", r
     )
 
 
@@ -296,11 +457,11 @@ def _manifest_check(lineage: Lineage, facts: RoundFacts) -> Check:
     subject = f"round {r} manifest {c.manifest_cid}"
     if problems:
         return Check(
-            "manifest", False, subject, f"round {r}: manifest {c.manifest_cid}: " + "; ".join(problems), r
+            "manifest", FAIL, subject, f"round {r}: manifest {c.manifest_cid}: " + "; ".join(problems), r
         )
     return Check(
         "manifest",
-        True,
+        PASS,
         subject,
         f"round {r}: manifest matches the RoundCommitted event ({len(listed)} participant(s))",
         r,
@@ -313,7 +474,7 @@ def _root_check(facts: RoundFacts) -> Check:
     if facts.computed_root is None:
         return Check(
             "attestation-root",
-            False,
+            FAIL,
             subject,
             f"round {r}: cannot compute the attestation root: {facts.root_error}",
             r,
@@ -321,7 +482,7 @@ def _root_check(facts: RoundFacts) -> Check:
     if facts.computed_root != facts.committed.attestations_root:
         return Check(
             "attestation-root",
-            False,
+            FAIL,
             subject,
             f"round {r}: the manifest's attestations have Merkle root {_hex(facts.computed_root)}, but the "
             f"committed attestationsRoot is {_hex(facts.committed.attestations_root)}",
@@ -329,7 +490,7 @@ def _root_check(facts: RoundFacts) -> Check:
         )
     return Check(
         "attestation-root",
-        True,
+        PASS,
         subject,
         f"round {r}: {len(facts.participants)} attestation(s) have the committed Merkle root "
         f"{_hex(facts.committed.attestations_root)}",
@@ -347,7 +508,7 @@ def _weights_check(facts: RoundFacts) -> Check:
         if not math.isclose(p.weight, expected, rel_tol=0.0, abs_tol=WEIGHT_TOLERANCE):
             return Check(
                 "weights",
-                False,
+                FAIL,
                 f"round {r} dataset {_ds(p.dataset_id)}",
                 f"round {r}: dataset {_ds(p.dataset_id)} has aggregation weight {p.weight!r} but attests "
                 f"{p.num_examples} of {total} examples (expected {expected!r})",
@@ -356,93 +517,103 @@ def _weights_check(facts: RoundFacts) -> Check:
             )
     return Check(
         "weights",
-        True,
+        PASS,
         f"round {r} weights",
         f"round {r}: weights are the attested example shares ({total} examples)",
         r,
     )
 
 
-def _attestation_check(facts: RoundFacts, p: ParticipantFacts) -> Check:
+def _attestation_check(lineage: Lineage, facts: RoundFacts, p: ParticipantFacts) -> Check:
     r = facts.committed.round
+    c = facts.committed
     ds = _ds(p.dataset_id)
     subject = f"round {r} dataset {ds}"
+
+    def fail(message: str) -> Check:
+        return Check("attestation", FAIL, subject, f"round {r}: dataset {ds}{message}", r, p.dataset_id)
+
     if facts.manifest is None:
-        return Check(
-            "attestation",
-            False,
-            subject,
-            f"round {r}: dataset {ds}: the attestation cannot be checked: the round manifest is unavailable",
-            r,
-            p.dataset_id,
-        )
+        return fail(": the attestation cannot be checked: the round manifest is unavailable")
     if p.entry is None:
-        return Check(
-            "attestation",
-            False,
-            subject,
-            f"round {r}: dataset {ds} was committed on chain but has no attestation in the manifest",
-            r,
-            p.dataset_id,
+        return fail(" was committed on chain but has no attestation in the manifest")
+    # What the node signed is the manifest's parent and spec digest (`RoundManifest.attestation_of`):
+    # they must be the round's parent on chain and the job's spec digest on chain.
+    if facts.manifest.parent_digest != c.parent_digest:
+        return fail(
+            f": the attestation binds base model {_hex(facts.manifest.parent_digest)}, but round {r} builds "
+            f"on {_hex(c.parent_digest)} on chain (the node trained another model)"
         )
-    if p.signature_error is not None:
-        return Check(
-            "attestation",
-            False,
-            subject,
-            f"round {r}: dataset {ds}: the attestation signature is invalid: {p.signature_error}",
-            r,
-            p.dataset_id,
+    if facts.manifest.spec_digest != lineage.job.spec_digest:
+        return fail(
+            f": the attestation binds spec digest {_hex(facts.manifest.spec_digest)}, but job "
+            f"{lineage.job.job_id}'s on-chain spec digest is {_hex(lineage.job.spec_digest)}"
         )
     if p.owner is None:
+        return fail(
+            f" had no registered owner at block {c.block_number}; the attestation recovers "
+            f"{p.recovered_signer or p.signature_error}"
+        )
+    if (
+        p.chain_state is not None
+        and p.chain_state.owner != p.owner
+        and p.chain_state.owner != p.owner_end_of_block
+    ):
+        return fail(
+            f": the registry says the deed holder at block {c.block_number} was {p.chain_state.owner}, "
+            f"the chain's Transfer logs say {p.owner}"
+        )
+    if p.recovered_signer is not None and p.entry.node != p.recovered_signer:
+        return fail(f": the manifest names node {p.entry.node} but the signature is {p.recovered_signer}'s")
+    if p.recovered_signer == p.owner:
         return Check(
             "attestation",
-            False,
+            PASS,
             subject,
-            f"round {r}: dataset {ds} had no registered owner at block {facts.committed.block_number}; "
-            f"the attestation recovers {p.recovered_signer}",
+            f"round {r}: dataset {ds}: attestation ({p.entry.num_examples} examples, on the round's "
+            f"parent and the job's spec digest) signed by its owner {p.owner}",
             r,
             p.dataset_id,
         )
-    if p.recovered_signer != p.owner:
+    if p.owner_is_contract:
+        if p.wallet_accepts is None:
+            return Check(
+                "attestation",
+                NOT_CHECKED,
+                subject,
+                f"round {r}: dataset {ds}: {p.wallet_note or 'not checked: the owner wallet was not asked'}",
+                r,
+                p.dataset_id,
+            )
+        if p.wallet_accepts:
+            return Check(
+                "attestation",
+                PASS,
+                subject,
+                f"round {r}: dataset {ds}: attestation ({p.entry.num_examples} examples) signed by "
+                f"{p.recovered_signer or 'a wallet signature'}; {p.wallet_note}",
+                r,
+                p.dataset_id,
+            )
+        return fail(
+            f": {p.wallet_note}: the attestation is not the owner's (forged or signed by another node)"
+        )
+    if p.signature_error is not None:
+        return fail(f": the attestation signature is invalid: {p.signature_error}")
+    if p.owner_is_contract is None and lineage.no_state_block is not None:
         return Check(
             "attestation",
-            False,
+            NOT_CHECKED,
             subject,
-            f"round {r}: dataset {ds}: the attestation is signed by {p.recovered_signer}, not by the dataset "
-            f"owner {p.owner} at block {facts.committed.block_number} (forged or signed by another node)",
+            f"round {r}: dataset {ds}: signed by {p.recovered_signer}, not the deed holder {p.owner}; "
+            f"not checked whether {p.owner} is a wallet that accepts it: node has no state at block "
+            f"{c.block_number}",
             r,
             p.dataset_id,
         )
-    if p.chain_state is not None and p.chain_state.owner != p.owner:
-        return Check(
-            "attestation",
-            False,
-            subject,
-            f"round {r}: dataset {ds}: the registry says the deed "
-            f"holder at block {facts.committed.block_number} "
-            f"was {p.chain_state.owner}, the index says {p.owner}",
-            r,
-            p.dataset_id,
-        )
-    if p.entry.node != p.recovered_signer:
-        return Check(
-            "attestation",
-            False,
-            subject,
-            f"round {r}: dataset {ds}: the manifest names node {p.entry.node} but the signature is "
-            f"{p.recovered_signer}'s",
-            r,
-            p.dataset_id,
-        )
-    return Check(
-        "attestation",
-        True,
-        subject,
-        f"round {r}: dataset {ds}: attestation ({p.entry.num_examples} "
-        f"examples) signed by its owner {p.owner}",
-        r,
-        p.dataset_id,
+    return fail(
+        f": the attestation is signed by {p.recovered_signer}, not by the dataset "
+        f"owner {p.owner} at block {c.block_number} (forged or signed by another node)"
     )
 
 
@@ -458,48 +629,63 @@ def _grant_check(lineage: Lineage, facts: RoundFacts, p: ParticipantFacts) -> Ch
     if not p.in_job:
         return Check(
             "grant",
-            False,
+            FAIL,
             subject,
             f"round {r}: dataset {ds} is not one of job {job.job_id}'s datasets",
             r,
             p.dataset_id,
         )
     grant = p.grant
-    if grant is None:
-        return Check("grant", False, subject, f"{what}: no grant history available", r, p.dataset_id)
+    assert grant is not None  # rebuilt from the chain's logs for every participant
     if grant.status is not GrantStatus.AUTHORIZED:
         detail = _grant_detail(grant)
         return Check(
             "grant",
-            False,
+            FAIL,
             subject,
             f"{what} was not valid at block {c.block_number} (time {c.timestamp}): "
             f"{grant_status_name(grant.status)}{detail}",
             r,
             p.dataset_id,
         )
-    if p.chain_status is not None and int(p.chain_status) != int(GrantStatus.AUTHORIZED):
+    issued = grant.issued
+    assert issued is not None
+    window = (
+        f"window {issued.not_before}..{issued.expires_at} contains {c.timestamp}, issued at block "
+        f"{issued.block_number}, not revoked, dataset not retired, same deed epoch"
+    )
+    if p.chain_status is None:
+        reason = (
+            f"node has no state at block {c.block_number}"
+            if lineage.no_state_block is not None
+            else f"the contract did not answer authorizationStatus at block {c.block_number}"
+        )
+        return Check(
+            "grant",
+            NOT_CHECKED,
+            subject,
+            f"{what}: not checked: {reason}; the chain's grant and deed logs alone say it was valid "
+            f"({window})",
+            r,
+            p.dataset_id,
+        )
+    if int(p.chain_status) != int(GrantStatus.AUTHORIZED):
         later = p.grant_end_of_block
         if later is None or int(later.status) != int(p.chain_status):
             return Check(
                 "grant",
-                False,
+                FAIL,
                 subject,
                 f"{what}: the contract says {grant_status_name(p.chain_status)} at block {c.block_number} "
-                "but the indexed history says authorized; the index does not match the chain (rebuild it)",
+                "but the chain's grant logs say authorized at the round's position",
                 r,
                 p.dataset_id,
             )
-    issued = grant.issued
-    assert issued is not None
-    source = "index + contract at that block" if p.chain_status is not None else "index"
     return Check(
         "grant",
-        True,
+        PASS,
         subject,
-        f"{what} was valid at block {c.block_number}: window {issued.not_before}..{issued.expires_at} "
-        f"contains {c.timestamp}, issued at block {issued.block_number}, not revoked, dataset not retired, "
-        f"same deed epoch ({source})",
+        f"{what} was valid at block {c.block_number}: {window} (grant logs + contract at that block)",
         r,
         p.dataset_id,
     )

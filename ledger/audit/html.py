@@ -3,7 +3,8 @@
 The page has no script and loads nothing: styles are inline, the graph is SVG drawn here.
 Layout: three columns (datasets -> rounds -> model versions), one line per round, so a
 200-round job grows downwards instead of off the side of the page. Each node is coloured
-by its verification status (green verified, red failed); edges of a dataset usage whose
+by its verification status (green verified, red failed, grey not verifiable or not
+checked); edges of a dataset usage whose
 grant or attestation check failed are red.
 """
 
@@ -42,6 +43,7 @@ def lineage_graph(report: AuditReport) -> dict[str, Any]:
     job = lin.job
     failed_rounds = {c.round for c in report.failures if c.round is not None}
     failed_pairs = {(c.round, c.dataset_id) for c in report.failures if c.dataset_id is not None}
+    unchecked_rounds = {c.round for c in report.unverified if c.round is not None}
     nodes: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
     used: set[int] = set()
@@ -73,7 +75,13 @@ def lineage_graph(report: AuditReport) -> dict[str, Any]:
     )
     for facts in lin.rounds:
         c = facts.committed
-        status = "failed" if c.round in failed_rounds else "verified"
+        status = (
+            "failed"
+            if c.round in failed_rounds
+            else "unchecked"
+            if c.round in unchecked_rounds
+            else "verified"
+        )
         round_id = f"round:{job.job_id}:{c.round}"
         nodes.append(
             {
@@ -179,7 +187,7 @@ def _svg(graph: dict[str, Any]) -> str:
     for node in graph["nodes"]:
         x, y = pos[node["id"]]
         fill, stroke = COLOURS.get(node["status"], COLOURS["unchecked"])
-        mark = "✓" if node["status"] == "verified" else "✗"
+        mark = {"verified": "✓", "unchecked": "?"}.get(node["status"], "✗")
         out.append(
             f'<g class="node node-{node["kind"]} status-{node["status"]}" data-id="{escape(node["id"])}" '
             f'data-status="{node["status"]}" transform="translate({x},{y})">'
@@ -201,10 +209,10 @@ def report_to_html(report: AuditReport) -> str:
     graph = lineage_graph(report)
     lin = report.lineage
     job = lin.job
-    verdict_colour = "#15803d" if report.ok else "#b91c1c"
+    verdict_colour = "#15803d" if report.ok else "#6b7280" if not report.failures else "#b91c1c"
     rows = []
     for check in report.checks:
-        colour = "#15803d" if check.ok else "#b91c1c"
+        colour = "#15803d" if check.ok else "#6b7280" if check.unverified else "#b91c1c"
         rows.append(
             f'<tr class="check-{check.status}"><td>{escape(check.name)}</td>'
             f"<td>{'' if check.round is None else check.round}</td>"
@@ -224,13 +232,14 @@ def report_to_html(report: AuditReport) -> str:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
-        f"<title>audit of {escape(lin.target.text)} — {'verified' if report.ok else 'FAILED'}</title>"
+        f"<title>audit of {escape(lin.target.text)} — {report.verdict_label}</title>"
         "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#111827}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #e5e7eb;padding:4px 8px;"
         "text-align:left;vertical-align:top;font-size:13px}th{background:#f9fafb}"
         ".verdict{font-size:1.2em;font-weight:bold}svg{border:1px solid #e5e7eb;background:#fff}</style>"
         "</head><body>"
         f'<h1>Provenance audit</h1><p class="verdict" id="verdict" data-verified="{str(report.ok).lower()}" '
+        f'data-verdict="{report.verdict}" '
         f'style="color:{verdict_colour}">{escape(report.summary())}</p>'
         f"<table>{fact_rows}</table>"
         f'<h2>Lineage</h2><div id="lineage">{_svg(graph)}</div>'

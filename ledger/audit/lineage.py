@@ -1,32 +1,38 @@
-"""Rebuilding a model's lineage from chain events (through the event index) and the content store.
+"""Rebuilding a model's lineage from the chain (logs and views) and the content store.
 
-Nothing here trusts the coordinator: the job and its rounds come from `JobCreated` and
-`RoundCommitted` events, the manifests and models from the content store by the CIDs those
-events (and the manifests) name, owners and grants from the registry and grant events as
-they stood at each round's position in the chain, and the same facts are read again from
-the contracts at the round's block where the node keeps historical state.
+Nothing here trusts the coordinator, nor the local event index: the job and its rounds come
+from the chain's own `JobCreated` and `RoundCommitted` logs (`ledger.audit.chainlog`), the
+job's last digest from `getJob` at a pinned head, owners and grants from the registry and
+grant logs as they stood at each round's position, and the same facts are read again from
+the contracts at the round's block where the node keeps historical state. Manifests, models
+and the nodes' updates come from the content store by the CIDs the chain (and the manifests)
+name, and the committed model is recomputed from the updates (`ledger.aggregation`).
+
+The index only proposes which (job, round) a model digest belongs to; whatever it says
+about the job's rounds is compared with the chain (`Lineage.index_problems`).
 
 `rebuild_lineage` only gathers facts (what resolved, what hashed to what, whose key signed,
-what the grant's status was); `ledger.audit.checks` turns them into pass/fail verdicts.
+what the grant's status was); `ledger.audit.checks` turns them into verdicts.
 """
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
+import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_utils.crypto import keccak
 
+from ledger.audit.chainlog import ChainLogs, GrantTimeline
 from ledger.audit.chainstate import HistoricalReader, StateQuery, StatusQuery, checksum_address, probe_history
 from ledger.audit.errors import AuditTargetError
 from ledger.chain.client import LedgerClient
 from ledger.chain.types import AuthorizationStatus, DatasetState, JobRecord
-from ledger.errors import LedgerError
+from ledger.errors import ContentNotFoundError, LedgerError
 from ledger.index import (
-    ZERO_ADDRESS,
     EventIndex,
     GrantStateAt,
     GrantStatus,
@@ -42,6 +48,8 @@ from ledger.provenance import (
     Participant,
     RoundManifest,
     domain_separator,
+    eip1271_accepts,
+    eip1271_call_data,
     model_digest,
     recover_signer,
 )
@@ -73,12 +81,18 @@ class ParticipantFacts:
     entry: Participant | None
     dataset: IndexedDataset | None
     owner: str | None
+    owner_end_of_block: str | None = None
     recovered_signer: str | None = None
     signature_error: str | None = None
+    owner_is_contract: bool | None = None  # None: not asked (an EOA owner signed, or no state)
+    wallet_accepts: bool | None = None  # EIP-1271 answer at the round's block; None: not asked
+    wallet_note: str = ""
     grant: GrantStateAt | None = None
     grant_end_of_block: GrantStateAt | None = None
     chain_status: AuthorizationStatus | None = None
     chain_state: DatasetState | None = None
+    update_status: str | None = None  # "verified", "missing" (not in the store), "bad"
+    update_note: str = ""
 
 
 @dataclass(slots=True)
@@ -96,6 +110,9 @@ class RoundFacts:
     root_error: str | None = None
     participants: list[ParticipantFacts] = field(default_factory=list)
     leaves: dict[int, bytes] = field(default_factory=dict)
+    aggregate_digest: bytes | None = None  # digest of the model recomputed from the updates
+    aggregation_error: str | None = None  # the updates are there but do not make a model
+    aggregation_missing: tuple[int, ...] = ()  # dataset ids whose update is not in the store
 
 
 @dataclass(slots=True)
@@ -109,11 +126,15 @@ class Lineage:
     training_ledger: str
     rpc_url: str
     synced_block: int
+    head_block: int = 0
+    all_rounds: list[IndexedRound] = field(default_factory=list)  # every RoundCommitted of the job
     on_chain_job: JobRecord | None = None
     on_chain_job_error: str | None = None
     chain_history: bool = False
     chain_history_note: str = ""
+    no_state_block: int | None = None  # set when the node has no state at the rounds' blocks
     datasets: dict[int, IndexedDataset] = field(default_factory=dict)
+    index_problems: list[tuple[int | None, str]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------
@@ -126,17 +147,32 @@ def _looks_like_cid(text: str) -> bool:
     )
 
 
-def resolve_target(target: str, index: EventIndex, store: ContentStore) -> AuditTarget:
+def resolve_target(
+    target: str, index: EventIndex, store: ContentStore, chain: ChainLogs | None = None
+) -> AuditTarget:
     """Resolve a job id, a model file, a model CID or a model digest to (job, round).
 
-    A model is found by its sha256 among committed round digests, then among jobs' initial
-    digests; a CID the store does not hold is looked for among the manifests' model CIDs.
+    A job id is looked up on chain (its `JobCreated` log and `getJob`) when `chain` is given.
+    A model is found by its sha256 among the index's committed round digests, then among jobs'
+    initial digests; a CID the store does not hold is looked for among the manifests' model
+    CIDs. What the index proposes is checked against the chain by the audit.
     """
     text = target.strip()
     job_match = _JOB_ID.fullmatch(text)
     if job_match and not Path(text).is_file():
-        job = index.job(int(job_match.group(1)))
-        return AuditTarget(text, "job", job.job_id, job.rounds_committed)
+        job_id = int(job_match.group(1))
+        if chain is None:
+            job = index.job(job_id)
+            return AuditTarget(text, "job", job.job_id, job.rounds_committed)
+        found = chain.job(job_id)
+        if found is None:
+            raise AuditTargetError(
+                f"job {job_id} does not exist on chain {chain.client.chain_id}: the TrainingLedger at "
+                f"{chain.client.deployment.address('TrainingLedger')} emitted no JobCreated for it up to "
+                f"block {chain.head.number}"
+            )
+        record = chain.client.get_job(job_id, block=chain.head.number)
+        return AuditTarget(text, "job", job_id, record.last_round)
     path = Path(text).expanduser()
     if path.is_file():
         return _by_digest(text, "model-file", model_digest(path.read_bytes()), index)
@@ -191,18 +227,6 @@ def _by_manifest_cid(cid: str, index: EventIndex, store: ContentStore) -> AuditT
 # rebuild
 
 
-def _owner_at(dataset: IndexedDataset | None, block: int, log_index: int) -> str | None:
-    """The deed holder just before (block, log_index), from the deed's transfer history."""
-    if dataset is None:
-        return None
-    positions = [(t.block_number, t.log_index) for t in dataset.transfers]
-    at = bisect.bisect_left(positions, (block, log_index))
-    if at == 0:
-        return None
-    holder = dataset.transfers[at - 1].to_address
-    return None if holder == ZERO_ADDRESS else holder
-
-
 _SECP256K1_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
 
 
@@ -247,19 +271,18 @@ def _fetch_round(facts: RoundFacts, store: ContentStore, domain: bytes) -> None:
     if facts.manifest is None:
         facts.model_error = "the model CID is unknown because the round manifest is unavailable"
         return
+    manifest = facts.manifest
     # Leaves under the deployment's domain (the one the auditor trusts), computed once per
     # attestation and shared with the signature check.
     facts.leaves = {
-        p.dataset_id: keccak(
-            b"\x19\x01" + domain + p.attestation(facts.committed.job_id, facts.committed.round).struct_hash()
-        )
-        for p in facts.manifest.participants
+        p.dataset_id: keccak(b"\x19\x01" + domain + manifest.attestation_of(p).struct_hash())
+        for p in manifest.participants
     }
     try:
         facts.computed_root = merkle_root(list(facts.leaves.values()))
     except LedgerError as error:
         facts.root_error = str(error)
-    facts.model_cid = facts.manifest.model_cid
+    facts.model_cid = manifest.model_cid
     try:
         data = store.get(facts.model_cid)
     except LedgerError as error:
@@ -269,6 +292,55 @@ def _fetch_round(facts: RoundFacts, store: ContentStore, domain: bytes) -> None:
     facts.model_size = len(data)
 
 
+def _recompute(facts: RoundFacts, store: ContentStore) -> None:
+    """Fetches every update by its CID, checks its digest, and recomputes the round's model."""
+    manifest = facts.manifest
+    if manifest is None:
+        return
+    by_id = {p.dataset_id: p for p in facts.participants}
+    updates: list[bytes] = []
+    missing: list[int] = []
+    bad = False
+    for entry in manifest.participants:
+        p = by_id[entry.dataset_id]
+        try:
+            data = store.get(entry.update_cid)
+        except ContentNotFoundError:
+            p.update_status, p.update_note = (
+                "missing",
+                f"update {entry.update_cid} is not in the content store",
+            )
+            missing.append(entry.dataset_id)
+            continue
+        except LedgerError as error:
+            p.update_status = "bad"
+            p.update_note = f"update {entry.update_cid} does not resolve to verified bytes: {error}"
+            bad = True
+            continue
+        digest = hashlib.sha256(data).digest()
+        if digest != entry.update_digest:
+            p.update_status = "bad"
+            p.update_note = (
+                f"update {entry.update_cid} hashes to 0x{digest.hex()}, not the attested "
+                f"update_digest 0x{entry.update_digest.hex()}"
+            )
+            bad = True
+            continue
+        p.update_status, p.update_note = "verified", f"update {entry.update_cid} ({len(data)} bytes)"
+        updates.append(data)
+    facts.aggregation_missing = tuple(missing)
+    if bad or missing:
+        return
+    from ledger.aggregation import aggregate_updates  # torch: loaded only when there is something to add
+
+    try:
+        model = aggregate_updates(updates, [p.num_examples for p in manifest.participants])
+    except (LedgerError, ValueError, RuntimeError) as error:
+        facts.aggregation_error = f"the attested updates do not aggregate into a model: {error}"
+        return
+    facts.aggregate_digest = model_digest(model)
+
+
 def rebuild_lineage(
     target: AuditTarget,
     client: LedgerClient,
@@ -276,52 +348,62 @@ def rebuild_lineage(
     store: ContentStore,
     *,
     chain_checks: bool = True,
+    chain: ChainLogs | None = None,
 ) -> Lineage:
-    """Gathers every fact the checks need for `target`'s job up to its round."""
-    job = index.job(target.job_id)
-    rounds = [r for r in index.rounds(job.job_id) if r.round <= target.round]
+    """Gathers every fact the checks need for `target`'s job up to its round, from the chain."""
+    chain = chain or ChainLogs(client)
+    job = chain.job(target.job_id)
+    if job is None:
+        raise AuditTargetError(
+            f"job {target.job_id} (named by the local index for {target.text}) does not exist on chain "
+            f"{client.chain_id}: no JobCreated up to block {chain.head.number}; the index does not match "
+            "the chain (rebuild it with `sov index rebuild`)"
+        )
+    all_rounds = chain.rounds(job)
+    job = dataclasses.replace(job, rounds_committed=len(all_rounds))
     ledger_address = client.deployment.address("TrainingLedger")
     lineage = Lineage(
         target=target,
         job=job,
-        rounds=[RoundFacts(committed=r) for r in rounds],
+        rounds=[RoundFacts(committed=r) for r in all_rounds if r.round <= target.round],
         chain_id=client.chain_id,
         training_ledger=ledger_address,
         rpc_url=client.rpc_url,
         synced_block=index.synced_block(),
+        head_block=chain.head.number,
+        all_rounds=all_rounds,
     )
     try:
-        lineage.on_chain_job = client.get_job(job.job_id)
+        lineage.on_chain_job = client.get_job(job.job_id, block=chain.head.number)
     except LedgerError as error:
         lineage.on_chain_job_error = str(error)
-
-    job_datasets = set(job.datasets)
-    dataset_cache: dict[int, IndexedDataset | None] = {}
-
-    def dataset(dataset_id: int) -> IndexedDataset | None:
-        if dataset_id not in dataset_cache:
-            try:
-                dataset_cache[dataset_id] = index.dataset(dataset_id)
-            except NotIndexedError:
-                dataset_cache[dataset_id] = None
-        return dataset_cache[dataset_id]
+    lineage.index_problems = compare_index(index, job, all_rounds)
 
     domain = domain_separator(client.chain_id, ledger_address)
-    grants = _GrantStates(index, job)
     for facts in lineage.rounds:
         _fetch_round(facts, store, domain)
+    ids = set(job.datasets)
+    for facts in lineage.rounds:
+        ids |= set(facts.committed.participants)
+        if facts.manifest is not None:
+            ids |= {p.dataset_id for p in facts.manifest.participants}
+    timelines, records = chain.timelines(sorted(ids), job.coordinator, job.purpose)
+    lineage.datasets = records
+
+    job_datasets = set(job.datasets)
+    for facts in lineage.rounds:
         committed = facts.committed
         entries = {p.dataset_id: p for p in facts.manifest.participants} if facts.manifest else {}
-        ids = sorted(set(committed.participants) | set(entries))
-        for dataset_id in ids:
-            record = dataset(dataset_id)
+        for dataset_id in sorted(set(committed.participants) | set(entries)):
+            timeline = timelines[dataset_id]
             p = ParticipantFacts(
                 dataset_id=dataset_id,
                 on_chain=dataset_id in committed.participants,
                 in_job=dataset_id in job_datasets,
                 entry=entries.get(dataset_id),
-                dataset=record,
-                owner=_owner_at(record, committed.block_number, committed.log_index),
+                dataset=records.get(dataset_id),
+                owner=timeline.owner_at(committed.block_number, committed.log_index),
+                owner_end_of_block=timeline.owner_at(committed.block_number, None),
             )
             leaf = facts.leaves.get(dataset_id)
             if p.entry is not None and leaf is not None:
@@ -330,101 +412,131 @@ def rebuild_lineage(
                     p.recovered_signer = _recover(leaf, p.entry.signature)
                 except AttestationError as error:
                     p.signature_error = str(error)
-            p.grant = grants.at(dataset_id, record, committed)
+            p.grant = timeline.at(
+                job.coordinator, job.purpose, committed.block_number, committed.log_index, committed.timestamp
+            )
             facts.participants.append(p)
-    lineage.datasets = {k: v for k, v in dataset_cache.items() if v is not None}
+        _recompute(facts, store)
 
-    if chain_checks and lineage.rounds:
-        _read_chain_history(lineage, client, index)
+    if lineage.rounds:
+        _read_chain_history(lineage, client, timelines, chain_checks=chain_checks)
     return lineage
 
 
-class _GrantStates:
-    """`EventIndex.grant_state_at` for many rounds, asking the index once per stretch of history.
-
-    Between two events that touch a grant (its issues and revocations, the deed's transfers,
-    the dataset's registration and retirement) only the block time changes, so the state at
-    a later round is the stretch's state with the time window re-evaluated at that round's
-    timestamp. A round in a block with a retirement (known only by block) always asks the index.
-    """
-
-    _TIME_DEPENDENT = (GrantStatus.AUTHORIZED, GrantStatus.NOT_YET_VALID, GrantStatus.EXPIRED)
-
-    def __init__(self, index: EventIndex, job: IndexedJob) -> None:
-        self.index = index
-        self.job = job
-        self._boundaries: dict[int, list[tuple[int, int]]] = {}
-        self._retired: dict[int, int | None] = {}
-        self._cache: dict[tuple[int, int], GrantStateAt] = {}
-
-    def _history(self, dataset_id: int, record: IndexedDataset | None) -> list[tuple[int, int]]:
-        if dataset_id not in self._boundaries:
-            positions = [
-                (e.block_number, e.log_index)
-                for e in self.index.grant_history(dataset_id, self.job.coordinator, self.job.purpose)
-            ]
-            if record is not None:
-                positions.append((record.block_number, record.log_index))
-                positions.extend((t.block_number, t.log_index) for t in record.transfers)
-            self._boundaries[dataset_id] = sorted(positions)
-            self._retired[dataset_id] = None if record is None else record.retired_block
-        return self._boundaries[dataset_id]
-
-    def at(self, dataset_id: int, record: IndexedDataset | None, committed: IndexedRound) -> GrantStateAt:
-        boundaries = self._history(dataset_id, record)
-        position = (committed.block_number, committed.log_index)
-        retired = self._retired[dataset_id]
-        stretch = bisect.bisect_left(boundaries, position)
-        if retired is not None:
-            # retirement is indexed by block only: split the stretch there
-            stretch = stretch * 2 + (1 if committed.block_number > retired else 0)
-            if committed.block_number == retired:
-                return self._ask(dataset_id, committed)
-        cached = self._cache.get((dataset_id, stretch))
-        if cached is None:
-            state = self._ask(dataset_id, committed)
-            self._cache[(dataset_id, stretch)] = state
-            return state
-        status = cached.status
-        if status in self._TIME_DEPENDENT and cached.issued is not None:
-            issued = cached.issued
-            assert issued.not_before is not None and issued.expires_at is not None
-            if committed.timestamp < issued.not_before:
-                status = GrantStatus.NOT_YET_VALID
-            elif committed.timestamp > issued.expires_at:
-                status = GrantStatus.EXPIRED
-            else:
-                status = GrantStatus.AUTHORIZED
-        return dataclasses.replace(
-            cached,
-            block_number=committed.block_number,
-            log_index=committed.log_index,
-            timestamp=committed.timestamp,
-            status=status,
-        )
-
-    def _ask(self, dataset_id: int, committed: IndexedRound) -> GrantStateAt:
-        return self.index.grant_state_at(
-            dataset_id,
-            self.job.coordinator,
-            self.job.purpose,
-            committed.block_number,
-            committed.log_index,
-            timestamp=committed.timestamp,
-        )
+def compare_index(
+    index: EventIndex, job: IndexedJob, chain_rounds: Sequence[IndexedRound]
+) -> list[tuple[int | None, str]]:
+    """Where the local index's copy of the job disagrees with the chain's logs: (round, what)."""
+    problems: list[tuple[int | None, str]] = []
+    synced = index.synced_block()
+    try:
+        cached = index.job(job.job_id)
+    except NotIndexedError:
+        if job.block_number <= synced:
+            problems.append(
+                (None, f"job {job.job_id}: the index lacks the job created at block {job.block_number}")
+            )
+        return problems
+    for name in ("coordinator", "purpose", "datasets", "initial_model_digest", "spec_digest", "block_number"):
+        if getattr(cached, name) != getattr(job, name):
+            problems.append(
+                (
+                    None,
+                    f"job {job.job_id}: the index says {name} {_show(getattr(cached, name))} but JobCreated "
+                    f"on chain says {_show(getattr(job, name))}",
+                )
+            )
+    on_chain = {r.round: r for r in chain_rounds}
+    indexed = {r.round: r for r in index.rounds(job.job_id)}
+    for number in sorted(set(on_chain) | set(indexed)):
+        mine, theirs = indexed.get(number), on_chain.get(number)
+        if theirs is None:
+            assert mine is not None
+            problems.append(
+                (
+                    number,
+                    f"round {number}: the index says it was committed (model digest "
+                    f"{_show(mine.model_digest)}, block {mine.block_number}) but the chain has no "
+                    f"RoundCommitted for job {job.job_id} round {number}",
+                )
+            )
+            continue
+        if mine is None:
+            if theirs.block_number <= synced:
+                problems.append(
+                    (
+                        number,
+                        f"round {number}: committed on chain at block {theirs.block_number} but "
+                        f"missing from the index (synced to block {synced})",
+                    )
+                )
+            continue
+        for name in (
+            "parent_digest",
+            "model_digest",
+            "manifest_cid",
+            "participants",
+            "attestations_root",
+            "block_number",
+            "block_hash",
+            "log_index",
+            "tx_hash",
+            "timestamp",
+        ):
+            if getattr(mine, name) != getattr(theirs, name):
+                problems.append(
+                    (
+                        number,
+                        f"round {number}: the index says {name} {_show(getattr(mine, name))} but the "
+                        f"chain's RoundCommitted says {_show(getattr(theirs, name))}",
+                    )
+                )
+    return problems
 
 
-def _read_chain_history(lineage: Lineage, client: LedgerClient, index: EventIndex) -> None:
+def _show(value: object) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, tuple):
+        return "[" + ", ".join(f"0x{v:064x}" if isinstance(v, int) else str(v) for v in value) + "]"
+    return str(value)
+
+
+def _read_chain_history(
+    lineage: Lineage, client: LedgerClient, timelines: dict[int, GrantTimeline], *, chain_checks: bool
+) -> None:
     """Asks the contracts what they said at each round's block (archive / recent state only)."""
     first_block = lineage.rounds[0].committed.block_number
-    ok, note = probe_history(client, first_block)
+    reader = HistoricalReader(client)
+    if chain_checks:
+        ok, note = probe_history(client, first_block)
+    else:
+        ok, note = False, "historical calls were turned off"
+    if ok:
+        _read_at_blocks(lineage, reader, timelines)
+        if reader.has_history is False:
+            ok, note = False, reader.reason
     if not ok:
         lineage.chain_history = False
+        lineage.no_state_block = first_block
         lineage.chain_history_note = (
-            f"the node serves no state at block {first_block} ({note}); grants checked from the index"
+            f"not checked: node has no state at block {first_block} ({note}); the grant status, deed "
+            "owner and contract-wallet signatures at each round's block could not be read from the contracts"
         )
+        for facts in lineage.rounds:
+            for p in facts.participants:
+                p.chain_status = p.chain_state = None
+                p.wallet_accepts = None
+        _classify_owners(lineage, reader, at_latest=True)
         return
-    reader = HistoricalReader(client)
+    lineage.chain_history = True
+    lineage.chain_history_note = (
+        f"grants, owners and wallet signatures read from the contracts at each round's block via "
+        f"{client.rpc_url}"
+    )
+
+
+def _read_at_blocks(lineage: Lineage, reader: HistoricalReader, timelines: dict[int, GrantTimeline]) -> None:
     coordinator, purpose = lineage.job.coordinator, lineage.job.purpose
     status_queries = {
         (facts.committed.round, p.dataset_id): StatusQuery(
@@ -437,36 +549,70 @@ def _read_chain_history(lineage: Lineage, client: LedgerClient, index: EventInde
     statuses = reader.authorization_statuses(status_queries.values())
     states = reader.dataset_states(state_queries.values())
     if reader.has_history is False:
-        lineage.chain_history = False
-        lineage.chain_history_note = (
-            f"the node refused historical reads ({reader.reason}); grants checked from the index"
-        )
         return
-    lineage.chain_history = True
-    lineage.chain_history_note = (
-        f"grants and owners read from the contracts at each round's block via {client.rpc_url}"
-    )
     for facts in lineage.rounds:
         for p in facts.participants:
             key = (facts.committed.round, p.dataset_id)
             p.chain_status = statuses.get(status_queries[key])
             p.chain_state = states.get(state_queries[key])
-            index_status = None if p.grant is None else p.grant.status
+            log_status = None if p.grant is None else p.grant.status
             if (
                 p.chain_status is not None
-                and index_status is not None
-                and int(p.chain_status) != int(index_status)
+                and log_status is not None
+                and int(p.chain_status) != int(log_status)
             ):
                 # A state read at block N sees the end of block N; a later transaction of the
                 # same block (e.g. a revocation) explains a difference, anything else is a lie.
-                p.grant_end_of_block = index.grant_state_at(
-                    p.dataset_id,
-                    coordinator,
-                    purpose,
-                    facts.committed.block_number,
-                    None,
-                    timestamp=facts.committed.timestamp,
+                p.grant_end_of_block = timelines[p.dataset_id].at(
+                    coordinator, purpose, facts.committed.block_number, None, facts.committed.timestamp
                 )
+    _classify_owners(lineage, reader, at_latest=False)
+
+
+def _classify_owners(lineage: Lineage, reader: HistoricalReader, *, at_latest: bool) -> None:
+    """For attestations not signed by the owner's own key: is the owner a contract wallet, and does
+    its `isValidSignature` accept the signature at the round's block (EIP-1271)?"""
+    pending = [
+        (facts, p)
+        for facts in lineage.rounds
+        for p in facts.participants
+        if p.entry is not None and p.owner is not None and p.recovered_signer != p.owner
+    ]
+    if not pending:
+        return
+    head = lineage.head_block
+    codes = reader.codes(
+        [(p.owner or "", head if at_latest else facts.committed.block_number) for facts, p in pending]
+    )
+    wallets = []
+    for (facts, p), code in zip(pending, codes, strict=True):
+        p.owner_is_contract = None if code is None else bool(code)
+        if p.owner_is_contract:
+            wallets.append((facts, p))
+    if at_latest:
+        for facts, p in wallets:
+            p.wallet_note = (
+                f"not checked: node has no state at block {facts.committed.block_number} to ask the owner "
+                f"wallet {p.owner}'s isValidSignature"
+            )
+        return
+    answers = reader.raw_calls(
+        [
+            (
+                p.owner or "",
+                eip1271_call_data(facts.leaves[p.dataset_id], p.entry.signature),
+                facts.committed.block_number,
+            )
+            for facts, p in wallets
+            if p.entry is not None
+        ]
+    )
+    for (facts, p), answer in zip(wallets, answers, strict=True):
+        p.wallet_accepts = answer is not None and eip1271_accepts(answer)
+        p.wallet_note = (
+            f"owner wallet {p.owner} {'accepts' if p.wallet_accepts else 'rejects'} the signature "
+            f"(isValidSignature at block {facts.committed.block_number})"
+        )
 
 
 def grant_status_name(status: GrantStatus | AuthorizationStatus | int) -> str:

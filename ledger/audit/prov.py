@@ -60,8 +60,10 @@ def report_to_prov(report: AuditReport) -> dict[str, Any]:
     """The PROV-JSON document of `report`'s lineage."""
     lin = report.lineage
     job = lin.job
-    failed_rounds = {c.round for c in report.failures if c.round is not None}
-    failed_pairs = {(c.round, c.dataset_id) for c in report.failures if c.dataset_id is not None}
+    # `sov:verified` is true only where every check passed: a check not made counts against it.
+    not_passed = [c for c in report.checks if not c.ok]
+    failed_rounds = {c.round for c in not_passed if c.round is not None}
+    failed_pairs = {(c.round, c.dataset_id) for c in not_passed if c.dataset_id is not None}
     doc: dict[str, Any] = {
         "prefix": {"sov": SOV_NAMESPACE},
         "entity": {},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,42 +30,72 @@ class AuditReport:
 
     @property
     def ok(self) -> bool:
-        """Whether every check passed."""
+        """Whether every check passed (the verdict is VERIFIED)."""
         return all(check.ok for check in self.checks)
 
     @property
     def failures(self) -> list[Check]:
         """The checks that failed, in order."""
-        return [check for check in self.checks if not check.ok]
+        return [check for check in self.checks if check.failed]
+
+    @property
+    def unverified(self) -> list[Check]:
+        """The checks that could not be made (`not-verifiable`, `not-checked`), in order."""
+        return [check for check in self.checks if check.unverified]
+
+    @property
+    def verdict(self) -> str:
+        """`verified` (every check passed), `failed` (some check failed) or `not-verified` (none
+        failed, but some could not be made: withheld updates, a node without historical state)."""
+        if self.failures:
+            return "failed"
+        return "verified" if self.ok else "not-verified"
+
+    @property
+    def verdict_label(self) -> str:
+        """`VERIFIED`, `FAILED` or `NOT VERIFIED`."""
+        return self.verdict.upper().replace("-", " ")
 
     @property
     def exit_code(self) -> int:
-        """0 when every check passed, 1 otherwise (what `sov audit` exits with)."""
+        """What `sov audit` exits with: 0 only when VERIFIED; 1 when FAILED or NOT VERIFIED."""
         return 0 if self.ok else 1
 
     def summary(self) -> str:
-        """One sentence: verified or how many checks failed."""
+        """One sentence: verified, how many checks failed, or how many could not be made."""
         t = self.lineage.target
-        counts = Counter(check.ok for check in self.checks)
         if self.ok:
             return (
                 f"VERIFIED: {t.kind} {t.text} — job {t.job_id} "
-                f"round {t.round}; all {counts[True]} checks passed "
+                f"round {t.round}; all {len(self.checks)} checks passed "
                 f"({len(self.lineage.rounds)} round(s), "
                 f"{sum(len(r.participants) for r in self.lineage.rounds)} "
                 "participation(s))"
             )
+        if self.failures:
+            return (
+                f"FAILED: {t.kind} {t.text} — {len(self.failures)} of {len(self.checks)} checks failed; "
+                f"first: {self.failures[0].message}"
+            )
         return (
-            f"FAILED: {t.kind} {t.text} — {counts[False]} of {len(self.checks)} checks failed; "
-            f"first: {self.failures[0].message}"
+            f"NOT VERIFIED: {t.kind} {t.text} — no check failed, but {len(self.unverified)} of "
+            f"{len(self.checks)} checks could not be made; first: {self.unverified[0].message}"
         )
 
     def by_name(self) -> dict[str, tuple[int, int]]:
-        """(passed, failed) per check name."""
-        result = {name: (0, 0) for name in CHECK_NAMES}
+        """(passed, failed) per check name (checks not made count in neither; see `counts`)."""
+        return {name: (p, f) for name, (p, f, _) in self.counts().items()}
+
+    def counts(self) -> dict[str, tuple[int, int, int]]:
+        """(passed, failed, not made) per check name."""
+        result = {name: (0, 0, 0) for name in CHECK_NAMES}
         for check in self.checks:
-            passed, failed = result.get(check.name, (0, 0))
-            result[check.name] = (passed + int(check.ok), failed + int(not check.ok))
+            passed, failed, unverified = result.get(check.name, (0, 0, 0))
+            result[check.name] = (
+                passed + int(check.ok),
+                failed + int(check.failed),
+                unverified + int(check.unverified),
+            )
         return result
 
     # ------------------------------------------------------------------ JSON
@@ -90,6 +119,7 @@ class AuditReport:
                     "model_cid": facts.model_cid,
                     "manifest_cid": c.manifest_cid,
                     "attestations_root": _hex(c.attestations_root),
+                    "recomputed_model_digest": _hex(facts.aggregate_digest),
                     "metrics": dict(facts.manifest.metrics) if facts.manifest else {},
                     "participants": [
                         {
@@ -102,6 +132,8 @@ class AuditReport:
                             "num_examples": None if p.entry is None else p.entry.num_examples,
                             "weight": None if p.entry is None else p.entry.weight,
                             "update_digest": None if p.entry is None else _hex(p.entry.update_digest),
+                            "update_cid": None if p.entry is None else p.entry.update_cid,
+                            "update_status": p.update_status,
                             "grant": _grant_json(p.grant),
                             "chain_status": None if p.chain_status is None else p.chain_status.name.lower(),
                         }
@@ -125,6 +157,7 @@ class AuditReport:
         return {
             "schema": REPORT_SCHEMA,
             "verified": self.ok,
+            "verdict": self.verdict,
             "summary": self.summary(),
             "seconds": round(self.seconds, 4),
             "target": {
@@ -140,6 +173,7 @@ class AuditReport:
                 "rpc_url": lin.rpc_url,
                 "training_ledger": lin.training_ledger,
                 "index_synced_block": lin.synced_block,
+                "head_block": lin.head_block,
                 "historical_state": lin.chain_history,
                 "note": lin.chain_history_note,
             },
@@ -157,7 +191,9 @@ class AuditReport:
             "rounds": rounds,
             "datasets": datasets,
             "checks": [check.to_json() for check in self.checks],
-            "counts": {name: {"passed": p, "failed": f} for name, (p, f) in self.by_name().items()},
+            "counts": {
+                name: {"passed": p, "failed": f, "not_made": u} for name, (p, f, u) in self.counts().items()
+            },
         }
 
     # ------------------------------------------------------------------ people
@@ -172,40 +208,57 @@ class AuditReport:
         for column in ("round", "block", "model digest", "model CID", "participants", "status"):
             rounds.add_column(column)
         failed_rounds = {c.round for c in self.failures}
+        unchecked_rounds = {c.round for c in self.unverified}
         for facts in lin.rounds:
             c = facts.committed
             bad = c.round in failed_rounds
+            unsure = c.round in unchecked_rounds
             rounds.add_row(
                 str(c.round),
                 str(c.block_number),
                 "0x" + c.model_digest.hex()[:16] + "…",
                 facts.model_cid or "?",
                 str(len(facts.participants)),
-                Text("FAIL", style="bold red") if bad else Text("ok", style="green"),
+                Text("FAIL", style="bold red")
+                if bad
+                else Text("not verified", style="bold yellow")
+                if unsure
+                else Text("ok", style="green"),
             )
         kinds = Table(title="checks")
-        for column in ("check", "passed", "failed"):
+        for column in ("check", "passed", "failed", "not made"):
             kinds.add_column(column)
-        for name, (passed, failed) in self.by_name().items():
-            if passed or failed:
-                kinds.add_row(name, str(passed), Text(str(failed), style="bold red" if failed else ""))
+        for name, (passed, failed, unverified) in self.counts().items():
+            if passed or failed or unverified:
+                kinds.add_row(
+                    name,
+                    str(passed),
+                    Text(str(failed), style="bold red" if failed else ""),
+                    Text(str(unverified), style="bold yellow" if unverified else ""),
+                )
         parts: list[Any] = [rounds, kinds]
-        shown = self.checks if all_checks else self.failures
+        shown = self.checks if all_checks else [c for c in self.checks if not c.ok]
         if shown:
-            detail = Table(title="failures" if not all_checks else "all checks", show_lines=False)
+            detail = Table(
+                title="all checks" if all_checks else "failures and checks not made", show_lines=False
+            )
             for column in ("check", "round", "status", "message"):
                 detail.add_column(column, overflow="fold")
             for check in shown:
                 detail.add_row(
                     check.name,
                     "" if check.round is None else str(check.round),
-                    Text(check.status, style="green" if check.ok else "bold red"),
+                    Text(
+                        str(check.status),
+                        style="green" if check.ok else "bold yellow" if check.unverified else "bold red",
+                    ),
                     check.message,
                 )
             parts.append(detail)
         if lin.chain_history_note:
             parts.append(Text(lin.chain_history_note, style="dim"))
-        parts.append(Text(self.summary(), style="bold green" if self.ok else "bold red"))
+        style = "bold green" if self.ok else "bold red" if self.failures else "bold yellow"
+        parts.append(Text(self.summary(), style=style))
         return Group(*parts)
 
     def print(self, console: Console | None = None, *, all_checks: bool = False) -> None:

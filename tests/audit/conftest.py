@@ -2,7 +2,9 @@
 
 `world` (module scope) enrols four hospitals on breast_cancer and runs a real two-round job
 with the embedded runner; tests that tamper with stored bytes work on a copy of the
-blockstore, and tests that play a lying coordinator create their own job on the same chain.
+blockstore. `lab` (module scope) is a chain where three hospitals granted the lab and the
+lab commits rounds itself (`tests.audit.forge`): honest ones, and the lies a dishonest
+coordinator would tell. `pruned_lab` is the same on an anvil that keeps no historical state.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ledger.index import EventIndex
 from ledger.keys import dev_account
 from ledger.settings import Settings
 from ledger.store import LocalBlockstore
+from tests.audit.forge import Lab, enrol_hospital
 
 
 @dataclass
@@ -47,6 +50,34 @@ class World:
         """A copy of the job's content store (to tamper with)."""
         shutil.copytree(self.store.directory, path)
         return LocalBlockstore(path)
+
+
+def _lab(home: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Lab]:
+    node = start_anvil(extra_args=extra_args)
+    try:
+        settings = Settings(home=home, rpc_url=node.rpc_url)
+        deploy_contracts(
+            Transport(make_provider(node.rpc_url), node.rpc_url), dev_account(0), settings=settings
+        )
+        client = LedgerClient.connect(settings, dev_account(0))
+        lab = Lab(node, settings, client, LocalBlockstore(settings.blockstore_dir), [])
+        lab.hospitals = [enrol_hospital(lab, dev_account(i), f"hospital {i}") for i in (1, 2, 3)]
+        lab.hospitals.sort(key=lambda h: h.dataset_id)
+        yield lab
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """Anvil + contracts + three hospitals (dev1..dev3) that granted the lab (dev0) ai-training."""
+    yield from _lab(tmp_path_factory.mktemp("sov-lab"))
+
+
+@pytest.fixture(scope="module")
+def pruned_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The same on an anvil that keeps the state of the last 2 blocks only (a non-archive node)."""
+    yield from _lab(tmp_path_factory.mktemp("sov-pruned"), ("--prune-history", "2"))
 
 
 @pytest.fixture(scope="module")
