@@ -8,6 +8,11 @@ SuperLink starts in a session of its own.
 The SuperLink always runs with `--disable-runtime-dependency-installation`: without it,
 it would `uv sync` the app's dependencies at run time, which here means downloading a
 CUDA build of torch.
+
+Each SuperNode runs as a hospital's must (`fl_node.flower.hospital`): with `--isolation
+process`, next to a `python -P -m fl_node.flower.hospital serve` process that executes its
+tasks with the installed ClientApp and refuses FABs that name or ship another. `stock`
+nodes run the FAB's ClientApp as stock Flower does; they exist to show what that allows.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from ..errors import FLError
+from .hospital import MODULE as HOSPITAL_MODULE
 
 ConfigValue = bool | float | int | str
 
@@ -153,12 +159,24 @@ class LocalFederation:
         return process
 
     def log(self, name: str) -> str:
-        """The log of process `name` (`superlink`, `supernode-0`, ...)."""
+        """The log of process `name` (`superlink`, `supernode-0`, `hospital-0` (its task executor), ...)."""
         path = self.work_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def start(self, node_configs: Sequence[Mapping[str, ConfigValue]], *, timeout: float = 60.0) -> None:
-        """Starts the SuperLink, waits until it listens, then starts one SuperNode per config."""
+    def start(
+        self,
+        node_configs: Sequence[Mapping[str, ConfigValue]],
+        *,
+        timeout: float = 60.0,
+        stock: Collection[int] = (),
+        supernode_args: Mapping[int, Sequence[str]] | None = None,
+    ) -> None:
+        """Starts the SuperLink, waits until it listens, then starts one SuperNode per config.
+
+        SuperNode `i` runs only the installed ClientApp (`fl_node.flower.hospital`) unless `i`
+        is in `stock`; `supernode_args[i]` are extra `flower-supernode` arguments (e.g.
+        `--trusted-entities FILE`).
+        """
         self.work_dir.mkdir(parents=True, exist_ok=True)
         bin_dir = Path(sys.executable).parent
         self.superlink_port = self.superlink_port or free_port()
@@ -184,19 +202,35 @@ class LocalFederation:
             time.sleep(0.2)
         self._write_flower_config()
         for index, node_config in enumerate(node_configs):
+            runtime_port = free_port()
+            argv = [
+                str(bin_dir / "flower-supernode"),
+                "--insecure",
+                "--superlink",
+                f"127.0.0.1:{self.superlink_port}",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(runtime_port),
+                "--node-config",
+                node_config_arg(node_config),
+                *(supernode_args or {}).get(index, ()),
+            ]
+            if index in stock:
+                self._spawn(f"supernode-{index}", argv)
+                continue
+            # Flower starts no task process in this mode: the hospital's executor runs them.
+            self._spawn(f"supernode-{index}", [*argv, "--isolation", "process"])
             self._spawn(
-                f"supernode-{index}",
+                f"hospital-{index}",
                 [
-                    str(bin_dir / "flower-supernode"),
-                    "--insecure",
-                    "--superlink",
-                    f"127.0.0.1:{self.superlink_port}",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(free_port()),
-                    "--node-config",
-                    node_config_arg(node_config),
+                    sys.executable,
+                    "-P",
+                    "-m",
+                    HOSPITAL_MODULE,
+                    "serve",
+                    "--runtime-api-address",
+                    f"127.0.0.1:{runtime_port}",
                 ],
             )
 
