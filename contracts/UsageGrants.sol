@@ -9,7 +9,9 @@ import {IUsageGrants} from "./interfaces/IUsageGrants.sol";
 /// @title Usage grants on registered datasets
 /// @notice Purpose-scoped, time-limited, revocable rights. A grant is one storage slot keyed
 /// by keccak256(datasetId, grantee, purpose). A grant only authorises within the deed epoch
-/// it was issued in: after a transfer of the deed the new owner must grant again.
+/// it was issued in: after a transfer of the deed the new owner must grant again. A revocation
+/// is final for signatures: a key revoked or renounced in the deed's current epoch can be
+/// issued again only directly by the owner, never by a signature given out before.
 contract UsageGrants is EIP712, IUsageGrants {
     /// @notice Training a model on the data (ERC-7517 / CAWG `ai-training`).
     bytes32 public constant AI_TRAINING = keccak256("ai-training");
@@ -48,7 +50,8 @@ contract UsageGrants is EIP712, IUsageGrants {
         (address owner, uint32 epoch, bool retired) = _registry.datasetState(datasetId);
         _requireOwnerOrOperator(datasetId, owner);
         _requireIssuable(datasetId, retired, grantee, purpose, notBefore, expiresAt);
-        _issue(datasetId, grantee, purpose, notBefore, expiresAt, epoch);
+        Grant storage grant = _grants[_grantKey(datasetId, grantee, purpose)];
+        _issue(grant, datasetId, grantee, purpose, notBefore, expiresAt, epoch);
     }
 
     /// @inheritdoc IUsageGrants
@@ -66,32 +69,54 @@ contract UsageGrants is EIP712, IUsageGrants {
         if (block.timestamp > deadline) revert UsageGrantsSignatureExpired(deadline, block.timestamp);
         (address owner, uint32 epoch, bool retired) = _registry.datasetState(datasetId);
         if (owner == address(0)) revert UsageGrantsUnknownDataset(datasetId);
-        uint256 expected = _nonces[owner];
-        if (nonce != expected) revert UsageGrantsInvalidNonce(owner, expected, nonce);
-        bytes32 digest = _hashTypedDataV4(
-            keccak256(abi.encode(GRANT_TYPEHASH, datasetId, grantee, purpose, notBefore, expiresAt, nonce, deadline))
-        );
-        if (!SignatureChecker.isValidSignatureNowCalldata(owner, digest, signature)) {
-            revert UsageGrantsInvalidSignature(datasetId, owner);
+        {
+            uint256 expected = _nonces[owner];
+            if (nonce != expected) revert UsageGrantsInvalidNonce(owner, expected, nonce);
+            bytes32 digest = _hashTypedDataV4(
+                keccak256(
+                    abi.encode(GRANT_TYPEHASH, datasetId, grantee, purpose, notBefore, expiresAt, nonce, deadline)
+                )
+            );
+            if (!SignatureChecker.isValidSignatureNowCalldata(owner, digest, signature)) {
+                revert UsageGrantsInvalidSignature(datasetId, owner);
+            }
         }
         _requireIssuable(datasetId, retired, grantee, purpose, notBefore, expiresAt);
+        Grant storage grant = _grants[_grantKey(datasetId, grantee, purpose)];
+        // The sticky record outlives a direct re-issue, so a signature from before the
+        // revocation can neither re-create the grant nor overwrite the re-issued one.
+        if (grant.revokedOnce && grant.revokedEpoch == epoch) {
+            revert UsageGrantsRevocationFinal(datasetId, grantee, purpose);
+        }
         _useNonce(owner);
-        _issue(datasetId, grantee, purpose, notBefore, expiresAt, epoch);
+        _issue(grant, datasetId, grantee, purpose, notBefore, expiresAt, epoch);
     }
 
     /// @inheritdoc IUsageGrants
     /// @dev A grant only exists on a registered dataset (deeds are never burnt), so the
-    /// grant is looked up first and the owner with the single-slot `ownerOf`.
+    /// grant is looked up first; the deed's current epoch is recorded with the revocation.
     function revokeGrant(uint256 datasetId, address grantee, bytes32 purpose) external {
         Grant storage grant = _requireRevocable(datasetId, grantee, purpose);
-        _requireOwnerOrOperator(datasetId, _registry.ownerOf(datasetId));
-        _revoke(datasetId, grantee, purpose, grant);
+        (address owner, uint32 epoch,) = _registry.datasetState(datasetId);
+        _requireOwnerOrOperator(datasetId, owner);
+        _revoke(datasetId, grantee, purpose, grant, epoch);
     }
 
     /// @inheritdoc IUsageGrants
     function renounceGrant(uint256 datasetId, bytes32 purpose) external {
         Grant storage grant = _requireRevocable(datasetId, msg.sender, purpose);
-        _revoke(datasetId, msg.sender, purpose, grant);
+        (, uint32 epoch,) = _registry.datasetState(datasetId);
+        _revoke(datasetId, msg.sender, purpose, grant, epoch);
+    }
+
+    /// @inheritdoc IUsageGrants
+    function invalidateNonces(uint256 upTo) external {
+        uint256 current = _nonces[msg.sender];
+        // upTo = 2**256 - 1 would wrap the next nonce to zero and revive every used signature.
+        if (upTo < current || upTo == type(uint256).max) {
+            revert UsageGrantsNonceNotAhead(msg.sender, current, upTo);
+        }
+        _invalidateNonces(msg.sender, upTo + 1);
     }
 
     /// @inheritdoc IUsageGrants
@@ -121,11 +146,12 @@ contract UsageGrants is EIP712, IUsageGrants {
             assembly ("memory-safe") {
                 word := sload(stored.slot)
             }
-            // Fast path on the raw slot (notBefore | expiresAt << 64 | epoch << 128 | revoked << 160):
-            // authorised iff issued, not revoked, and epoch equal to the consent word, which
-            // also excludes retirement (bit 32 of the consent word never fits in an epoch).
+            // Fast path on the raw slot (notBefore | expiresAt << 64 | epoch << 128 | revoked << 160
+            // | revokedOnce << 168 | revokedEpoch << 176): authorised iff issued, not revoked, and
+            // epoch equal to the consent word, which also excludes retirement (bit 32 of the
+            // consent word never fits in an epoch). The sticky record does not affect authorisation.
             if (
-                uint64(word >> 64) != 0 && word >> 160 == 0 && uint32(word >> 128) == consent[i]
+                uint64(word >> 64) != 0 && uint8(word >> 160) == 0 && uint32(word >> 128) == consent[i]
                     && _timeStatus(uint64(word), uint64(word >> 64)) == Status.Authorized
             ) continue;
             Grant memory grant = stored;
@@ -238,8 +264,10 @@ contract UsageGrants is EIP712, IUsageGrants {
 
     // ----------------------------------------------------------- transitions
 
-    /// @dev Issue (or replace) a grant: write, then emit.
+    /// @dev Issue (or replace) a grant: write, then emit. The sticky revocation record
+    /// (`revokedOnce`, `revokedEpoch`) is kept.
     function _issue(
+        Grant storage grant,
         uint256 datasetId,
         address grantee,
         bytes32 purpose,
@@ -247,8 +275,10 @@ contract UsageGrants is EIP712, IUsageGrants {
         uint64 expiresAt,
         uint32 epoch
     ) private {
-        _grants[_grantKey(datasetId, grantee, purpose)] =
-            Grant({notBefore: notBefore, expiresAt: expiresAt, epoch: epoch, revoked: false});
+        grant.notBefore = notBefore;
+        grant.expiresAt = expiresAt;
+        grant.epoch = epoch;
+        grant.revoked = false;
         emit GrantIssued(datasetId, grantee, purpose, notBefore, expiresAt);
     }
 
@@ -263,18 +293,27 @@ contract UsageGrants is EIP712, IUsageGrants {
         if (grant.revoked) revert UsageGrantsRevoked(datasetId, grantee, purpose);
     }
 
-    /// @dev Revoke (owner, operator) or renounce (grantee) a grant: write, then emit.
-    function _revoke(uint256 datasetId, address grantee, bytes32 purpose, Grant storage grant) private {
+    /// @dev Revoke (owner, operator) or renounce (grantee) a grant in deed epoch `epoch`:
+    /// write, then emit.
+    function _revoke(uint256 datasetId, address grantee, bytes32 purpose, Grant storage grant, uint32 epoch)
+        private
+    {
         grant.revoked = true;
+        grant.revokedOnce = true;
+        grant.revokedEpoch = epoch;
         emit GrantRevoked(datasetId, grantee, purpose);
     }
 
     /// @dev Consume the owner's current nonce: write (no event; the GrantIssued that
-    /// follows in the same transaction records the use).
+    /// follows in the same transaction records the use). Checked: `invalidateNonces` can
+    /// bring a nonce to 2**256 - 1, and a wrap to zero would revive used signatures.
     function _useNonce(address owner) private {
-        unchecked {
-            // A uint256 counter incremented by one per signature cannot overflow.
-            ++_nonces[owner];
-        }
+        ++_nonces[owner];
+    }
+
+    /// @dev Cancel the owner's signed grants below `newNonce`: write, then emit.
+    function _invalidateNonces(address owner, uint256 newNonce) private {
+        _nonces[owner] = newNonce;
+        emit NoncesInvalidated(owner, newNonce);
     }
 }

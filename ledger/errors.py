@@ -348,7 +348,26 @@ class InvalidGrantNonceError(GrantSignatureRejectedError):
 
     template = (
         "the signed grant carries nonce {given} but {owner}'s next nonce is {expected} "
-        "(already redeemed, or signed out of order)"
+        "(already redeemed, cancelled by the owner, or signed out of order)"
+    )
+
+
+class GrantRevocationFinalError(GrantSignatureRejectedError, PermissionError):
+    """`UsageGrantsRevocationFinal`: the key was revoked or renounced in the deed's current epoch."""
+
+    template = (
+        "the grant of dataset {datasetId} to {grantee} for {purpose} was revoked or renounced since "
+        "the deed's last transfer, and a revocation cannot be undone by a signature; the owner can "
+        "issue it directly with `sov grant issue`"
+    )
+
+
+class NonceNotAheadError(ContractRevertError, ValueError):
+    """`UsageGrantsNonceNotAhead`: cancelling signatures must move the nonce forward."""
+
+    template = (
+        "{owner}'s next nonce is already {current}: nonces up to {upTo} are used or cancelled; "
+        "pass --up-to {current} or more (below 2**256 - 1)"
     )
 
 
@@ -483,6 +502,8 @@ REVERT_ERRORS: dict[str, type[ContractRevertError]] = {
     "UsageGrantsSignatureExpired": SignedGrantExpiredError,
     "UsageGrantsInvalidSignature": InvalidGrantSignatureError,
     "UsageGrantsInvalidNonce": InvalidGrantNonceError,
+    "UsageGrantsRevocationFinal": GrantRevocationFinalError,
+    "UsageGrantsNonceNotAhead": NonceNotAheadError,
     "TrainingLedgerUnknownJob": UnknownJobError,
     "TrainingLedgerNotCoordinator": NotCoordinatorError,
     "TrainingLedgerRoundOutOfOrder": RoundOutOfOrderError,

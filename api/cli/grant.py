@@ -1,4 +1,4 @@
-"""`sov grant issue|revoke|renounce|check|list|sign|redeem`: purpose-scoped, time-limited usage rights."""
+"""`sov grant issue|revoke|renounce|check|list|sign|redeem|cancel-signatures`: purpose-scoped usage rights."""
 
 from __future__ import annotations
 
@@ -283,3 +283,40 @@ def redeem(
         emit_json({"signer": signer, "tx_hash": receipt.tx_hash, "block_number": receipt.block_number})
     else:
         console.print(f"redeemed grant signed by {signer} at block {receipt.block_number}")
+
+
+@app.command("cancel-signatures")
+@user_errors
+def cancel_signatures(
+    up_to: Annotated[
+        int | None,
+        typer.Option(
+            "--up-to",
+            min=0,
+            help="cancel every signed grant with a nonce up to this one (default: the account's next nonce)",
+        ),
+    ] = None,
+    account: AccountOption = "dev1",
+    json: JsonFlag = False,
+) -> None:
+    """Cancel this account's signed grants that nobody redeemed yet (moves its nonce past them)."""
+    client = open_client(settings(), account)
+    assert client.address is not None
+    before = client.nonces(client.address)
+    next_nonce, receipt = client.invalidate_nonces(up_to)
+    if json:
+        emit_json(
+            {
+                "owner": client.address,
+                "cancelled_from": str(before),
+                "cancelled_to": str(next_nonce - 1),
+                "next_nonce": str(next_nonce),
+                "tx_hash": receipt.tx_hash,
+                "block_number": receipt.block_number,
+            }
+        )
+    else:
+        console.print(
+            f"cancelled {client.address}'s signed grants with nonces {before} to {next_nonce - 1}; "
+            f"the next signature must carry nonce {next_nonce}"
+        )

@@ -19,11 +19,18 @@ interface IUsageGrants {
     }
 
     /// @notice A grant as stored: one slot.
+    /// @dev `revoked` is cleared when the owner issues the grant again directly. `revokedOnce`
+    /// is sticky: every revoke or renounce sets it, with the deed epoch it happened in
+    /// (`revokedEpoch`), and nothing clears it. While the deed is still in that epoch no signed
+    /// grant can (re-)create this key, so a revocation cannot be undone by a signature the
+    /// owner gave out earlier. After a transfer of the deed the new owner's signatures work.
     struct Grant {
         uint64 notBefore;
         uint64 expiresAt;
         uint32 epoch;
         bool revoked;
+        bool revokedOnce;
+        uint32 revokedEpoch;
     }
 
     /// @notice No deed exists for `datasetId`.
@@ -52,8 +59,14 @@ interface IUsageGrants {
     error UsageGrantsSignatureExpired(uint256 deadline, uint256 now_);
     /// @notice The signature is not the dataset owner's (EOA or EIP-1271 wallet).
     error UsageGrantsInvalidSignature(uint256 datasetId, address owner);
-    /// @notice The signed nonce is not the owner's next nonce (replayed or out of order).
+    /// @notice The signed nonce is not the owner's next nonce (replayed, cancelled or out of order).
     error UsageGrantsInvalidNonce(address owner, uint256 expected, uint256 given);
+    /// @notice The grant was revoked or renounced in the deed's current epoch: a signature
+    /// cannot re-create it. The owner can still issue it directly with `issueGrant`.
+    error UsageGrantsRevocationFinal(uint256 datasetId, address grantee, bytes32 purpose);
+    /// @notice `invalidateNonces(upTo)` must move the caller's nonce forward: `upTo` must be at
+    /// least its current nonce `current` (and below 2**256 - 1).
+    error UsageGrantsNonceNotAhead(address owner, uint256 current, uint256 upTo);
 
     /// @notice A grant was issued (or re-issued, replacing the previous one).
     event GrantIssued(
@@ -61,13 +74,16 @@ interface IUsageGrants {
     );
     /// @notice A grant was revoked by the owner or an operator, or renounced by the grantee.
     event GrantRevoked(uint256 indexed datasetId, address indexed grantee, bytes32 indexed purpose);
+    /// @notice `owner` cancelled its unredeemed signed grants: only nonce `newNonce` and later redeem.
+    event NoncesInvalidated(address indexed owner, uint256 newNonce);
 
     /// @notice Issues a grant. Caller: the dataset's owner or an approved operator.
     function issueGrant(uint256 datasetId, address grantee, bytes32 purpose, uint64 notBefore, uint64 expiresAt)
         external;
 
     /// @notice Issues a grant the owner signed off-chain as EIP-712 `Grant` typed data; anyone may submit it.
-    /// EIP-1271 contract-wallet owners are supported.
+    /// EIP-1271 contract-wallet owners are supported. Reverts with `UsageGrantsRevocationFinal`
+    /// when this key was revoked or renounced in the deed's current epoch.
     function issueGrantBySig(
         uint256 datasetId,
         address grantee,
@@ -84,6 +100,11 @@ interface IUsageGrants {
 
     /// @notice The grantee gives up its own grant.
     function renounceGrant(uint256 datasetId, bytes32 purpose) external;
+
+    /// @notice Cancels every unredeemed signed grant of the caller with a nonce up to `upTo`:
+    /// the caller's next nonce becomes `upTo + 1`. Reverts with `UsageGrantsNonceNotAhead` when
+    /// that would not move the nonce forward.
+    function invalidateNonces(uint256 upTo) external;
 
     /// @notice The one view every check uses.
     function isAuthorized(uint256 datasetId, address grantee, bytes32 purpose) external view returns (bool);

@@ -11,7 +11,8 @@ import {TestBase} from "./utils/TestBase.sol";
 import {Vm} from "./utils/Vm.sol";
 
 /// @notice Drives grants and deeds through random issue / revoke / renounce / retire /
-/// transfer / time steps, and keeps an independent model (ghost state) of what must authorise.
+/// transfer / time steps, plus signed grants that holders give out and anyone redeems later,
+/// and keeps an independent model (ghost state) of what must authorise.
 contract GrantsHandler {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
     uint256 internal constant DATASETS = 4;
@@ -22,6 +23,7 @@ contract GrantsHandler {
     bytes32 public immutable purpose;
 
     uint256[DATASETS] public datasetIds;
+    uint256[DATASETS] internal holderKey;
     address[DATASETS] public holder;
     uint32[DATASETS] public epoch;
     bool[DATASETS] public retired;
@@ -36,12 +38,31 @@ contract GrantsHandler {
 
     GhostGrant[GRANTEES][DATASETS] internal ghost;
 
+    /// @dev Epoch + 1 in which the model last saw (d, g) revoked or renounced (0: never).
+    uint40[GRANTEES][DATASETS] internal revokedInEpochPlusOne;
+
+    struct SignedGrant {
+        uint256 d;
+        uint256 g;
+        uint64 notBefore;
+        uint64 expiresAt;
+        uint256 nonce;
+        uint256 deadline;
+        bytes signature;
+    }
+
+    SignedGrant[] internal signedGrants;
+    uint256 public redeemedSignatures;
+    /// @notice Signed grants the contract accepted for a key revoked in the deed's current epoch.
+    uint256 public recreatedAfterRevocation;
+
     constructor(DatasetRegistry registry_, UsageGrants grants_) {
         registry = registry_;
         grants = grants_;
         purpose = grants_.AI_TRAINING();
         for (uint256 d; d < DATASETS; ++d) {
-            holder[d] = address(uint160(0xA000 + d));
+            holderKey[d] = 0xA000 + d;
+            holder[d] = vm.addr(holderKey[d]);
             vm.prank(holder[d]);
             datasetIds[d] = registry_.register(keccak256(abi.encode("inv", d)), 0, "");
         }
@@ -70,6 +91,7 @@ contract GrantsHandler {
         vm.prank(holder[d]);
         grants.revokeGrant(datasetIds[d], grantee(g), purpose);
         ghost[d][g].revoked = true;
+        revokedInEpochPlusOne[d][g] = uint40(epoch[d]) + 1;
     }
 
     function renounce(uint256 d, uint256 g) external {
@@ -79,6 +101,45 @@ contract GrantsHandler {
         vm.prank(grantee(g));
         grants.renounceGrant(datasetIds[d], purpose);
         ghost[d][g].revoked = true;
+        revokedInEpochPlusOne[d][g] = uint40(epoch[d]) + 1;
+    }
+
+    /// @notice The current holder signs a grant with its next nonce and keeps it for later.
+    function sign(uint256 d, uint256 g, uint64 length) external {
+        d %= DATASETS;
+        g %= GRANTEES;
+        uint64 notBefore = uint64(block.timestamp);
+        uint64 expiresAt = notBefore + (length % 4 days);
+        uint256 nonce = grants.nonces(holder[d]);
+        uint256 deadline = block.timestamp + 3 days;
+        bytes32 structHash = keccak256(
+            abi.encode(
+                grants.GRANT_TYPEHASH(), datasetIds[d], grantee(g), purpose, notBefore, expiresAt, nonce, deadline
+            )
+        );
+        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", grants.DOMAIN_SEPARATOR(), structHash));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(holderKey[d], digest);
+        signedGrants.push(SignedGrant(d, g, notBefore, expiresAt, nonce, deadline, abi.encodePacked(r, s, v)));
+    }
+
+    /// @notice Anyone redeems a signed grant given out earlier (maybe before a revocation).
+    function redeem(uint256 i) external {
+        if (signedGrants.length == 0) return;
+        SignedGrant memory sg = signedGrants[i % signedGrants.length];
+        try grants.issueGrantBySig(
+            datasetIds[sg.d], grantee(sg.g), purpose, sg.notBefore, sg.expiresAt, sg.nonce, sg.deadline, sg.signature
+        ) {
+            ++redeemedSignatures;
+            if (revokedInEpochPlusOne[sg.d][sg.g] == uint40(epoch[sg.d]) + 1) ++recreatedAfterRevocation;
+            ghost[sg.d][sg.g] = GhostGrant(true, false, sg.notBefore, sg.expiresAt, epoch[sg.d]);
+        } catch {}
+    }
+
+    /// @notice The current holder cancels its outstanding signatures.
+    function cancelSignatures(uint256 d) external {
+        d %= DATASETS;
+        vm.prank(holder[d]);
+        grants.invalidateNonces(grants.nonces(holder[d]));
     }
 
     function retire(uint256 d) external {
@@ -91,11 +152,13 @@ contract GrantsHandler {
 
     function transfer(uint256 d, uint256 to) external {
         d %= DATASETS;
-        address next = address(uint160(0xA100 + (to % 3)));
+        uint256 nextKey = 0xA100 + (to % 3);
+        address next = vm.addr(nextKey);
         if (next == holder[d]) return;
         vm.prank(holder[d]);
         registry.transferFrom(holder[d], next, datasetIds[d]);
         holder[d] = next;
+        holderKey[d] = nextKey;
         ++epoch[d];
     }
 
@@ -144,6 +207,12 @@ contract UsageGrantsInvariantTest is TestBase {
                 assertEq(passed, want, "requireAuthorized vs model");
             }
         }
+    }
+
+    /// @notice No grant revoked or renounced in the deed's current epoch is re-created by a
+    /// signature, whenever that signature was given out.
+    function invariant_noRevokedGrantRecreatedBySignature() public view {
+        assertEq(handler.recreatedAfterRevocation(), 0, "signature re-created a revoked grant");
     }
 }
 

@@ -70,6 +70,7 @@ contract UsageGrantsTest is Fixture {
         assertEq(uint256(g.expiresAt), expiresAt, "expiresAt");
         assertEq(uint256(g.epoch), 0, "epoch");
         assertFalse(g.revoked, "revoked");
+        assertFalse(g.revokedOnce, "never revoked");
         assertEq(
             uint256(grants.authorizationStatus(id, grantee, grants.ANALYTICS())),
             uint256(IUsageGrants.Status.NoGrant),
@@ -90,7 +91,12 @@ contract UsageGrantsTest is Fixture {
         grants.revokeGrant(id, grantee, trainingPurpose);
         grantAs(owner, id, grantee, 0, expiresAt + 5);
         assertStatus(IUsageGrants.Status.Authorized, "re-issued");
-        assertEq(uint256(grants.getGrant(id, grantee, trainingPurpose).expiresAt), expiresAt + 5, "replaced");
+        IUsageGrants.Grant memory g = grants.getGrant(id, grantee, trainingPurpose);
+        assertEq(uint256(g.expiresAt), expiresAt + 5, "replaced");
+        assertFalse(g.revoked, "live again");
+        assertTrue(g.revokedOnce, "the revocation record survives a direct re-issue");
+        // The batched check's fast path reads the raw slot: the sticky bits must not trip it.
+        grants.requireAuthorized(singleton(id), grantee, trainingPurpose);
     }
 
     function test_issueGrant_revertsForUnknownDataset() public {
@@ -188,7 +194,23 @@ contract UsageGrantsTest is Fixture {
         vm.prank(owner);
         grants.revokeGrant(id, grantee, trainingPurpose);
         assertStatus(IUsageGrants.Status.Revoked, "revoked");
-        assertTrue(grants.getGrant(id, grantee, trainingPurpose).revoked, "stored flag");
+        IUsageGrants.Grant memory g = grants.getGrant(id, grantee, trainingPurpose);
+        assertTrue(g.revoked, "stored flag");
+        assertTrue(g.revokedOnce, "sticky record");
+        assertEq(uint256(g.revokedEpoch), 0, "revoked in epoch 0");
+    }
+
+    function test_revokeGrant_recordsTheCurrentEpochForAStaleGrant() public {
+        grantAs(owner, id, grantee, 0, expiresAt);
+        vm.prank(owner);
+        registry.transferFrom(owner, other, id);
+        // The new owner revokes the previous owner's grant: the record is for the deed's epoch now.
+        vm.prank(other);
+        grants.revokeGrant(id, grantee, trainingPurpose);
+        IUsageGrants.Grant memory g = grants.getGrant(id, grantee, trainingPurpose);
+        assertEq(uint256(g.epoch), 0, "issued in epoch 0");
+        assertEq(uint256(g.revokedEpoch), 1, "revoked in epoch 1");
+        assertStatus(IUsageGrants.Status.Revoked, "revoked");
     }
 
     function test_revokeGrant_byOperator() public {

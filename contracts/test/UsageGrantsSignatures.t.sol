@@ -179,6 +179,236 @@ contract UsageGrantsSignaturesTest is Fixture {
         assertEq(grants.isAuthorized(dataset, to, purpose), !(late || over), "authorised iff accepted");
     }
 
+    // ------------------------------------------------ revocation is final
+
+    function revokeAs(address who) internal {
+        vm.prank(who);
+        grants.revokeGrant(id, grantee, trainingPurpose);
+    }
+
+    function expectFinal(uint256 datasetId) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IUsageGrants.UsageGrantsRevocationFinal.selector, datasetId, grantee, trainingPurpose
+            )
+        );
+    }
+
+    function test_revocationFinal_pendingSignatureCannotRecreateRevokedGrant() public {
+        // The owner gave out a signature, then granted directly and revoked.
+        bytes memory pending = signed(OWNER_KEY, id, 0);
+        grantAs(owner, id, grantee, 0, expiresAt);
+        revokeAs(owner);
+        expectFinal(id);
+        submit(id, 0, pending);
+        assertFalse(authorised(), "still revoked");
+        assertTrue(grants.getGrant(id, grantee, trainingPurpose).revoked, "stored flag unchanged");
+        assertEq(grants.nonces(owner), 0, "nonce not consumed");
+    }
+
+    function test_revocationFinal_pendingSignatureCannotOverwriteReissuedGrant() public {
+        bytes memory pending = signed(OWNER_KEY, id, 0);
+        grantAs(owner, id, grantee, 0, expiresAt);
+        revokeAs(owner);
+        grantAs(owner, id, grantee, START + 1 days, START + 2 days);
+        expectFinal(id);
+        submit(id, 0, pending);
+        IUsageGrants.Grant memory g = grants.getGrant(id, grantee, trainingPurpose);
+        assertEq(uint256(g.notBefore), START + 1 days, "re-issued window kept (start)");
+        assertEq(uint256(g.expiresAt), START + 2 days, "re-issued window kept (end)");
+        assertEq(grants.nonces(owner), 0, "nonce not consumed");
+    }
+
+    function test_revocationFinal_signedGrantRevokedThenRedeemedAgain() public {
+        // A grant created by signature, revoked, and a second signature for the same key.
+        submit(id, 0, signed(OWNER_KEY, id, 0));
+        revokeAs(owner);
+        bytes memory later = signed(OWNER_KEY, id, 1);
+        expectFinal(id);
+        submit(id, 1, later);
+        assertFalse(authorised(), "still revoked");
+    }
+
+    function test_revocationFinal_afterRenounce() public {
+        bytes memory pending = signed(OWNER_KEY, id, 0);
+        grantAs(owner, id, grantee, 0, expiresAt);
+        vm.prank(grantee);
+        grants.renounceGrant(id, trainingPurpose);
+        expectFinal(id);
+        submit(id, 0, pending);
+        assertFalse(authorised(), "renounced stays renounced");
+    }
+
+    function test_revocationFinal_onlyForTheRevokedKey() public {
+        grantAs(owner, id, grantee, 0, expiresAt);
+        revokeAs(owner);
+        // Another purpose for the same grantee and dataset is a different key.
+        bytes32 analytics = grants.ANALYTICS();
+        bytes memory signature = signDigest(OWNER_KEY, grantDigest(id, grantee, analytics, 0, expiresAt, 0, deadline));
+        vm.prank(relayer);
+        grants.issueGrantBySig(id, grantee, analytics, 0, expiresAt, 0, deadline, signature);
+        assertTrue(grants.isAuthorized(id, grantee, analytics), "other purpose unaffected");
+    }
+
+    function test_revocationFinal_newOwnerSignaturesWork() public {
+        grantAs(owner, id, grantee, 0, expiresAt);
+        revokeAs(owner);
+        vm.prank(owner);
+        registry.transferFrom(owner, other, id);
+        vm.expectEmit(true, true, true, true, address(grants));
+        emit IUsageGrants.GrantIssued(id, grantee, trainingPurpose, 0, expiresAt);
+        submit(id, 0, signed(OTHER_KEY, id, 0));
+        assertTrue(authorised(), "the new owner's signature grants in the new epoch");
+        assertEq(uint256(grants.getGrant(id, grantee, trainingPurpose).epoch), 1, "epoch 1");
+    }
+
+    function test_revocationFinal_newOwnerRevokingStaleGrantBlocksItsOwnSignatures() public {
+        grantAs(owner, id, grantee, 0, expiresAt);
+        vm.prank(owner);
+        registry.transferFrom(owner, other, id);
+        bytes memory pending = signed(OTHER_KEY, id, 0);
+        revokeAs(other);
+        expectFinal(id);
+        submit(id, 0, pending);
+        assertEq(grants.nonces(other), 0, "nonce not consumed");
+    }
+
+    function holderKey(uint256 transfers) internal pure returns (uint256) {
+        return transfers % 2 == 0 ? OWNER_KEY : OTHER_KEY;
+    }
+
+    /// @dev Passes the deed on `count` times between owner and other; returns the holder.
+    function transferTimes(uint256 count) internal returns (address holder) {
+        for (uint256 i; i < count; ++i) {
+            address from = vm.addr(holderKey(i));
+            vm.prank(from);
+            registry.transferFrom(from, vm.addr(holderKey(i + 1)), id);
+        }
+        holder = vm.addr(holderKey(count));
+    }
+
+    function testFuzz_revocationFinal(uint8 transfers, bool renounce, uint64 reissueEnd, bool reissue) public {
+        transfers = uint8(bound(transfers, 0, 4));
+        reissueEnd = uint64(bound(reissueEnd, START, type(uint64).max));
+        address holder = transferTimes(transfers);
+        uint256 nonce = grants.nonces(holder);
+        bytes memory pending = signed(holderKey(transfers), id, nonce);
+        grantAs(holder, id, grantee, 0, expiresAt);
+        if (renounce) {
+            vm.prank(grantee);
+            grants.renounceGrant(id, trainingPurpose);
+        } else {
+            revokeAs(holder);
+        }
+        if (reissue) grantAs(holder, id, grantee, 0, reissueEnd);
+        expectFinal(id);
+        submit(id, nonce, pending);
+        assertEq(authorised(), reissue, "only the direct re-issue authorises");
+        uint256 kept = grants.getGrant(id, grantee, trainingPurpose).expiresAt;
+        assertEq(kept, reissue ? reissueEnd : expiresAt, "stored grant kept");
+        // One more transfer: a new epoch, and the new holder's signature works.
+        address next = vm.addr(holderKey(transfers + 1));
+        vm.prank(holder);
+        registry.transferFrom(holder, next, id);
+        nonce = grants.nonces(next);
+        submit(id, nonce, signed(holderKey(transfers + 1), id, nonce));
+        assertTrue(authorised(), "new epoch, new owner's signature");
+    }
+
+    // --------------------------------------------------- invalidateNonces
+
+    function test_invalidateNonces_cancelsUnredeemedSignaturesAndEmits() public {
+        bytes memory first = signed(OWNER_KEY, id, 0);
+        bytes memory second = signed(OWNER_KEY, id, 1);
+        vm.expectEmit(true, true, true, true, address(grants));
+        emit IUsageGrants.NoncesInvalidated(owner, 2);
+        vm.prank(owner);
+        grants.invalidateNonces(1);
+        assertEq(grants.nonces(owner), 2, "moved past 1");
+        vm.expectRevert(abi.encodeWithSelector(IUsageGrants.UsageGrantsInvalidNonce.selector, owner, 2, 0));
+        submit(id, 0, first);
+        vm.expectRevert(abi.encodeWithSelector(IUsageGrants.UsageGrantsInvalidNonce.selector, owner, 2, 1));
+        submit(id, 1, second);
+        assertFalse(authorised(), "neither cancelled signature granted");
+        submit(id, 2, signed(OWNER_KEY, id, 2));
+        assertTrue(authorised(), "a signature with the new nonce works");
+    }
+
+    function test_invalidateNonces_currentNonceOnly() public {
+        bytes memory pending = signed(OWNER_KEY, id, 0);
+        vm.prank(owner);
+        grants.invalidateNonces(0);
+        assertEq(grants.nonces(owner), 1, "nonce 0 cancelled");
+        vm.expectRevert(abi.encodeWithSelector(IUsageGrants.UsageGrantsInvalidNonce.selector, owner, 1, 0));
+        submit(id, 0, pending);
+    }
+
+    function test_invalidateNonces_revertsWhenNotAhead() public {
+        vm.startPrank(owner);
+        grants.invalidateNonces(4);
+        vm.expectRevert(abi.encodeWithSelector(IUsageGrants.UsageGrantsNonceNotAhead.selector, owner, 5, 3));
+        grants.invalidateNonces(3);
+        vm.expectRevert(abi.encodeWithSelector(IUsageGrants.UsageGrantsNonceNotAhead.selector, owner, 5, 4));
+        grants.invalidateNonces(4);
+        vm.expectRevert(
+            abi.encodeWithSelector(IUsageGrants.UsageGrantsNonceNotAhead.selector, owner, 5, type(uint256).max)
+        );
+        grants.invalidateNonces(type(uint256).max);
+        vm.stopPrank();
+        assertEq(grants.nonces(owner), 5, "unchanged by the refused calls");
+    }
+
+    function test_invalidateNonces_onlyTheCallersNonce() public {
+        vm.prank(other);
+        grants.invalidateNonces(9);
+        assertEq(grants.nonces(other), 10, "caller's nonce");
+        assertEq(grants.nonces(owner), 0, "the dataset owner's nonce untouched");
+        submit(id, 0, signed(OWNER_KEY, id, 0));
+        assertTrue(authorised(), "owner's signature unaffected");
+    }
+
+    function test_invalidateNonces_lastNonceCannotWrap() public {
+        vm.prank(owner);
+        grants.invalidateNonces(type(uint256).max - 1);
+        assertEq(grants.nonces(owner), type(uint256).max, "at the last nonce");
+        bytes memory last = signed(OWNER_KEY, id, type(uint256).max);
+        // Consuming the last nonce would wrap to 0 and revive used signatures: it reverts instead.
+        vm.expectRevert(abi.encodeWithSignature("Panic(uint256)", 0x11));
+        submit(id, type(uint256).max, last);
+        assertEq(grants.nonces(owner), type(uint256).max, "unchanged");
+    }
+
+    function test_invalidateNonces_byWalletOwner() public {
+        MockSignerWallet wallet = new MockSignerWallet(owner);
+        vm.prank(owner);
+        wallet.execute(address(registry), abi.encodeCall(registry.register, (rootOf(2), 0, "")));
+        uint256 walletDataset = uint256(rootOf(2));
+        bytes memory pending = signed(OWNER_KEY, walletDataset, 0);
+        vm.prank(owner);
+        wallet.execute(address(grants), abi.encodeCall(grants.invalidateNonces, (0)));
+        assertEq(grants.nonces(address(wallet)), 1, "wallet's nonce moved");
+        vm.expectRevert(abi.encodeWithSelector(IUsageGrants.UsageGrantsInvalidNonce.selector, address(wallet), 1, 0));
+        submit(walletDataset, 0, pending);
+    }
+
+    function testFuzz_invalidateNonces(address caller, uint256 first, uint256 second) public {
+        first = bound(first, 0, type(uint256).max - 2);
+        vm.expectEmit(true, true, true, true, address(grants));
+        emit IUsageGrants.NoncesInvalidated(caller, first + 1);
+        vm.prank(caller);
+        grants.invalidateNonces(first);
+        assertEq(grants.nonces(caller), first + 1, "moved past first");
+        bool ahead = second > first && second != type(uint256).max;
+        if (!ahead) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IUsageGrants.UsageGrantsNonceNotAhead.selector, caller, first + 1, second)
+            );
+        }
+        vm.prank(caller);
+        grants.invalidateNonces(second);
+        assertEq(grants.nonces(caller), ahead ? second + 1 : first + 1, "forward only");
+    }
+
     function test_mockSignerWallet_onlySignerDrivesIt() public {
         MockSignerWallet wallet = new MockSignerWallet(owner);
         assertEq(wallet.signer(), owner, "signer");

@@ -67,6 +67,13 @@ def _checksummed(address: str) -> str:
     return str(to_checksum_address(address))
 
 
+def _grant_record(raw: Sequence[Any]) -> GrantRecord:
+    not_before, expires_at, epoch, revoked, revoked_once, revoked_epoch = raw
+    return GrantRecord(
+        int(not_before), int(expires_at), int(epoch), bool(revoked), bool(revoked_once), int(revoked_epoch)
+    )
+
+
 def _block_param(block: BlockId) -> str:
     return hex(block) if isinstance(block, int) else block
 
@@ -468,13 +475,13 @@ class LedgerClient:
         self, dataset_id: DatasetRef, grantee: str, purpose: bytes | str, *, block: BlockId = "latest"
     ) -> GrantRecord:
         """The stored grant (all zero when none)."""
-        ((not_before, expires_at, epoch, revoked),) = self._call(
+        (raw,) = self._call(
             "UsageGrants",
             "getGrant",
             [dataset_id_of(dataset_id), to_checksum_address(grantee), purpose_id(purpose)],
             block,
         )
-        return GrantRecord(int(not_before), int(expires_at), int(epoch), bool(revoked))
+        return _grant_record(raw)
 
     def grant_snapshot(
         self, dataset_id: DatasetRef, grantee: str, purpose: bytes | str, *, block: int
@@ -515,12 +522,12 @@ class LedgerClient:
                 return self.grant_snapshot(dataset_id, grantee, purpose, block=int(head["result"], 16))
             raise LookupError(f"block {block} does not exist at {self.rpc_url}")
         (status_value,) = self._decode_answer("UsageGrants", "authorizationStatus", 3, status)
-        ((not_before, expires_at, epoch, revoked),) = self._decode_answer("UsageGrants", "getGrant", 3, grant)
+        (grant_raw,) = self._decode_answer("UsageGrants", "getGrant", 3, grant)
         return GrantSnapshot(
             block=BlockRef(int(raw["number"], 16), str(raw["hash"]), int(raw["timestamp"], 16)),
             head=int(head["result"], 16),
             status=AuthorizationStatus(int(status_value)),
-            grant=GrantRecord(int(not_before), int(expires_at), int(epoch), bool(revoked)),
+            grant=_grant_record(grant_raw),
         )
 
     def nonces(self, owner: str, *, block: BlockId = "latest") -> int:
@@ -652,6 +659,21 @@ class LedgerClient:
             [dataset_id_of(dataset_id), to_checksum_address(grantee), purpose_id(purpose)],
             "revoke grant",
         )
+
+    def invalidate_nonces(self, up_to: int | None = None) -> tuple[int, Receipt]:
+        """Cancel this account's unredeemed signed grants with a nonce up to `up_to`.
+
+        Without `up_to`, the current nonce: every grant signed since the last redemption (they
+        all carry it) is cancelled. Returns (the next nonce, receipt); a value below the current
+        nonce raises `NonceNotAheadError` before anything is sent.
+        """
+        if self.address is None:
+            raise ConfigurationError("cancel signatures needs a signing account; connect with account=...")
+        target = self.nonces(self.address) if up_to is None else int(up_to)
+        if not 0 <= target < 2**256:
+            raise InvalidArgumentError(f"nonce {target} is not a uint256")
+        receipt = self._transact("UsageGrants", "invalidateNonces", [target], "cancel signatures")
+        return int(receipt.event("NoncesInvalidated").args["newNonce"]), receipt
 
     def renounce_grant(self, dataset_id: DatasetRef, purpose: bytes | str) -> Receipt:
         """The grantee (this account) gives up its grant."""

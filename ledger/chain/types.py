@@ -41,12 +41,23 @@ class DatasetState:
 
 @dataclass(frozen=True)
 class GrantRecord:
-    """`UsageGrants.getGrant`: the stored grant (all zero when none)."""
+    """`UsageGrants.getGrant`: the stored grant (all zero when none).
+
+    `revoked_once` and `revoked_epoch` are the sticky revocation record: once the key was
+    revoked or renounced in deed epoch `revoked_epoch`, no signed grant re-creates it while the
+    deed stays in that epoch, even after the owner re-issued it directly.
+    """
 
     not_before: int
     expires_at: int
     epoch: int
     revoked: bool
+    revoked_once: bool = False
+    revoked_epoch: int = 0
+
+    def signatures_refused_in(self, epoch: int) -> bool:
+        """Whether `issueGrantBySig` refuses this key while the deed is in `epoch`."""
+        return self.revoked_once and self.revoked_epoch == epoch
 
     @property
     def exists(self) -> bool:

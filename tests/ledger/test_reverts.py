@@ -31,6 +31,7 @@ from ledger.errors import (
     GrantExpiredError,
     GrantNotYetValidError,
     GrantOwnerChangedError,
+    GrantRevocationFinalError,
     GrantRevokedError,
     GrantUnknownDatasetError,
     InvalidDatasetCountError,
@@ -44,6 +45,7 @@ from ledger.errors import (
     JobInvalidPurposeError,
     JobUnknownDatasetError,
     NoGrantError,
+    NonceNotAheadError,
     NotAuthorizedError,
     NotCoordinatorError,
     NotOwnerError,
@@ -368,6 +370,114 @@ def test_signed_grant_replayed(world: World) -> None:
         f"carries nonce 0 but {world.owner.address}'s next nonce is 1",
     )
     assert error.args_by_name == {"owner": world.owner.address, "expected": 1, "given": 0}
+
+
+def _signed_for_lab(world: World, nonce: int) -> dict[str, Any]:
+    """The owner's signature of the world's own key (dataset, lab, ai-training), not yet redeemed."""
+    typed = grant_typed_data(
+        world.owner.chain_id,
+        world.chain.deployment.address("UsageGrants"),
+        world.dataset_id,
+        str(world.lab.address),
+        AI,
+        world.now,
+        world.now + 5000,
+        nonce,
+        world.now + 1000,
+    )
+    return sign_grant(dev_account(1), typed)
+
+
+def _final_message(world: World) -> str:
+    return (
+        f"the grant of dataset 0x{world.dataset_id:064x} to {world.lab.address} for ai-training was "
+        "revoked or renounced since the deed's last transfer, and a revocation cannot be undone by a "
+        "signature; the owner can issue it directly with `sov grant issue`"
+    )
+
+
+def test_signed_grant_cannot_undo_a_revocation(world: World) -> None:
+    """A dishonest lab keeps an unredeemed signature and redeems it after the owner revoked."""
+    pending = _signed_for_lab(world, 0)
+    lab = str(world.lab.address)
+    world.owner.revoke_grant(world.dataset_id, lab, AI)
+    error = rejected(
+        world, lambda: world.lab.issue_grant_by_sig(pending), GrantRevocationFinalError, _final_message(world)
+    )
+    assert isinstance(error, PermissionError)
+    assert error.args_by_name == {"datasetId": world.dataset_id, "grantee": world.lab.address, "purpose": AI}
+    assert world.owner.authorization_status(world.dataset_id, lab, AI).name == "REVOKED"
+    grant = world.owner.get_grant(world.dataset_id, lab, AI)
+    assert grant.revoked and grant.signatures_refused_in(0) and not grant.signatures_refused_in(1)
+
+
+def test_signed_grant_cannot_undo_a_renunciation(world: World) -> None:
+    pending = _signed_for_lab(world, 0)
+    world.lab.renounce_grant(world.dataset_id, AI)
+    rejected(
+        world, lambda: world.stranger.issue_grant_by_sig(pending), GrantRevocationFinalError, "renounced"
+    )
+
+
+def test_signed_grant_cannot_overwrite_a_reissued_grant(world: World) -> None:
+    """After a revocation the owner re-issues a shorter grant; the old signature must not replace it."""
+    pending = _signed_for_lab(world, 0)
+    lab = str(world.lab.address)
+    world.owner.revoke_grant(world.dataset_id, lab, AI)
+    world.owner.issue_grant(world.dataset_id, lab, AI, world.now, world.now + 60)
+    rejected(
+        world, lambda: world.lab.issue_grant_by_sig(pending), GrantRevocationFinalError, _final_message(world)
+    )
+    grant = world.owner.get_grant(world.dataset_id, lab, AI)
+    assert (grant.expires_at, grant.revoked, grant.revoked_once) == (world.now + 60, False, True)
+
+
+def test_new_owner_signature_works_after_transfer(world: World) -> None:
+    lab = str(world.lab.address)
+    world.owner.revoke_grant(world.dataset_id, lab, AI)
+    world.owner.transfer_dataset(world.dataset_id, str(world.stranger.address))
+    typed = grant_typed_data(
+        world.owner.chain_id,
+        world.chain.deployment.address("UsageGrants"),
+        world.dataset_id,
+        lab,
+        AI,
+        world.now,
+        world.now + 5000,
+        0,
+        world.now + 1000,
+    )
+    world.lab.issue_grant_by_sig(sign_grant(dev_account(3), typed))
+    assert world.owner.is_authorized(world.dataset_id, lab, AI)
+
+
+def test_cancelled_signature_is_refused(world: World) -> None:
+    pending = _signed(world, 1, 0, world.now + 1000)
+    next_nonce, receipt = world.owner.invalidate_nonces()
+    assert next_nonce == 1
+    assert receipt.event("NoncesInvalidated").args == {"owner": world.owner.address, "newNonce": 1}
+    error = rejected(
+        world,
+        lambda: world.stranger.issue_grant_by_sig(pending),
+        InvalidGrantNonceError,
+        f"carries nonce 0 but {world.owner.address}'s next nonce is 1 "
+        r"\(already redeemed, cancelled by the owner, or signed out of order\)",
+    )
+    assert error.args_by_name == {"owner": world.owner.address, "expected": 1, "given": 0}
+    assert world.owner.get_grant(world.dataset_id, str(world.stranger.address), AI).expires_at == 0
+
+
+def test_cancel_signatures_never_goes_back(world: World) -> None:
+    assert world.owner.invalidate_nonces(5)[0] == 6
+    error = rejected(
+        world,
+        lambda: world.owner.invalidate_nonces(3),
+        NonceNotAheadError,
+        f"{world.owner.address}'s next nonce is already 6: nonces up to 3 are used or cancelled; "
+        r"pass --up-to 6 or more",
+    )
+    assert error.args_by_name == {"owner": world.owner.address, "current": 6, "upTo": 3}
+    rejected(world, lambda: world.owner.invalidate_nonces(2**256 - 1), NonceNotAheadError, "below 2")
 
 
 # --- TrainingLedger -------------------------------------------------------------------
