@@ -1,6 +1,10 @@
 """`sov audit TARGET` and `sov impact`: verify a model's provenance; list what depends on a dataset or grant.
 
-Both exit 0 only when every check passed, so scripts can gate on them.
+Both exit 0 only when every check passed, so scripts can gate on them. `sov audit` prints one
+of three verdicts: VERIFIED (exit 0), FAILED (a check failed; exit 1) or NOT VERIFIED (no
+check failed but some could not be made: the lab did not hand over a round's update bytes,
+or the RPC node keeps no state at the rounds' blocks; exit 1). Every fact comes from the
+chain (logs and views at each round's block); the local index is only compared with it.
 """
 
 from __future__ import annotations
@@ -44,7 +48,13 @@ OutputOption = Annotated[
 ]
 AllOption = Annotated[bool, typer.Option("--all", help="list every check in the table, not only failures")]
 NoChainOption = Annotated[
-    bool, typer.Option("--index-only", help="check grants from the event index only (no historical eth_call)")
+    bool,
+    typer.Option(
+        "--no-historical-calls",
+        "--index-only",
+        help="do not ask the contracts at each round's block (faster; those checks are then reported "
+        "'not checked' and the verdict is NOT VERIFIED)",
+    ),
 ]
 
 
@@ -58,7 +68,8 @@ def audit(
     index_only: NoChainOption = False,
 ) -> None:
     """Rebuild a model's lineage from the chain and the content store, and verify every hash,
-    signature and grant. Exit status 0 only when every check passed."""
+    signature, grant and aggregate. Exit status 0 only when VERIFIED (every check passed);
+    1 when FAILED or NOT VERIFIED (some check could not be made)."""
     config = settings()
     client = open_client(config)
     store = open_store(config)

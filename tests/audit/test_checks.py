@@ -232,7 +232,8 @@ def test_manifest_missing_from_the_store_fails_content_and_attestation(lab: Lab,
         "content",
         2,
         f"round 2: manifest {forged.manifest_cid} does not resolve to verified bytes: "
-        f"cannot read {forged.manifest_cid}: no block {forged.manifest_cid} in the local store at {store.directory}",
+        f"cannot read {forged.manifest_cid}: no block {forged.manifest_cid} in the local store at "
+        f"{store.directory}",
     ) in failures
     assert (
         "content",
@@ -328,8 +329,8 @@ def test_manifest_with_a_root_other_than_the_committed_one_fails(lab: Lab, tmp_p
     forged = commit(lab, job, contributions(lab.hospitals, 2), committed_root=OTHER)
     report = _audit(lab, str(job.job_id), tmp_path)
     assert _only(report, "manifest")[1] == (
-        f"round 2: manifest {forged.manifest_cid}: attestations_root 0x{forged.manifest.attestations_root.hex()} "
-        f"is not the committed 0x{OTHER.hex()}"
+        f"round 2: manifest {forged.manifest_cid}: attestations_root "
+        f"0x{forged.manifest.attestations_root.hex()} is not the committed 0x{OTHER.hex()}"
     )
     assert _only(report, "attestation-root") == (
         2,
@@ -527,8 +528,8 @@ def test_contract_wallet_owner_attestations_verify_through_eip1271(lab: Lab, tmp
     assert _only(report, "attestation") == (
         2,
         f"round 2: dataset {_ds(wallet_hospital.dataset_id)}: owner wallet {wallet_hospital.wallet} rejects "
-        f"the signature (isValidSignature at block {forged.receipt.block_number}): the attestation is not the "
-        "owner's (forged or signed by another node)",
+        f"the signature (isValidSignature at block {forged.receipt.block_number}): the attestation is not "
+        "the owner's (forged or signed by another node)",
     )
 
 
@@ -598,8 +599,8 @@ def test_contract_status_other_than_the_grant_logs_fails(lab: Lab, tmp_path: Pat
     assert round_number == 1
     assert message == (
         f"round 1: dataset {_ds(p.dataset_id)}: grant to coordinator {lab.lab.address} for ai-training: the "
-        f"contract says revoked at block {lineage.rounds[0].committed.block_number} but the chain's grant logs "
-        "say authorized at the round's position"
+        f"contract says revoked at block {lineage.rounds[0].committed.block_number} but the chain's grant "
+        "logs say authorized at the round's position"
     )
 
 
@@ -621,8 +622,9 @@ def test_update_whose_bytes_are_not_the_attested_ones_fails(lab: Lab, tmp_path: 
     attested = forged.manifest.participants[[h.dataset_id for h in lab.hospitals].index(victim.dataset_id)]
     assert _only(report, "update") == (
         2,
-        f"round 2: dataset {_ds(victim.dataset_id)}: update {cid} hashes to 0x{hashlib.sha256(swapped).hexdigest()}, "
-        f"not the attested update_digest 0x{attested.update_digest.hex()}",
+        f"round 2: dataset {_ds(victim.dataset_id)}: update {cid} hashes to "
+        f"0x{hashlib.sha256(swapped).hexdigest()}, not the attested update_digest "
+        f"0x{attested.update_digest.hex()}",
     )
     assert _only(report, "aggregation") == (
         2,
@@ -644,7 +646,8 @@ def test_damaged_update_block_fails_the_update_check(lab: Lab, tmp_path: Path) -
     round_number, message = _only(report, "update")
     assert round_number == 2
     assert message.startswith(
-        f"round 2: dataset {_ds(victim)}: update {forged.update_cids[victim]} does not resolve to verified bytes"
+        f"round 2: dataset {_ds(victim)}: update {forged.update_cids[victim]} does not resolve to "
+        "verified bytes"
     )
     assert "damaged" in message
     assert _only(report, "aggregation")[0] == 2
