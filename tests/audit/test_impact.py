@@ -8,8 +8,23 @@ import pytest
 
 from ledger.audit import ImpactQueryError, audit, impact
 from ledger.purposes import purpose_id
+from fl_node.coordinator import JobState
+from fl_node.model import initial_state
 from tests.audit.conftest import World
-from tests.audit.forge import new_job
+
+
+def new_job(world: World) -> JobState:
+    """A fresh job over the world's datasets, with one honest round by the real coordinator."""
+    federation = world.federation
+    job = world.runner.coordinator.create_job(
+        purpose=purpose_id(world.runner.config.purpose),
+        datasets=tuple(federation.dataset_ids),
+        spec=federation.spec,
+        initial_state=initial_state(federation.spec),  # type: ignore[arg-type]
+        seed=0,
+    )
+    world.runner.coordinator.run_round(job, world.runner.nodes)
+    return job
 
 
 def test_impact_of_a_dataset_and_of_a_revoked_grant(world: World, tmp_path: Path) -> None:

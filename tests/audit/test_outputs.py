@@ -102,9 +102,38 @@ def test_cli_formats_and_exit_status(world: World, tmp_path: Path) -> None:
     assert [(c["name"], c["round"]) for c in failed] == [("content", 1)]
 
     unknown = runner.invoke(_cli(), ["audit", "424242"], env=env)
-    assert unknown.exit_code == 1 and "job 424242 is not in the index" in unknown.output
+    assert unknown.exit_code == 1
+    assert "job 424242 does not exist on chain 31337" in " ".join(unknown.output.split())
+
+    # without historical calls nothing fails, but the checks that need them are not made: exit 1
+    light = runner.invoke(_cli(), ["audit", str(world.job_id), "--no-historical-calls"], env=env)
+    assert light.exit_code == 1
+    text = " ".join(light.stdout.split())
+    assert "NOT VERIFIED" in text and "not-checked" in text and "FAILED" not in text
 
     dataset = f"0x{world.federation.dataset_ids[0]:064x}"
     imp = runner.invoke(_cli(), ["impact", "--dataset", dataset, "--json"], env=env)
     assert imp.exit_code == 0, imp.output
     assert json.loads(imp.stdout)["ok"] is True
+
+
+def test_not_verified_report_renders_as_such_in_every_format(world: World, tmp_path: Path) -> None:
+    report = audit(
+        str(world.job_id),
+        client=world.lab,
+        index=world.index(tmp_path / "i.sqlite"),
+        store=world.store,
+        chain_checks=False,
+    )
+    assert report.verdict == "not-verified" and not report.failures and report.unverified
+    assert report.summary().startswith(f"NOT VERIFIED: job {world.job_id}")
+    assert report.to_json()["counts"]["grant"] == {"passed": 0, "failed": 0, "not_made": 8}
+    page = report.to_html()
+    assert 'data-verdict="not-verified"' in page and 'data-verified="false"' in page
+    assert ("round", "unchecked") in re.findall(r'class="node node-(\w+) status-(\w+)"', page)
+    doc = report.to_prov()
+    validator = jsonschema.Draft202012Validator(PROV_JSON_SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert not list(validator.iter_errors(doc))
+    rounds = [a for k, a in doc["activity"].items() if k.startswith("sov:round_")]
+    assert rounds and all(a["sov:verified"] is False for a in rounds)
+    assert report.to_graph()["verified"] is False
