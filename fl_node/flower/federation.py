@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -219,8 +220,13 @@ class LocalFederation:
             if index in stock:
                 self._spawn(f"supernode-{index}", argv)
                 continue
-            # Flower starts no task process in this mode: the hospital's executor runs them.
-            self._spawn(f"supernode-{index}", [*argv, "--isolation", "process"])
+            # Flower starts no task process in this mode: the hospital's executor runs them, and
+            # only it holds the secret that takes tasks from the SuperNode.
+            secret = self.work_dir / f"hospital-{index}.secret"
+            with os.fdopen(os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+            auth = ["--superexec-auth-secret-file", str(secret)]
+            self._spawn(f"supernode-{index}", [*argv, "--isolation", "process", *auth])
             self._spawn(
                 f"hospital-{index}",
                 [
@@ -231,6 +237,7 @@ class LocalFederation:
                     "serve",
                     "--runtime-api-address",
                     f"127.0.0.1:{runtime_port}",
+                    *auth,
                 ],
             )
 

@@ -40,6 +40,7 @@ import time
 import tomllib
 import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import FLError
@@ -144,19 +145,32 @@ def run_task(runtime_api_address: str, token: str) -> int:
     return code
 
 
-def serve(runtime_api_address: str, *, poll_interval: float = POLL_INTERVAL_S) -> None:
-    """Executes the SuperNode's ClientApp tasks until interrupted (one process per task)."""
+def serve(
+    runtime_api_address: str, *, auth_secret: bytes | None = None, poll_interval: float = POLL_INTERVAL_S
+) -> None:
+    """Executes the SuperNode's ClientApp tasks until interrupted (one process per task).
+
+    With `auth_secret` (the bytes of the SuperNode's `--superexec-auth-secret-file`) task
+    requests are HMAC-signed, so no other process on the machine can take the node's tasks.
+    """
     from flwr.proto.runtime_pb2 import AcquireTaskRequest
     from flwr.supercore.constant import TaskType
-    from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
+    from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor, SuperExecAuthHttpInterceptor
     from flwr.supercore.retry import make_simple_http_retry_invoker
     from flwr.supercore.runtime import RuntimeHttpClient
 
+    interceptors: list[Any] = [RuntimeVersionHttpInterceptor(component_name="SuperExec")]
+    if auth_secret is not None:
+        interceptors.append(
+            SuperExecAuthHttpInterceptor(
+                master_secret=auth_secret, protected_methods={"/flwr.proto.Runtime/AcquireTask"}
+            )
+        )
     client = RuntimeHttpClient.from_server_address(
         server_address=runtime_api_address,
         insecure=True,
         root_certificates=None,
-        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
+        interceptors=interceptors,
         retry_invoker=make_simple_http_retry_invoker(),
     )
     running: list[subprocess.Popen[bytes]] = []
@@ -187,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve", help="execute a SuperNode's ClientApp tasks (--isolation process)"
     )
     serve_parser.add_argument("--runtime-api-address", required=True, help="the SuperNode's --host:--port")
+    serve_parser.add_argument(
+        "--superexec-auth-secret-file", type=Path, help="the same file the SuperNode was given (recommended)"
+    )
     task_parser = commands.add_parser("task", help="run one task (started by `serve`)")
     task_parser.add_argument("--runtime-api-address", required=True)
     task_parser.add_argument("--token", required=True)
@@ -194,7 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         try:
-            serve(args.runtime_api_address)
+            secret = (
+                None
+                if args.superexec_auth_secret_file is None
+                else args.superexec_auth_secret_file.read_bytes()
+            )
+            serve(args.runtime_api_address, auth_secret=secret)
         except KeyboardInterrupt:
             return 0
         return 0

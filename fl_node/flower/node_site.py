@@ -1,6 +1,8 @@
 """A SuperNode's ledger identity: its data, its owner's key and its own chain connection.
 
-A SuperNode is started with `--node-config`; the ledger reads these keys from it:
+A SuperNode is started with `--node-config` (and, at a hospital, with `--isolation process`
+next to `fl_node.flower.hospital`, so only the installed ClientApp runs; see that module);
+the ledger reads these keys from it:
 
 | key        | meaning                                                              |
 |------------|----------------------------------------------------------------------|

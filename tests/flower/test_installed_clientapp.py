@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -130,6 +131,7 @@ class Deployment:
     node_ids: dict[int, str]
     partition_size: int
     fabs: Path
+    work: Path
 
     def run(self, app: Path) -> dict[str, Any]:
         report = app.parent / f"{app.name}-report.json"
@@ -171,7 +173,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         node_ids: dict[int, str] = {}
         for index in (HOSPITAL, STOCK, SIGNED_ONLY):
             node_ids[index] = _node_id(federation, index)
-        yield Deployment(federation, node_ids, partition.stat().st_size, work / "fabs")
+        yield Deployment(federation, node_ids, partition.stat().st_size, work / "fabs", work)
 
 
 def _node_id(federation: LocalFederation, index: int, timeout: float = 60.0) -> str:
@@ -243,6 +245,35 @@ def test_a_fab_naming_the_installed_clientapp_runs_the_hospitals_gate(deployment
         assert metrics[wire.REFUSED] == "no_job", replies[index]
         assert "stolen" not in replies[index]["configs"]
     _assert_flwr_refused_unsigned(replies[SIGNED_ONLY])
+
+
+@pytest.mark.slow
+def test_only_the_hospitals_executor_takes_its_tasks(deployment: Deployment) -> None:
+    from flwr.proto.runtime_pb2 import AcquireTaskRequest
+    from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
+    from flwr.supercore.runtime import RuntimeHttpClient
+
+    port = re.search(r"--runtime-api-address 127\.0\.0\.1:(\d+)", _argv(deployment, f"hospital-{HOSPITAL}"))
+    assert port is not None
+    stranger = RuntimeHttpClient.from_server_address(
+        server_address=f"127.0.0.1:{port.group(1)}",
+        insecure=True,
+        root_certificates=None,
+        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
+    )
+    try:
+        # Without the SuperNode's secret no other process on the machine can take its tasks.
+        with pytest.raises(httpx.HTTPStatusError, match="401 Unauthorized"):
+            stranger.AcquireTask(AcquireTaskRequest(supported_task_types=["flwr-clientapp"]))
+    finally:
+        stranger.close()
+
+
+def _argv(deployment: Deployment, name: str) -> str:
+    for process_name, process in deployment.federation.processes:
+        if process_name == name:
+            return " ".join(str(arg) for arg in process.args)
+    raise AssertionError(f"no process {name}")
 
 
 def test_check_fab_without_processes(tmp_path: Path) -> None:
