@@ -10,9 +10,10 @@ So a SuperNode that serves ledger jobs is started with `--isolation process` (Fl
 starts no task process itself) and this module executes its tasks instead of Flower's
 SuperExec and `flwr-clientapp`:
 
-- `serve` polls the SuperNode's runtime API on 127.0.0.1 for ClientApp tasks and runs each
-  in a fresh `python -P -m fl_node.flower.hospital task` process (`-P`: not even the working
-  directory is put before the installed packages).
+- `serve` polls the SuperNode's runtime API on 127.0.0.1 for ClientApp tasks (signing the
+  request with the SuperNode's `--superexec-auth-secret-file`, so no other local process
+  can take them) and runs each in a fresh `python -P -m fl_node.flower.hospital task`
+  process (`-P`: not even the working directory is put before the installed packages).
 - `run_task` pulls the message and the run's FAB, and checks the FAB (`check_fab`): its
   `clientapp` must be `fl_node.flower.app:client_app` and it must not carry a module that
   would stand in for the hospital's packages. A FAB that fails is answered with an error
@@ -208,7 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     task_parser.add_argument("--runtime-api-address", required=True)
     task_parser.add_argument("--token", required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Our loggers print once, here (the ClientApp would otherwise add Flower's handler too).
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    ours = logging.getLogger("fl_node")
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
+    ours.propagate = False
     if args.command == "serve":
         try:
             secret = (

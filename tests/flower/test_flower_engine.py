@@ -119,7 +119,10 @@ def test_flower_round_commits_without_revoked_dataset(deployed: DeployedChain, t
         round2_at = _wait(lambda: lab.get_job(job_id).last_round >= 2 or "run" in outcome, 150, "round 2")
         runner.join(timeout=60)
         result = outcome.get("run")
-        supernode_logs = federation.log("supernode-0") + federation.log("supernode-1")
+        # The ClientApps run in the hospitals' executors (fl_node.flower.hospital), next to them.
+        supernode_logs = "".join(
+            federation.log(f"{kind}-{i}") for kind in ("supernode", "hospital") for i in (0, 1)
+        )
     assert isinstance(result, FederationRun), f"flwr run failed: {result}"
     assert result.returncode == 0, result.output[-3000:]
     print(
