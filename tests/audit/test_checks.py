@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_utils.crypto import keccak
 
 from ledger.audit import AuditReport, audit, evaluate, rebuild_lineage, resolve_target
 from ledger.audit.chainlog import ChainLogs
@@ -28,7 +29,9 @@ from ledger.keys import dev_account
 from ledger.provenance import Participant, RoundManifest
 from ledger.store import LocalBlockstore
 from tests.audit.forge import (
+    AI,
     Contribution,
+    Hospital,
     Lab,
     commit,
     contributions,
@@ -675,3 +678,47 @@ def test_participant_fields_round_trip(lab: Lab) -> None:
         forged.update_cids[h.dataset_id] for h in lab.hospitals
     ]
     assert isinstance(again.participants[0], Participant)
+
+
+GRANT_STATES: dict[str, Callable[[Lab, Hospital], object]] = {
+    # the outsider's window is 60 s (the other hospitals' grants run 30 days and stay valid)
+    "expired": lambda lab, h: lab.lab.transport.request("evm_increaseTime", [120]),
+    "dataset retired": lambda lab, h: h.client.retire_dataset(h.dataset_id),
+    "owner changed": lambda lab, h: h.client.transfer_dataset(h.dataset_id, dev_account(8).address),
+    "revoked": lambda lab, h: h.client.revoke_grant(h.dataset_id, lab.lab.address or "", AI),
+}
+
+
+@pytest.mark.parametrize("state", ["no grant", "not yet valid", *sorted(GRANT_STATES)])
+def test_grant_check_names_every_reason_a_grant_did_not_authorise(
+    lab: Lab, tmp_path: Path, state: str
+) -> None:
+    # The dataset is in the job but its grant does not authorise: the contract would refuse it on
+    # chain, so the lab lists it only in the manifest. The chain's logs say why, and the contract
+    # asked at the round's block says the same.
+    account = dev_account(4)
+    client = lab.lab.with_account(account)
+    dataset_id, _ = client.register_dataset(keccak(text=f"grant state {state} {tmp_path.name}"))
+    now = lab.lab.latest_block().timestamp
+    if state == "not yet valid":
+        client.issue_grant(dataset_id, lab.lab.address or "", AI, now + 3600, now + 7200)
+    elif state != "no grant":
+        client.issue_grant(dataset_id, lab.lab.address or "", AI, now, now + 60)
+    outsider = Hospital(account, client, dataset_id)
+    members = sorted([*lab.hospitals, outsider], key=lambda h: h.dataset_id)
+    job = create_job(lab, members)
+    if state in GRANT_STATES:
+        GRANT_STATES[state](lab, outsider)
+    forged = commit(lab, job, contributions(members, 1), on_chain=[h.dataset_id for h in lab.hospitals])
+    report = _audit(lab, str(job.job_id), tmp_path)
+    failures = [(r, m) for n, r, m in _failures(report) if n == "grant"]
+    assert len(failures) == 1
+    round_number, message = failures[0]
+    assert round_number == 1
+    assert message.startswith(
+        f"round 1: dataset {_ds(dataset_id)}: grant to coordinator {lab.lab.address} for ai-training was not "
+        f"valid at block {forged.receipt.block_number} (time "
+    )
+    assert f"): {state}" in message
+    facts = next(p for p in report.lineage.rounds[0].participants if p.dataset_id == dataset_id)
+    assert facts.chain_status is not None and facts.chain_status.reason == state  # the contract agrees

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ledger.audit import ImpactQueryError, audit, impact
-from ledger.purposes import purpose_id
 from fl_node.coordinator import JobState
 from fl_node.model import initial_state
+from ledger.audit import ImpactQueryError, audit, impact
+from ledger.purposes import purpose_id
 from tests.audit.conftest import World
 
 
