@@ -40,7 +40,6 @@ ZERO_ADDRESS = "0x" + "00" * 20
 REASONS = (
     "unknown_job",
     "not_in_job",
-    "unknown_dataset",
     "not_owner",
     "wallet_refuses_key",
     "no_grant",
@@ -49,6 +48,7 @@ REASONS = (
     "revoked",
     "dataset_retired",
     "owner_changed",
+    "unknown_dataset",
     "stale_base_model",
     "spec_mismatch",
 )
@@ -127,12 +127,12 @@ def check_round(
     when it is not the node's own account.
 
     Raises `RoundRefusedError` whose `reason` is one of (checked in this order):
-    `unknown_job`, `not_in_job`, `unknown_dataset` (no deed), `not_owner` (the deed's owner
-    is neither the node's account nor its configured wallet), `wallet_refuses_key` (the
-    configured wallet owns the deed but does not accept the node key's signatures), then the
-    grant's status: `no_grant`, `not_yet_valid`, `expired`, `revoked`, `dataset_retired`,
-    `owner_changed` (the grant was issued by a previous deed owner); then
-    `stale_base_model`, `spec_mismatch`.
+    `unknown_job`, `not_in_job`, `not_owner` (the deed's owner is neither the node's account
+    nor its configured wallet), `wallet_refuses_key` (the configured wallet owns the deed
+    but does not accept the node key's signatures), then the grant's status: `no_grant`,
+    `not_yet_valid`, `expired`, `revoked`, `dataset_retired`, `owner_changed` (the grant was
+    issued by a previous deed owner), `unknown_dataset`; then `stale_base_model`,
+    `spec_mismatch`. `REASONS` lists them all.
     """
     node = to_checksum_address(node_key.address)
     wallet = None if owner_wallet is None else to_checksum_address(owner_wallet)
@@ -145,8 +145,6 @@ def check_round(
             "not_in_job", f"dataset {dataset_id:#066x} is not one of job {job_id}'s datasets on chain"
         )
     owner = facts.deed.owner
-    if not facts.deed.registered:
-        raise RoundRefusedError("unknown_dataset", f"dataset {dataset_id:#066x} is not registered")
     if owner != node and owner != wallet:
         mine = node if wallet is None else f"{node} or its wallet {wallet}"
         raise RoundRefusedError(
