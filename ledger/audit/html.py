@@ -225,6 +225,10 @@ def report_to_html(report: AuditReport) -> str:
         ("coordinator", job.coordinator),
         ("purpose", describe_purpose(job.purpose)),
         ("chain", f"{lin.chain_id} via {lin.rpc_url}; TrainingLedger {lin.training_ledger}"),
+        (
+            "facts read at",
+            f"block {lin.head_block} (the chain's logs and views; the local index only compared)",
+        ),
         ("index", f"synced to block {lin.synced_block}"),
         ("historical state", lin.chain_history_note or "not read"),
     ]

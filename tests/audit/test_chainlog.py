@@ -1,0 +1,58 @@
+"""Reading a job from the chain through an RPC provider that caps `eth_getLogs` ranges, as hosted
+providers do: the audit splits the range until the node answers, and the verdict is unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from web3.providers.base import BaseProvider
+
+from ledger.audit import audit
+from ledger.audit.chainlog import ChainLogs
+from ledger.chain.client import LedgerClient
+from ledger.chain.transport import Transport, make_provider
+from tests.audit.forge import Lab, create_job, honest_round
+
+MAX_RANGE = 4
+
+
+class RangeCappedProvider(BaseProvider):
+    """Forwards to a real node, but refuses `eth_getLogs` over more than `MAX_RANGE` blocks."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.inner = make_provider(url)
+        self.log_ranges: list[tuple[int, int]] = []
+        self.refused = 0
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        if method == "eth_getLogs":
+            start, end = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+            if end - start + 1 > MAX_RANGE:
+                self.refused += 1
+                return {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "error": {"code": -32005, "message": "query exceeds max range"},
+                }
+            self.log_ranges.append((start, end))
+        return self.inner.make_request(method, params)
+
+
+def test_capped_log_ranges_are_split_and_the_audit_still_verifies(lab: Lab, tmp_path: Path) -> None:
+    job = create_job(lab)
+    honest_round(lab, job)
+    honest_round(lab, job)
+    provider = RangeCappedProvider(lab.node.rpc_url)
+    client = LedgerClient(Transport(provider, lab.node.rpc_url), lab.lab.chain_id, lab.lab.deployment)
+    assert client.latest_block().number - lab.lab.deployment.deployed_block + 1 > MAX_RANGE
+
+    chain = ChainLogs(client)
+    found = chain.job(job.job_id)
+    assert found is not None and [r.round for r in chain.rounds(found)] == [1, 2]
+    assert provider.refused > 0
+    assert all(end - start + 1 <= MAX_RANGE for start, end in provider.log_ranges)
+
+    report = audit(str(job.job_id), client=client, index=lab.index(tmp_path / "i.sqlite"), store=lab.store)
+    assert report.ok, [c.message for c in report.checks if not c.ok]
