@@ -10,8 +10,8 @@ import typer
 
 from ledger.chain.types import AuthorizationStatus
 from ledger.index import EventIndex
-from ledger.purposes import PURPOSES, purpose_id, purpose_name
-from ledger.signed_grants import grant_typed_data, recover_grant_signer, sign_grant
+from ledger.purposes import PURPOSES, describe_purpose, purpose_id, purpose_name
+from ledger.signed_grants import grant_from_signed, grant_typed_data, sign_grant
 
 from . import parse
 from .chain import open_client
@@ -269,20 +269,43 @@ def redeem(
     account: AccountOption = "dev0",
     json: JsonFlag = False,
 ) -> None:
-    """Submit a signed grant on-chain; the submitter pays gas, the owner's signature authorises."""
+    """Submit a signed grant on-chain; the submitter pays gas, the owner's signature authorises.
+
+    Reads eth_signTypedData_v4 JSON from any wallet (integers as numbers, decimal or 0x-hex
+    strings). The owner may be an EOA (65- or 64-byte signature) or a contract wallet such as a
+    Safe (EIP-1271, any signature length). Reports the deed owner that authorised the grant.
+    """
     try:
-        signed = jsonlib.loads(file.read_bytes().decode("utf-8"))
+        document = jsonlib.loads(file.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, jsonlib.JSONDecodeError) as error:
         raise ValueError(f"{file} is not JSON: {error}") from None
-    if not isinstance(signed, dict):
-        raise ValueError(f"{file} holds {type(signed).__name__}, not a signed grant object")
-    signer = recover_grant_signer(signed)
+    if not isinstance(document, dict):
+        raise ValueError(f"{file} holds {type(document).__name__}, not a signed grant object")
+    grant = grant_from_signed(document)
     client = open_client(settings(), account)
-    receipt = client.issue_grant_by_sig(signed)
+    authority, receipt = client.redeem_signed_grant(grant)
+    report: dict[str, Any] = {
+        "owner": authority.owner,
+        "owner_kind": authority.owner_kind,
+        "dataset_id": str(grant.dataset_id),
+        "grantee": grant.grantee,
+        "purpose": describe_purpose(grant.purpose),
+        "not_before": grant.not_before,
+        "expires_at": grant.expires_at,
+        "nonce": str(grant.nonce),
+        "tx_hash": receipt.tx_hash,
+        "block_number": receipt.block_number,
+    }
+    if not authority.owner_is_contract:
+        report["signer"] = authority.signer
     if json:
-        emit_json({"signer": signer, "tx_hash": receipt.tx_hash, "block_number": receipt.block_number})
+        emit_json(report)
     else:
-        console.print(f"redeemed grant signed by {signer} at block {receipt.block_number}")
+        kind = "contract wallet (EIP-1271)" if authority.owner_is_contract else "account"
+        console.print(
+            f"redeemed grant of {grant.dataset_id:#066x} to {grant.grantee}, authorised by owner "
+            f"{authority.owner} ({kind}), at block {receipt.block_number}"
+        )
 
 
 @app.command("cancel-signatures")

@@ -36,6 +36,7 @@ from ledger.deploy import Deployment, load_deployment, verify_deployment
 from ledger.errors import ConfigurationError, InvalidArgumentError, RPCError, SignedGrantFormatError
 from ledger.purposes import purpose_id
 from ledger.settings import Settings
+from ledger.signed_grants import GrantAuthority, SignedGrant, grant_authority, grant_from_signed
 
 log = logging.getLogger(__name__)
 
@@ -620,22 +621,32 @@ class LedgerClient:
             "issue grant",
         )
 
-    def issue_grant_by_sig(self, signed: dict[str, Any]) -> Receipt:
-        """Submit a grant the owner signed off-chain (the eth_signTypedData_v4 JSON plus `signature`)."""
-        from ledger.signed_grants import grant_from_signed
+    def grant_authority(self, grant: SignedGrant, *, block: BlockId = "latest") -> GrantAuthority:
+        """Who authorises a signed grant now: the deed's holder, whether it is a contract (EIP-1271)
+        or an EOA (then also the address its signature recovers to), and the bytes to submit."""
+        owner = self.dataset_state(grant.dataset_id, block=block).owner
+        code = str(self.transport.request("eth_getCode", [owner, _block_param(block)]))
+        return grant_authority(grant, owner, code not in ("0x", "0x0", ""))
 
-        grant = grant_from_signed(signed)
-        domain = signed["domain"]
-        if int(domain["chainId"]) != self.chain_id:
+    def redeem_signed_grant(self, signed: dict[str, Any] | SignedGrant) -> tuple[GrantAuthority, Receipt]:
+        """Submit a grant the owner signed off-chain; returns who authorised it and the receipt.
+
+        `signed` is the eth_signTypedData_v4 JSON plus `signature` (any integer spelling a wallet
+        uses), or an already parsed grant. The domain must be this chain's and this deployment's
+        UsageGrants; the signature is sent as the owner's kind needs (see `grant_authority`).
+        """
+        grant = signed if isinstance(signed, SignedGrant) else grant_from_signed(signed)
+        if grant.chain_id != self.chain_id:
             raise SignedGrantFormatError(
-                f"the grant was signed for chain {domain['chainId']}, this node is chain {self.chain_id}"
+                f"the grant was signed for chain {grant.chain_id}, this node is chain {self.chain_id}"
             )
-        if str(domain["verifyingContract"]).lower() != self.deployment.address("UsageGrants").lower():
+        if grant.verifying_contract.lower() != self.deployment.address("UsageGrants").lower():
             raise SignedGrantFormatError(
-                f"the grant was signed for UsageGrants at {domain['verifyingContract']}, "
+                f"the grant was signed for UsageGrants at {grant.verifying_contract}, "
                 f"this deployment's is {self.deployment.address('UsageGrants')}"
             )
-        return self._transact(
+        authority = self.grant_authority(grant)
+        receipt = self._transact(
             "UsageGrants",
             "issueGrantBySig",
             [
@@ -646,10 +657,15 @@ class LedgerClient:
                 grant.expires_at,
                 grant.nonce,
                 grant.deadline,
-                grant.signature,
+                authority.signature,
             ],
             "redeem signed grant",
         )
+        return authority, receipt
+
+    def issue_grant_by_sig(self, signed: dict[str, Any] | SignedGrant) -> Receipt:
+        """Submit a grant the owner signed off-chain (see `redeem_signed_grant`); returns the receipt."""
+        return self.redeem_signed_grant(signed)[1]
 
     def revoke_grant(self, dataset_id: DatasetRef, grantee: str, purpose: bytes | str) -> Receipt:
         """Revoke a grant (owner or operator)."""
