@@ -111,10 +111,6 @@ class Check:
         }
 
 
-def _status(ok: bool) -> CheckStatus:
-    return PASS if ok else FAIL
-
-
 def _hex(value: bytes | None) -> str:
     return "none" if value is None else "0x" + value.hex()
 
@@ -211,9 +207,18 @@ def _target_check(lineage: Lineage) -> Check:
     subject = f"target {target.text}"
     if target.round == 0:
         digest = lineage.job.initial_model_digest
+        if target.digest is not None and target.digest != digest:
+            return Check(
+                "digest-chain",
+                FAIL,
+                subject,
+                f"round 0: target digest {_hex(target.digest)} is not job {lineage.job.job_id}'s initial "
+                f"model {_hex(digest)}",
+                0,
+            )
         return Check(
             "digest-chain",
-            _status(digest == target.digest or target.digest is None),
+            PASS,
             subject,
             f"target is job {lineage.job.job_id}'s initial model 0x{digest.hex()} (no rounds to verify)",
             0,

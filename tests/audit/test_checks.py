@@ -417,7 +417,12 @@ def test_target_digest_other_than_the_committed_one_fails(lab: Lab, tmp_path: Pa
         f"round 1: target digest 0x{OTHER.hex()} is not the committed 0x{job.last_digest.hex()}",
     )
     lineage.target = dataclasses.replace(lineage.target, round=0)
-    assert _only(evaluate(lineage), "digest-chain")[0] == 0
+    lineage.rounds = []
+    assert _only(evaluate(lineage), "digest-chain") == (
+        0,
+        f"round 0: target digest 0x{OTHER.hex()} is not job {job.job_id}'s initial model "
+        f"0x{lineage.job.initial_model_digest.hex()}",
+    )
 
 
 # ------------------------------------------------------------------------------ attestation
