@@ -9,13 +9,11 @@ store alone.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
 
-from fl_node.coordinator import RoundOutcome
-from fl_node.runner import Enrollment, Federation, TrainConfig
 from ledger.audit import AuditReport, audit
 from ledger.index import EventIndex
 from ledger.purposes import purpose_id
@@ -25,6 +23,10 @@ from ledger.store import open_store
 from .chain import open_client
 from .common import JsonFlag, console, emit_json, err_console, settings, user_errors
 from .train import job_document, print_rounds, run_training
+
+if TYPE_CHECKING:
+    from fl_node.coordinator import RoundOutcome
+    from fl_node.runner import Enrollment, Federation
 
 REVOKING_HOSPITAL = 2  # the third hospital (0-based) changes its mind
 
@@ -43,6 +45,8 @@ def demo(
     json: JsonFlag = False,
 ) -> None:
     """Devnet, four hospitals, a gated federated job with a mid-job revocation, and its audit."""
+    from fl_node.runner import TrainConfig  # imports torch: only when the demo runs
+
     config = settings()
 
     def say(text: str) -> None:

@@ -1,4 +1,8 @@
-"""`sov train`: run a federated job with the embedded runner (devnet, local store, N nodes)."""
+"""`sov train`: run a federated job with the embedded runner (devnet, local store, N nodes).
+
+`fl_node` (and with it torch) is imported only when a job runs, so the CLI's other
+commands start without it.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,11 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fl_node.coordinator import JobState, RoundOutcome
-from fl_node.runner import EmbeddedRunner, Enrollment, Federation, JobRun, TrainConfig, enroll, prepare
 from ledger.chain.client import LedgerClient
 from ledger.keys import Keystore
 from ledger.settings import Settings
@@ -20,6 +22,10 @@ from ledger.store import open_store
 
 from .common import JsonFlag, console, emit_json, emit_table, err_console, settings, user_errors
 from .devnet import ensure_devnet
+
+if TYPE_CHECKING:
+    from fl_node.coordinator import JobState, RoundOutcome
+    from fl_node.runner import Enrollment, Federation, JobRun, TrainConfig
 
 
 @dataclass
@@ -44,6 +50,8 @@ def run_training(
     on_round: Callable[[RoundOutcome], None] | None = None,
 ) -> TrainingSession:
     """Devnet (or SOV_RPC_URL) -> enrollment of the hospitals -> job -> rounds, with progress bars."""
+    from fl_node.runner import EmbeddedRunner, enroll, prepare
+
     if config.rpc_url is None:
         status, _ = ensure_devnet(config)
         config = config.model_copy(update={"rpc_url": status.rpc_url})
@@ -104,6 +112,7 @@ def round_document(outcome: RoundOutcome) -> dict[str, Any]:
         "model_cid": outcome.model_cid,
         "manifest_cid": outcome.manifest_cid,
         "participants": [str(d) for d in outcome.participants],
+        "update_cids": {str(d): cid for d, cid in sorted(outcome.update_cids.items())},
         "refused": {str(d): reason for d, reason in outcome.refused.items()},
         "recomputed_without": [str(d) for d in outcome.recomputed_without],
         "block_number": outcome.block_number,
@@ -147,6 +156,8 @@ def print_rounds(session: TrainingSession) -> None:
 
 
 def _load_job_file(path: Path) -> dict[str, Any]:
+    from fl_node.runner import TrainConfig
+
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
@@ -175,6 +186,8 @@ def train(
     json: JsonFlag = False,
 ) -> None:
     """Run a federated job: hospitals register their partitions, grant the lab, nodes train, rounds commit."""
+    from fl_node.runner import TrainConfig
+
     options: dict[str, Any] = {
         "data": data,
         "label": label,
