@@ -273,6 +273,24 @@ contract UsageGrantsSignaturesTest is Fixture {
         assertEq(grants.nonces(other), 0, "nonce not consumed");
     }
 
+    function test_revocationFinal_forWalletOwner() public {
+        MockSignerWallet wallet = new MockSignerWallet(owner);
+        vm.prank(owner);
+        wallet.execute(address(registry), abi.encodeCall(registry.register, (rootOf(2), 0, "")));
+        uint256 walletDataset = uint256(rootOf(2));
+        bytes memory pending = signed(OWNER_KEY, walletDataset, 0);
+        vm.startPrank(owner);
+        wallet.execute(
+            address(grants), abi.encodeCall(grants.issueGrant, (walletDataset, grantee, trainingPurpose, 0, expiresAt))
+        );
+        wallet.execute(address(grants), abi.encodeCall(grants.revokeGrant, (walletDataset, grantee, trainingPurpose)));
+        vm.stopPrank();
+        expectFinal(walletDataset);
+        submit(walletDataset, 0, pending);
+        assertFalse(grants.isAuthorized(walletDataset, grantee, trainingPurpose), "still revoked");
+        assertEq(grants.nonces(address(wallet)), 0, "wallet nonce not consumed");
+    }
+
     function holderKey(uint256 transfers) internal pure returns (uint256) {
         return transfers % 2 == 0 ? OWNER_KEY : OTHER_KEY;
     }
