@@ -6,10 +6,12 @@ default) and takes over what the ledger guarantees:
 - `configure_fit` adds the round's instructions (job, round, dataset list, spec, seed) to
   every node's `FitIns`, so each node's `ledger_gate_mod` can check the chain itself;
 - `aggregate_fit` reads the refusals, verifies every update against its signed
-  attestation (digest, example count, signer = the dataset's owner on chain), then hands
-  the verified updates to the coordinator's aggregate-anchor-commit step: weighted FedAvg,
-  model and round manifest stored and pinned in the content store, `commitRound` on-chain,
-  and a recomputation without any dataset whose grant ended before the commit. The
+  attestation (`Coordinator.verify_update`: base and spec digests, update digest, example
+  count, signer = the dataset's owner on chain or accepted by its EIP-1271 wallet), then
+  hands the verified updates to the coordinator's aggregate-anchor-commit step: every
+  update stored and pinned, `ledger.aggregation.aggregate_updates` (the audit's FedAvg),
+  model and round manifest (listing the update CIDs) stored and pinned, `commitRound`
+  on-chain, and a recomputation without any dataset whose grant ended before the commit. The
   parameters it returns are exactly the committed model's, so the next round's nodes
   receive the model whose digest the chain holds.
 
