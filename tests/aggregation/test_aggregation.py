@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -19,6 +26,8 @@ from ledger.aggregation import (
 )
 from ledger.errors import LedgerError
 from ledger.modelfile import model_from_bytes, model_to_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _state(w: list[list[float]], b: list[float]) -> dict[str, torch.Tensor]:
@@ -214,3 +223,56 @@ def test_aggregate_updates_refuses_what_cannot_be_averaged(
     data = [files[u] if isinstance(u, str) else u for u in updates]
     with pytest.raises(AggregationError, match=message):
         aggregate_updates(data, counts)  # type: ignore[arg-type]
+
+
+_RECOMPUTE = """
+import hashlib, sys
+import numpy as np
+import torch
+from ledger.aggregation import aggregate_updates, fedavg
+from ledger.modelfile import model_from_bytes, model_to_bytes
+rng = np.random.default_rng(5)
+shapes = {"a.weight": (300, 700), "a.bias": (700,), "b.weight": (70_001,)}
+updates = [
+    model_to_bytes({k: torch.from_numpy(rng.standard_normal(s, dtype=np.float32)) for k, s in shapes.items()})
+    for _ in range(4)
+]
+counts = [113, 7, 2029, 31]
+out = aggregate_updates(updates, counts)
+states = [model_from_bytes(u) for u in updates]
+assert model_to_bytes(fedavg(states, counts)) == out
+print(torch.backends.cpu.get_cpu_capability(), hashlib.sha256(out).hexdigest())
+"""
+
+
+def _numpy_reference() -> str:
+    """The documented arithmetic, in numpy: float32 weights, multiply then add, client order."""
+    rng = np.random.default_rng(5)
+    shapes = {"a.weight": (300, 700), "a.bias": (700,), "b.weight": (70_001,)}
+    arrays = [{k: rng.standard_normal(s, dtype=np.float32) for k, s in shapes.items()} for _ in range(4)]
+    counts = [113, 7, 2029, 31]
+    weights = [np.float32(n / sum(counts)) for n in counts]
+    mean = {}
+    for key in shapes:
+        acc = arrays[0][key] * weights[0]
+        for client, weight in zip(arrays[1:], weights[1:], strict=True):
+            acc = acc + client[key] * weight
+        mean[key] = torch.from_numpy(acc)
+    return hashlib.sha256(model_to_bytes(mean)).hexdigest()
+
+
+@pytest.mark.parametrize("capability", ["default", "avx2", "avx512"])
+def test_aggregate_updates_gives_the_same_bits_on_every_cpu_kernel(capability: str) -> None:
+    # A CPU without AVX2 (or an auditor forcing torch's portable kernels) must recompute the
+    # digest a lab's AVX-512 machine committed: no fused multiply-add anywhere.
+    result = subprocess.run(
+        [sys.executable, "-c", _RECOMPUTE],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "ATEN_CPU_CAPABILITY": capability},
+        timeout=120,
+    )
+    used, digest = result.stdout.split()
+    assert digest == _numpy_reference(), f"{used} kernels gave another aggregate"
