@@ -22,7 +22,9 @@ from ledger.errors import (
     ConfigurationError,
     ContentIntegrityError,
     ContentNotFoundError,
+    GrantRevocationFinalError,
     InvalidCIDError,
+    InvalidGrantNonceError,
     KeystoreError,
     LedgerError,
     RPCError,
@@ -91,9 +93,14 @@ def _snake(name: str) -> str:
 def revert_status(exc: BaseException, error_name: str) -> int:
     """HTTP status of a decoded contract revert, from the builtin its class inherits.
 
-    Permission-type reverts (not owner, expired, revoked) are 403; "already" conflicts 409;
-    unknown ids 404; invalid arguments 422; any other state conflict 409.
+    A signed grant that the chain's state has overtaken (its nonce used or cancelled, or the
+    grant revoked since it was signed) is 409: the signature may be genuine, but the state it was
+    made for is gone and asking again will not help. Permission-type reverts (not owner,
+    expired, revoked) are 403; "already" conflicts 409; unknown ids 404; invalid arguments 422;
+    any other state conflict 409.
     """
+    if isinstance(exc, GrantRevocationFinalError | InvalidGrantNonceError):
+        return 409
     if isinstance(exc, PermissionError):
         return 403
     if "Already" in error_name or isinstance(exc, FileExistsError):

@@ -120,25 +120,6 @@ Address = Annotated[
 DatasetId = Annotated[int, _uint_of("dataset id"), WithJsonSchema(_UINT_SCHEMA)]
 JobId = Annotated[int, _uint_of("job id"), WithJsonSchema(_UINT_SCHEMA)]
 ParentId = Annotated[int, _uint_of("parent_id", allow_zero=True), WithJsonSchema(_UINT_SCHEMA)]
-Nonce = Annotated[int, _uint_of("nonce", allow_zero=True), WithJsonSchema(_UINT_SCHEMA)]
-Deadline = Annotated[int, _uint_of("deadline", allow_zero=True), WithJsonSchema(_UINT_SCHEMA)]
-ChainId = Annotated[
-    int, _uint_of("chainId"), WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 1}, _UINT_SCHEMA]})
-]
-
-
-def _parse_uint64(value: object) -> int:
-    number = parse_uint256(value, what="timestamp", allow_zero=True)
-    if number > UINT64_MAX:
-        raise ValueError(f"timestamp {number} does not fit in uint64")
-    return number
-
-
-Uint64 = Annotated[
-    int,
-    PlainValidator(_parse_uint64),
-    WithJsonSchema({"oneOf": [{"type": "integer", "minimum": 0, "maximum": UINT64_MAX}, _UINT_SCHEMA]}),
-]
 Bytes32 = Annotated[
     bytes,
     PlainValidator(parse_bytes32),
@@ -205,16 +186,49 @@ class RevokeGrantRequest(_Strict):
     purpose: Purpose
 
 
-class SignedGrantMessage(_Strict):
-    """The `message` part of the EIP-712 `Grant` typed data (uints as JSON numbers or decimal strings)."""
+# A signed grant's values are read by `ledger.signed_grants.parse_grant`, the parser `sov grant
+# redeem` uses, so the service accepts exactly the documents the CLI does. These schemas publish
+# the shapes wallets produce; the route names the offending field when the parser refuses one.
+_SIGNED_UINT = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": r"^(0[xX][0-9a-fA-F]+|[0-9]+)$"},
+    ],
+    "description": "unsigned integer: a JSON number (exact up to 2**53), a decimal or a 0x-hex string",
+}
+SignedUint = Annotated[Any, WithJsonSchema(_SIGNED_UINT)]
+SignedAddress = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^0[xX][0-9a-fA-F]{40}$",
+            "description": "0x address; EIP-55 checked if mixed case",
+        }
+    ),
+]
+SignedBytes32 = Annotated[
+    Any,
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^0[xX][0-9a-fA-F]{64}$", "description": "32 bytes, 0x-hex"}
+    ),
+]
 
-    datasetId: DatasetId
-    grantee: Address
-    purpose: Bytes32
-    notBefore: Uint64
-    expiresAt: Uint64
-    nonce: Nonce
-    deadline: Deadline
+
+class SignedGrantMessage(_Strict):
+    """The `message` of the EIP-712 `Grant` typed data, as a wallet signed it.
+
+    Keys other than the seven signed ones are refused: a wallet signs only these, so any other
+    value would not be covered by the signature.
+    """
+
+    datasetId: SignedUint
+    grantee: SignedAddress
+    purpose: SignedBytes32
+    notBefore: SignedUint
+    expiresAt: SignedUint
+    nonce: SignedUint
+    deadline: SignedUint
 
 
 class TypedDataField(_Strict):
@@ -227,14 +241,27 @@ class TypedDataField(_Strict):
 class SignedGrantDomain(_Strict):
     """The EIP-712 domain: `UsageGrants` version `1` on this chain and deployment."""
 
-    name: Literal["UsageGrants"]
-    version: Literal["1"]
-    chainId: ChainId
-    verifyingContract: Address
+    name: Annotated[Any, WithJsonSchema({"type": "string", "enum": ["UsageGrants"]})]
+    version: Annotated[
+        Any,
+        WithJsonSchema(
+            {
+                "oneOf": [{"type": "string", "enum": ["1"]}, {"type": "integer", "enum": [1]}],
+                "description": "1 (a string, as EIP-712 types it; the number is accepted too)",
+            }
+        ),
+    ]
+    chainId: SignedUint
+    verifyingContract: SignedAddress
 
 
 class RedeemGrantRequest(_Strict):
-    """An owner-signed grant: the eth_signTypedData_v4 JSON plus `signature` (0x-hex, 65 bytes)."""
+    """An owner-signed grant: the eth_signTypedData_v4 JSON plus `signature` (0x-hex).
+
+    Integers may be JSON numbers, decimal or 0x-hex strings (ethers writes `domain.chainId` as
+    `"0x7a69"`). An account (EOA) owner's signature is 65 bytes (r, s, v) or 64 (EIP-2098); a
+    contract owner's (EIP-1271: a Safe, a smart account) is any length its wallet accepts.
+    """
 
     types: dict[
         Annotated[str, Field(max_length=64)], Annotated[list[TypedDataField], Field(max_length=16)]
@@ -242,7 +269,16 @@ class RedeemGrantRequest(_Strict):
     primaryType: Literal["Grant"]
     domain: SignedGrantDomain
     message: SignedGrantMessage
-    signature: Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$")]
+    signature: Annotated[
+        Any,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "pattern": r"^0[xX]([0-9a-fA-F]{2})*$",
+                "description": "0x-hex; 65 or 64 bytes for an account owner, any length for a contract owner",
+            }
+        ),
+    ]
 
 
 class ReceiptOut(BaseModel):
@@ -294,6 +330,20 @@ class GrantWriteOut(BaseModel):
 
     grant: GrantOut
     receipt: ReceiptOut
+
+
+class RedeemGrantOut(GrantWriteOut):
+    """A redeemed signed grant, the transaction, and the deed owner whose signature authorised it."""
+
+    owner: str = Field(description="the deed's holder, whose authority the contract checked")
+    owner_kind: Literal["account", "contract"] = Field(
+        description="`contract`: an EIP-1271 wallet (a Safe, a smart account); `account`: an EOA"
+    )
+    signer: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="the EOA the signature recovers to; only for an account owner (then equal to owner)",
+    )
 
 
 class CheckOut(BaseModel):

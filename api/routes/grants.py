@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -34,9 +35,12 @@ from api.schemas import (
     GrantWriteOut,
     IssueGrantRequest,
     Page,
+    RedeemGrantOut,
     RedeemGrantRequest,
     RevokeGrantRequest,
 )
+from ledger.errors import SignedGrantFormatError
+from ledger.signed_grants import SignedGrant, grant_from_signed
 
 router = APIRouter(tags=["grants"], responses={"4XX": {"model": ErrorOut}, "5XX": {"model": ErrorOut}})
 
@@ -67,21 +71,28 @@ def _require_dataset(client: Any, dataset_id: int) -> None:
         )
 
 
-def _check_window(not_before: int, expires_at: int, now: int, *, prefix: str = "") -> None:
+def _check_window(
+    not_before: int,
+    expires_at: int,
+    now: int,
+    *,
+    start_field: str = "not_before",
+    end_field: str = "expires_at",
+) -> None:
     """Refuse windows the contract would refuse, with field names instead of a revert."""
     if expires_at <= now:
         raise ApiError(
             422,
             "invalid_request",
-            f"{prefix}expires_at {expires_at} is in the past (chain time is {now}); give a later time",
-            {"field": f"{prefix}expires_at", "now": now},
+            f"{end_field} {expires_at} is in the past (chain time is {now}); give a later time",
+            {"field": end_field, "now": now},
         )
     if expires_at < not_before:
         raise ApiError(
             422,
             "invalid_request",
-            f"{prefix}expires_at {expires_at} is before not_before {not_before}: the window is empty",
-            {"field": f"{prefix}expires_at"},
+            f"{end_field} {expires_at} is before {start_field} {not_before}: the window is empty",
+            {"field": end_field},
         )
 
 
@@ -108,66 +119,112 @@ def issue_grant(body: IssueGrantRequest, service: ServiceDep) -> GrantWriteOut:
     return GrantWriteOut(grant=grant, receipt=receipt_out(receipt))
 
 
-@router.post(
-    "/grants/redeem",
-    status_code=201,
-    response_model=GrantWriteOut,
-    dependencies=[Depends(require_write)],
-    summary="Submit a grant the dataset owner signed off-chain (EIP-712 typed data + signature)",
-)
-def redeem_grant(body: RedeemGrantRequest, service: ServiceDep) -> GrantWriteOut:
-    """Submit an owner-signed `Grant`; the service pays the gas, the owner's signature is the authority."""
-    client = service.writer()
-    message = body.message
-    if body.domain.chainId != client.chain_id:
+def _format_field(message: str) -> str:
+    """The document field a `SignedGrantFormatError` message is about (its messages lead with it)."""
+    if "`signature`" in message:
+        return "signature"
+    named = _FIELD_PATH.match(message)
+    if named:
+        return named.group(1)
+    listed = _FIELD_LIST.match(message)
+    if listed:
+        return f"{listed.group(1)}.{listed.group(2)}"
+    missing = _MISSING_KEYS.search(message)
+    if missing:
+        return missing.group(1)
+    return message.split(" ", 1)[0] if message.startswith(("domain ", "primaryType ")) else "request"
+
+
+_FIELD_PATH = re.compile(r"^((?:domain|message|types)\.\w+)")
+_FIELD_LIST = re.compile(r"^(domain|message) (?:lacks|has) (\w+)")
+_MISSING_KEYS = re.compile(r"; missing (\w+)")
+
+
+def _format_error(error: SignedGrantFormatError) -> ApiError:
+    """A malformed signed grant as the typed 422 body, naming the field like a validation error."""
+    field = _format_field(str(error))
+    return ApiError(
+        422,
+        "invalid_request",
+        f"invalid request: {error}",
+        {"fields": [{"field": field, "message": str(error), "type": "signed_grant"}]},
+    )
+
+
+def _check_signed_grant(client: Any, grant: SignedGrant) -> None:
+    """Refuse, with field names, what the contract would refuse: another chain or deployment, a
+    deadline or window already over, a dataset nobody registered."""
+    if grant.chain_id != client.chain_id:
         raise ApiError(
             422,
             "invalid_request",
-            f"domain.chainId {body.domain.chainId} is not this chain ({client.chain_id}); "
+            f"domain.chainId {grant.chain_id} is not this chain ({client.chain_id}); "
             "the signature cannot verify here",
             {"field": "domain.chainId"},
         )
     grants_address = client.deployment.address("UsageGrants")
-    if body.domain.verifyingContract.lower() != grants_address.lower():
+    if grant.verifying_contract.lower() != grants_address.lower():
         raise ApiError(
             422,
             "invalid_request",
-            f"domain.verifyingContract {body.domain.verifyingContract} is not this deployment's "
+            f"domain.verifyingContract {grant.verifying_contract} is not this deployment's "
             f"UsageGrants ({grants_address})",
             {"field": "domain.verifyingContract"},
         )
     now = _chain_now(client)
-    if message.deadline < now:
+    if grant.deadline < now:
         raise ApiError(
             422,
             "invalid_request",
-            f"message.deadline {message.deadline} is in the past (chain time is {now}); "
+            f"message.deadline {grant.deadline} is in the past (chain time is {now}); "
             "ask the owner to sign again",
             {"field": "message.deadline", "now": now},
         )
-    _check_window(message.notBefore, message.expiresAt, now, prefix="message.")
-    _require_dataset(client, message.datasetId)
-    signed: dict[str, Any] = {
-        "types": {name: [f.model_dump() for f in fields] for name, fields in body.types.items()},
-        "primaryType": "Grant",
-        "domain": body.domain.model_dump(),
-        "message": {
-            "datasetId": message.datasetId,
-            "grantee": message.grantee,
-            "purpose": "0x" + message.purpose.hex(),
-            "notBefore": message.notBefore,
-            "expiresAt": message.expiresAt,
-            "nonce": message.nonce,
-            "deadline": message.deadline,
-        },
-        "signature": body.signature,
-    }
-    with service.write_lock:
-        receipt = client.issue_grant_by_sig(signed)
-    grant = grant_out(
-        client, message.datasetId, message.grantee, message.purpose, block_number=int(receipt.block_number)
+    _check_window(
+        grant.not_before,
+        grant.expires_at,
+        now,
+        start_field="message.notBefore",
+        end_field="message.expiresAt",
     )
-    return GrantWriteOut(grant=grant, receipt=receipt_out(receipt))
+    _require_dataset(client, grant.dataset_id)
+
+
+@router.post(
+    "/grants/redeem",
+    status_code=201,
+    response_model=RedeemGrantOut,
+    dependencies=[Depends(require_write)],
+    summary="Submit a grant the dataset owner signed off-chain (EIP-712 typed data + signature)",
+)
+def redeem_grant(body: RedeemGrantRequest, service: ServiceDep) -> RedeemGrantOut:
+    """Submit an owner-signed `Grant`; the service pays the gas, the owner's signature is the authority.
+
+    Takes what `sov grant redeem` takes: any wallet's eth_signTypedData_v4 JSON (integers as
+    numbers, decimal or 0x-hex strings) with an EOA owner's 65- or 64-byte signature or a contract
+    (EIP-1271) owner's signature of any length. Reports the deed owner that authorised the grant.
+    """
+    try:
+        grant = grant_from_signed(body.model_dump(mode="python"))
+    except SignedGrantFormatError as error:
+        raise _format_error(error) from None
+    client = service.writer()
+    _check_signed_grant(client, grant)
+    try:
+        with service.write_lock:
+            authority, receipt = client.redeem_signed_grant(grant)
+    except SignedGrantFormatError as error:  # e.g. a signature of the wrong length for an EOA owner
+        raise _format_error(error) from None
+    written = grant_out(
+        client, grant.dataset_id, grant.grantee, grant.purpose, block_number=int(receipt.block_number)
+    )
+    return RedeemGrantOut(
+        grant=written,
+        receipt=receipt_out(receipt),
+        owner=authority.owner,
+        owner_kind="contract" if authority.owner_is_contract else "account",
+        signer=None if authority.owner_is_contract else authority.signer,
+    )
 
 
 @router.post(

@@ -220,8 +220,11 @@ def test_redeem_owner_signed_grant_then_replay_fails(
     assert response.json()["grant"]["status"] == "authorized"
     assert owner_chain.is_authorized(dataset_id, DEV2, "data-mining")
 
+    assert response.json()["owner"] == response.json()["signer"] == DEV1
+    assert response.json()["owner_kind"] == "account"
+
     replay = client.post("/v1/grants/redeem", json=signed, headers=auth)
-    assert replay.status_code == 422
+    assert replay.status_code == 409  # the signature is genuine; its nonce is used
     assert replay.json()["error"]["details"]["revert"] == "UsageGrantsInvalidNonce"
     assert owner_chain.nonces(DEV1) == 1
 
