@@ -12,7 +12,7 @@ from fl_node.coordinator import Coordinator
 from fl_node.errors import QuorumError
 from fl_node.messages import NodeReply, NodeUpdate, RoundRequest
 from fl_node.process_node import NodeProcessConfig, ProcessNode
-from fl_node.runner import LocalNode
+from fl_node.runner import LocalNode, run_offline
 from ledger.keys import dev_account
 from ledger.provenance import RoundManifest, model_digest, sign_attestation
 from ledger.purposes import purpose_id
@@ -134,3 +134,10 @@ def test_update_attested_by_a_stranger_is_left_out(job: Job) -> None:
     assert f"not by the dataset owner {job.owner(2).address}" in outcome.refused[forged]
     [event] = committed_rounds(job)
     assert forged not in list(event["participants"])  # type: ignore[call-overload]
+
+
+def test_ledger_rounds_give_the_same_model_bytes_as_the_ledger_free_loop(job: Job) -> None:
+    run = job.runner.run(job.job)
+    assert [o.round_number for o in run.rounds] == [1, 2]
+    assert run_offline(job.federation, 2, job.job.seed) == run.final_model_bytes
+    assert model_digest(run.final_model_bytes) == job.lab.get_job(job.job.job_id).last_digest
