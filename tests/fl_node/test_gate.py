@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
-from fl_jobs import Job, travel
+from fl_jobs import CONFIG, Job, travel
 
 from fl_node.messages import NodeRefusal, NodeUpdate, RoundRequest
-from fl_node.runner import LocalNode
+from fl_node.runner import EmbeddedRunner, LocalNode, enroll
+from ledger.devnet import NodeProcess, start_anvil
 from ledger.modelfile import model_from_bytes
 from ledger.purposes import purpose_id
+from ledger.store import cid_of
+from ledger.store.local import LocalBlockstore
+from tests.conftest import deploy_on
 
 AI_TRAINING = purpose_id("ai-training")
 
@@ -156,3 +161,83 @@ def test_dataset_outside_the_job_is_refused(job: Job) -> None:
     )
     reply = node(job, index).handle(other)
     assert isinstance(reply, NodeRefusal) and reply.reason == "not_in_job"
+
+
+def unchanged_refusal(job: Job, request: RoundRequest, index: int = 0) -> NodeRefusal:
+    before, block = job.lab.get_job(job.job.job_id), job.lab.latest_block().number
+    reply = node(job, index).handle(request)
+    assert isinstance(reply, NodeRefusal), f"expected a refusal, got {type(reply).__name__}"
+    assert (job.lab.get_job(job.job.job_id), job.lab.latest_block().number) == (before, block)
+    return reply
+
+
+def test_unknown_job_is_refused(job: Job) -> None:
+    reply = unchanged_refusal(job, replace(request_for(job), job_id=99))
+    assert reply.reason == "unknown_job"
+    assert reply.message == f"job 99 does not exist on chain {job.lab.chain_id}"
+
+
+def test_spec_that_does_not_parse_is_refused(job: Job) -> None:
+    reply = unchanged_refusal(job, replace(request_for(job), spec_json='{"input_dim": "many"}'))
+    assert reply.reason == "bad_request"
+    assert reply.message.startswith("the model spec sent does not parse:")
+
+
+def test_base_model_bytes_that_do_not_hash_to_the_base_digest_are_refused(job: Job) -> None:
+    other = job.store.put(b"not the committed model")
+    reply = unchanged_refusal(job, replace(request_for(job), base_model_cid=other))
+    assert reply.reason == "base_model_mismatch"
+    assert reply.message == (f"bytes of {other} do not hash to the base digest 0x{job.job.last_digest.hex()}")
+
+
+def test_base_model_missing_from_the_store_is_no_permission(job: Job) -> None:
+    missing = cid_of(b"never stored anywhere")
+    reply = unchanged_refusal(job, replace(request_for(job), base_model_cid=missing))
+    assert reply.reason == "ledger_unavailable"
+    assert missing in reply.message
+
+
+def test_unreachable_chain_is_no_permission(job: Job, anvil: NodeProcess) -> None:
+    anvil.stop()
+    reply = node(job, 0).handle(request_for(job))
+    assert isinstance(reply, NodeRefusal)
+    assert reply.reason == "ledger_unavailable"
+    assert anvil.rpc_url.removeprefix("http://") in reply.message
+
+
+def test_data_that_does_not_fit_the_spec_fails_training_without_an_attestation(job: Job) -> None:
+    inner = node(job, 0).node
+    narrow = replace(inner, features=inner.features[:, :5])
+    reply = narrow.handle(request_for(job))
+    assert isinstance(reply, NodeRefusal)
+    assert reply.reason == "training_failed"
+    assert f"data has 5 features, the model spec expects {inner.features.shape[1]}" in reply.message
+
+
+def test_gate_rereads_a_job_whose_id_a_fresh_chain_reused(job: Job, tmp_path: Path) -> None:
+    # The node has seen job 1 on this chain (coordinator dev0, 'ai-training')...
+    assert isinstance(node(job, 0).handle(request_for(job)), NodeUpdate)
+    # ...then the devnet is replaced by a fresh one at the same addresses, where job 1 is
+    # another job (purpose 'analytics'): the cached purpose must not decide the grant check.
+    fresh = start_anvil()
+    try:
+        chain = deploy_on(fresh)
+        config = replace(CONFIG, purpose="analytics")
+        enrollment = enroll(chain[0], job.federation, config)
+        runner = EmbeddedRunner(job.federation, enrollment, LocalBlockstore(tmp_path / "fresh"), config)
+        other = runner.create_job()
+        assert other.job_id == job.job.job_id
+        assert chain.deployment.address("TrainingLedger") == job.lab.deployment.address("TrainingLedger")
+        request = RoundRequest(
+            other.job_id,
+            1,
+            other.job_datasets,
+            other.last_model_cid,
+            other.last_digest,
+            other.spec.model_dump_json(),
+            other.seed,
+        )
+        reply = runner.nodes[0].handle(request)
+        assert isinstance(reply, NodeUpdate), reply
+    finally:
+        fresh.stop()
