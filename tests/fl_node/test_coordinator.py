@@ -141,3 +141,53 @@ def test_ledger_rounds_give_the_same_model_bytes_as_the_ledger_free_loop(job: Jo
     assert [o.round_number for o in run.rounds] == [1, 2]
     assert run_offline(job.federation, 2, job.job.seed) == run.final_model_bytes
     assert model_digest(run.final_model_bytes) == job.lab.get_job(job.job.job_id).last_digest
+
+
+def _request(job: Job) -> RoundRequest:
+    s = job.job
+    return RoundRequest(
+        s.job_id,
+        s.last_round + 1,
+        s.job_datasets,
+        s.last_model_cid,
+        s.last_digest,
+        s.spec.model_dump_json(),
+        s.seed,
+    )
+
+
+def test_verify_update_names_what_does_not_bind(job: Job) -> None:
+    request = _request(job)
+    honest = job.runner.nodes[0].handle(request)
+    assert isinstance(honest, NodeUpdate)
+    coordinator = job.runner.coordinator
+    assert coordinator.verify_update(request, honest) is None
+    owner = job.owner(0).account
+    ledger = job.lab.deployment.address("TrainingLedger")
+
+    def resigned(**change: int) -> NodeUpdate:
+        attestation = replace(honest.attestation.attestation, **change)
+        return replace(honest, attestation=sign_attestation(owner, job.lab.chain_id, ledger, attestation))  # type: ignore[arg-type]
+
+    cases = {
+        "attestation names another job, round or dataset": [
+            resigned(round=2),
+            resigned(job_id=job.job.job_id + 1),
+            resigned(dataset_id=job.dataset(1)),
+        ],
+        "update bytes do not match the attested digest": [
+            replace(honest, update_bytes=honest.update_bytes + b" ")
+        ],
+        "example count does not match the attestation": [
+            replace(honest, num_examples=honest.num_examples + 1)
+        ],
+        "attestation signature is malformed: signature must be 0x + 130 hex digits": [
+            replace(
+                honest, attestation=replace(honest.attestation, signature=honest.attestation.signature[:-2])
+            )
+        ],
+    }
+    for expected, updates in cases.items():
+        for update in updates:
+            problem = coordinator.verify_update(request, update)
+            assert problem is not None and problem.startswith(expected), (expected, problem)
