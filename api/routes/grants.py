@@ -40,7 +40,7 @@ from api.schemas import (
     RevokeGrantRequest,
 )
 from ledger.errors import SignedGrantFormatError
-from ledger.signed_grants import SignedGrant, grant_from_signed
+from ledger.signed_grants import DOMAIN_NAME, SignedGrant, grant_from_signed
 
 router = APIRouter(tags=["grants"], responses={"4XX": {"model": ErrorOut}, "5XX": {"model": ErrorOut}})
 
@@ -119,7 +119,12 @@ def issue_grant(body: IssueGrantRequest, service: ServiceDep) -> GrantWriteOut:
     return GrantWriteOut(grant=grant, receipt=receipt_out(receipt))
 
 
-def _format_field(message: str) -> str:
+_FIELD_PATH = re.compile(r"^((?:domain|message|types)\.\w+)")
+_FIELD_LIST = re.compile(r"^(domain|message) (?:lacks|has) (\w+)")
+_MISSING_KEYS = re.compile(r"; missing (\w+)")
+
+
+def _format_field(message: str, document: dict[str, Any]) -> str:
     """The document field a `SignedGrantFormatError` message is about (its messages lead with it)."""
     if "`signature`" in message:
         return "signature"
@@ -129,20 +134,17 @@ def _format_field(message: str) -> str:
     listed = _FIELD_LIST.match(message)
     if listed:
         return f"{listed.group(1)}.{listed.group(2)}"
+    if message.startswith("domain is "):  # the name or the version is not UsageGrants 1
+        return "domain.name" if document["domain"].get("name") != DOMAIN_NAME else "domain.version"
     missing = _MISSING_KEYS.search(message)
     if missing:
         return missing.group(1)
-    return message.split(" ", 1)[0] if message.startswith(("domain ", "primaryType ")) else "request"
+    return message.split(" ", 1)[0] if message.startswith("primaryType ") else "request"
 
 
-_FIELD_PATH = re.compile(r"^((?:domain|message|types)\.\w+)")
-_FIELD_LIST = re.compile(r"^(domain|message) (?:lacks|has) (\w+)")
-_MISSING_KEYS = re.compile(r"; missing (\w+)")
-
-
-def _format_error(error: SignedGrantFormatError) -> ApiError:
+def _format_error(error: SignedGrantFormatError, document: dict[str, Any]) -> ApiError:
     """A malformed signed grant as the typed 422 body, naming the field like a validation error."""
-    field = _format_field(str(error))
+    field = _format_field(str(error), document)
     return ApiError(
         422,
         "invalid_request",
@@ -204,17 +206,18 @@ def redeem_grant(body: RedeemGrantRequest, service: ServiceDep) -> RedeemGrantOu
     numbers, decimal or 0x-hex strings) with an EOA owner's 65- or 64-byte signature or a contract
     (EIP-1271) owner's signature of any length. Reports the deed owner that authorised the grant.
     """
+    document = body.model_dump(mode="python")
     try:
-        grant = grant_from_signed(body.model_dump(mode="python"))
+        grant = grant_from_signed(document)
     except SignedGrantFormatError as error:
-        raise _format_error(error) from None
+        raise _format_error(error, document) from None
     client = service.writer()
     _check_signed_grant(client, grant)
     try:
         with service.write_lock:
             authority, receipt = client.redeem_signed_grant(grant)
     except SignedGrantFormatError as error:  # e.g. a signature of the wrong length for an EOA owner
-        raise _format_error(error) from None
+        raise _format_error(error, document) from None
     written = grant_out(
         client, grant.dataset_id, grant.grantee, grant.purpose, block_number=int(receipt.block_number)
     )

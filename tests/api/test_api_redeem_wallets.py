@@ -156,7 +156,8 @@ def test_malformed_values_are_422_naming_the_field_and_change_nothing(
             f"has an invalid EIP-55 checksum (did you mean {LAB}?)",
         ),
         ("message", "purpose", "0x1234", "message.purpose", "message.purpose is 2 bytes, expected 32"),
-        ("domain", "version", "2", "domain", "expected 'UsageGrants' version '1'"),
+        ("domain", "version", "2", "domain.version", "expected 'UsageGrants' version '1'"),
+        ("domain", "name", "Grants", "domain.name", "domain is 'Grants' version '1', expected 'UsageGrants'"),
         (None, "signature", "0xabc", "signature", "`signature` is not hex"),
         (
             None,

@@ -254,6 +254,7 @@ def test_garbage_signatures_and_signed_grant_bodies(api: Api) -> None:
     forged = [
         api.signed(signature="0x" + bytes(RNG.getrandbits(8) for _ in range(65)).hex()) for _ in range(4)
     ]
+    forged.append(api.signed(signature="0x" + "ab" * 64))  # an EIP-2098 compact shape
     other = sign_grant(dev_account(2), {k: v for k, v in api.signed().items() if k != "signature"})
     tampered = api.signed()
     tampered["message"]["expiresAt"] = FAR + 1
@@ -269,15 +270,20 @@ def test_garbage_signatures_and_signed_grant_bodies(api: Api) -> None:
             ),
         )
         assert error["details"]["revert"] == "UsageGrantsInvalidSignature"
-    # Signatures of the wrong shape.
-    for signature in ["", "0x", "0x12", "0x" + "zz" * 65, "0x" + "ab" * 64, "0x" + "ab" * 66, junk_text(40)]:
+    # Signatures of the wrong shape for an account owner (65 bytes, or 64 in EIP-2098 form).
+    unsigned = "the document has no 0x-hex `signature`; sign it first (`sov grant sign`)"
+    lengths = "an account (EOA) owner's signature is 65 bytes (r, s, v) or 64 bytes (EIP-2098 compact)"
+    for signature, expected in [
+        ("", unsigned),
+        ("0x", f"`signature` is 0 bytes; {lengths}"),
+        ("0x12", f"`signature` is 1 bytes; {lengths}"),
+        ("0x" + "zz" * 65, "`signature` is not hex (an even number of 0-9a-f digits after 0x)"),
+        ("0x" + "ab" * 66, f"`signature` is 66 bytes; {lengths}"),
+        (junk_text(40), unsigned),
+    ]:
         response = api.http.post("/v1/grants/redeem", json=api.signed(signature=signature), headers=AUTH)
-        refused(
-            response,
-            422,
-            "invalid_request",
-            "invalid request: signature: String should match pattern '^0x[0-9a-fA-F]{130}$'",
-        )
+        error = refused(response, 422, "invalid_request", f"invalid request: {expected}")
+        assert [f["field"] for f in error["details"]["fields"]] == ["signature"]
     # Random mutations of a valid body: a field replaced by garbage, removed, or an unknown one added.
     garbage_values: list[Any] = [None, -1, 2**300, 1.5, True, [], {}, "", junk_text(20), {"x": [1]}]
     valid = api.signed()
