@@ -68,7 +68,7 @@ def run_training(
         MofNCompleteColumn(),
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
-        console=err_console,
+        console=err_console.get(),
         disable=not show_progress,
         transient=False,
     )
