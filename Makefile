@@ -14,12 +14,13 @@ HARDHAT := node_modules/.bin/hardhat
 SOL_SOURCES := $(shell find contracts -name '*.sol' -not -path '*/node_modules/*')
 ARTIFACTS := ledger/artifacts/DatasetRegistry.json
 
-.PHONY: help bootstrap demo test test-solidity test-python bench lint gas slither clean
+.PHONY: help bootstrap demo test test-solidity test-python bench mutation lint gas slither clean
 
 help:
 	@echo "make demo   - devnet + contracts + four hospitals + a federated job + audit (embedded defaults)"
 	@echo "make test   - the full suite (Solidity + Python unit, integration, reliability, browser)"
 	@echo "make bench  - benchmarks side by side; writes bench/results.json"
+	@echo "make mutation - mutation score of the audit, provenance and node gate (mutmut); bench/mutation.json"
 	@echo "make lint   - ruff + mypy --strict"
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -70,6 +71,16 @@ test-python: bootstrap $(CHROMIUM)
 
 bench: bootstrap
 	$(PY) -m bench
+
+# mutmut and its dependencies, pinned, on top of the lock (which constrains them: no locked
+# version moves). Kept out of requirements.lock so that other targets do not install them.
+$(VENV)/.mutation-installed: $(VENV)/.installed requirements-mutation.lock
+	$(PY) -m pip install --quiet -c requirements.lock -r requirements-mutation.lock
+	touch $@
+
+# Runs at nice 10 in a copy of the tree (.mutation/); see bench/mutation.py and BENCHMARKS.md.
+mutation: bootstrap $(VENV)/.mutation-installed
+	$(PY) -m bench.mutation
 
 lint: bootstrap
 	$(VENV)/bin/ruff check ledger fl_node api tests bench

@@ -1,0 +1,292 @@
+"""`make mutation`: mutation testing of the modules the trust model rests on, with mutmut.
+
+What is mutated and which tests run is configured in `pyproject.toml` (`[tool.mutmut]`):
+`ledger/audit/`, `ledger/provenance.py`, `fl_node/gate.py` and `fl_node/node.py`, against
+the audit, provenance and node tests. mutmut 3 rewrites every function of those modules
+into a trampoline that can run any one of its mutants, records which tests reach each
+function, then for each mutant forks a fresh pytest process (from a fork server that has
+imported the suite once) that runs only those tests, stopping at the first failure.
+
+Each mutant's run is its own pytest session, so module fixtures (the audit's chain and
+finished job) are built again in that process on their own anvil (free port, fresh
+chain): parallel mutants never share chain state or a content store.
+
+This script, rather than a bare `mutmut run`, because:
+
+- mutmut copies `tests/` into `mutants/` on every run, and `tests/ipfs_node/node_modules`
+  alone is ~400 MB. The run happens in a lean copy of the checkout, `.mutation/` (the
+  packages with their built artifacts, the tests without node_modules, pyproject.toml);
+  the copy also pins what is tested while people keep editing the tree.
+- Pytest's temporary folders go under `.mutation/tmp` (removed afterwards): each mutant's
+  process ends with `os._exit`, so pytest never releases its numbered temp folders.
+- A mutant that hangs is killed at its time limit before its fixtures stop their anvil.
+  Every process the run starts carries a marker in its environment; whatever still carries
+  it at the end is stopped by pid.
+- It prints the score, lists the survivors with their diffs (`.mutation/survivors.txt`),
+  writes `bench/mutation.json`, and exits 1 under the target.
+
+Usage: `python -m bench.mutation` (fresh run), `python -m bench.mutation --keep [NAMES...]`
+(keep earlier results; with mutmut name patterns such as `'ledger.audit.checks*'`, re-test
+those). To look at one mutant: `cd .mutation && ../.venv/bin/mutmut show NAME`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = ROOT / ".mutation"
+RESULTS = Path(__file__).with_name("mutation.json")
+MUTMUT = Path(sys.executable).with_name("mutmut")
+TARGET_SCORE = 0.90
+
+# What the mutated tree and its tests need; everything else stays out of the copy.
+STAGED = ("ledger", "fl_node", "api", "tests", "bench", "pyproject.toml")
+NOT_STAGED = shutil.ignore_patterns("node_modules", "__pycache__", ".pytest_cache", ".hypothesis")
+RUN_MARKER = "SOV_MUTATION_RUN"
+
+# mutmut's exit-code vocabulary (mutmut/stats.py), folded to what the report needs.
+KILLED_CODES = {1, 3}
+SURVIVED_CODES = {0}
+TIMEOUT_CODES = {36, 24, -24, 152, 255}
+NO_TESTS_CODES = {5, 33}
+TYPE_CHECK_CODES = {37}
+
+
+@dataclass(frozen=True)
+class Score:
+    """Counts over every mutant of the mutated modules."""
+
+    killed: int
+    timeout: int
+    type_errors: int
+    survived: list[str]
+    no_tests: list[str]
+    other: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        """Every mutant, whatever happened to it."""
+        return (
+            self.killed
+            + self.timeout
+            + self.type_errors
+            + len(self.survived)
+            + len(self.no_tests)
+            + sum(self.other.values())
+        )
+
+    @property
+    def tested(self) -> int:
+        """Mutants that pass `mypy --strict`, i.e. could ship: only tests can catch these."""
+        return self.total - self.type_errors
+
+    @property
+    def killed_by_tests(self) -> int:
+        """Mutants some test noticed: a test failed, or the tests hung past their time limit."""
+        return self.killed + self.timeout
+
+    @property
+    def ratio(self) -> float:
+        """The score: killed by tests over the mutants that type-check (unreached ones count)."""
+        return self.killed_by_tests / self.tested if self.tested else 0.0
+
+    @property
+    def overall(self) -> float:
+        """Caught by tests or by the type checker, over every mutant."""
+        return (self.killed_by_tests + self.type_errors) / self.total if self.total else 0.0
+
+
+def stage() -> None:
+    """Refresh the lean copy of the checkout in `.mutation/`, keeping mutmut's `mutants/`.
+
+    `copy2` keeps modification times: mutmut re-mutates a module only when its source is
+    newer than the mutated copy, which is what lets `--keep` reuse earlier results.
+    """
+    STAGE.mkdir(exist_ok=True)
+    for name in STAGED:
+        target = STAGE / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=NOT_STAGED)
+        else:
+            shutil.copy2(source, target)
+
+
+def run_mutmut(names: list[str], max_children: int, marker: str) -> int:
+    """`mutmut run` in the stage; returns its exit status."""
+    temp_root = STAGE / "tmp"
+    shutil.rmtree(temp_root, ignore_errors=True)
+    temp_root.mkdir()
+    env = dict(os.environ)
+    env.update(
+        {
+            RUN_MARKER: marker,
+            # anvil and hardhat come from the checkout's npm packages, which are not staged.
+            "SOV_NODE_MODULES": str(ROOT / "node_modules"),
+            "PYTEST_DEBUG_TEMPROOT": str(temp_root),
+            # torch and BLAS start one thread per core by default; mutants run side by side.
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
+    )
+    env.pop("PYTHONPATH", None)
+    # mutmut calls `mypy` (type_check_command) by name.
+    env["PATH"] = os.pathsep.join([str(MUTMUT.parent), env.get("PATH", "")])
+    command = [str(MUTMUT), "run", "--max-children", str(max_children), *names]
+    try:
+        return subprocess.run(command, cwd=STAGE, env=env, check=False).returncode
+    finally:
+        stop_leftovers(marker)
+        shutil.rmtree(temp_root, ignore_errors=True)
+
+
+def stop_leftovers(marker: str) -> list[int]:
+    """Stop, by pid, every process still carrying this run's marker (an orphaned anvil)."""
+    needle = f"{RUN_MARKER}={marker}".encode()
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        if sig == signal.SIGTERM and found:
+            time.sleep(2)
+    if found:
+        print(f"stopped {len(found)} process(es) left by the run: {found}")
+    return found
+
+
+def read_score() -> Score:
+    """Fold mutmut's per-module result files (`mutants/**/*.py.meta`) into one score."""
+    killed = timeout = type_errors = 0
+    survived: list[str] = []
+    no_tests: list[str] = []
+    other: Counter[str] = Counter()
+    for meta in sorted((STAGE / "mutants").rglob("*.py.meta")):
+        codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        for name, code in sorted(codes.items()):
+            if code in KILLED_CODES:
+                killed += 1
+            elif code in TIMEOUT_CODES:
+                timeout += 1
+            elif code in TYPE_CHECK_CODES:
+                type_errors += 1
+            elif code in SURVIVED_CODES:
+                survived.append(name)
+            elif code in NO_TESTS_CODES:
+                no_tests.append(name)
+            else:
+                other["not checked" if code is None else f"exit {code}"] += 1
+    return Score(killed, timeout, type_errors, survived, no_tests, dict(other))
+
+
+def diffs_of(names: list[str]) -> str:
+    """mutmut's diff of each mutant against its original function (one process for all)."""
+    script = (
+        "import sys\n"
+        "from mutmut.mutation.diff_apply import get_diff_for_mutant\n"
+        "for name in sys.argv[1:]:\n"
+        "    print(f'# {name}')\n"
+        "    print(get_diff_for_mutant(name))\n"
+        "    print()\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script, *names], cwd=STAGE, capture_output=True, text=True, check=False
+    )
+    return shown.stdout + shown.stderr
+
+
+def report(score: Score, seconds: float, max_children: int) -> None:
+    """Print the score and survivors, keep their diffs, write bench/mutation.json."""
+    undetected = score.survived + score.no_tests
+    (STAGE / "survivors.txt").write_text(diffs_of(undetected) if undetected else "")
+    for name in score.survived:
+        print(f"survived: {name}")
+    for name in score.no_tests:
+        print(f"no test reaches: {name}")
+    for what, count in sorted(score.other.items()):
+        print(f"{what}: {count}")
+    print(
+        f"mutants: {score.total}; {score.type_errors} refused by mypy --strict; of the other "
+        f"{score.tested}, tests killed {score.killed_by_tests} ({score.killed} failed, "
+        f"{score.timeout} timed out), {len(score.survived)} survived, "
+        f"{len(score.no_tests)} reached by no test"
+    )
+    print(
+        f"mutation score: {score.ratio:.1%} of type-correct mutants killed (target {TARGET_SCORE:.0%}); "
+        f"{score.overall:.1%} of all mutants caught by tests or mypy; "
+        f"{seconds / 60:.1f} min with {max_children} workers; diffs in {STAGE / 'survivors.txt'}"
+    )
+    document = {
+        "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": "make mutation",
+        "cores": os.cpu_count(),
+        "workers": max_children,
+        "minutes": round(seconds / 60, 1),
+        "total": score.total,
+        "type_errors": score.type_errors,
+        "tested": score.tested,
+        "killed": score.killed,
+        "timeout": score.timeout,
+        "score": round(score.ratio, 4),
+        "caught_by_tests_or_mypy": round(score.overall, 4),
+        "survived": score.survived,
+        "no_tests": score.no_tests,
+        "other": score.other,
+    }
+    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.mutation", description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", help="mutmut mutant names or patterns to (re-)test")
+    parser.add_argument("--keep", action="store_true", help="keep earlier results (default: fresh run)")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="parallel mutants")
+    parser.add_argument("--nice", type=int, default=10, help="lower the run's priority by this much")
+    args = parser.parse_args(argv)
+    if args.names and not args.keep:
+        parser.error("naming mutants re-tests them against earlier results: add --keep")
+    os.nice(args.nice)
+    if not args.keep:
+        shutil.rmtree(STAGE / "mutants", ignore_errors=True)
+    stage()
+    marker = uuid.uuid4().hex
+    started = time.monotonic()
+    status = run_mutmut(args.names, args.max_children, marker)
+    seconds = time.monotonic() - started
+    if status != 0:
+        print(f"mutmut run exited {status}", file=sys.stderr)
+        return status
+    score = read_score()
+    report(score, seconds, args.max_children)
+    return 0 if score.ratio >= TARGET_SCORE else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
