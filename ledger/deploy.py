@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 # Constructor parameter name (as in the Solidity sources) -> the contract it refers to.
 _CONSTRUCTOR_REFS = {"registry_": "DatasetRegistry", "grants_": "UsageGrants"}
 
+# The views that wire the contracts together: contract -> {view: the contract it returns}.
+_WIRING = {
+    "UsageGrants": {"registry": "DatasetRegistry"},
+    "TrainingLedger": {"registry": "DatasetRegistry", "grants": "UsageGrants"},
+}
+
+
+class DeploymentExistsError(ConfigurationError, FileExistsError):
+    """This home already has a live deployment manifest for the chain; replacing it needs `force`."""
+
 
 @dataclass(frozen=True)
 class Deployment:
@@ -154,6 +164,131 @@ def verify_deployment(
                 f"of the deployment manifest{where} "
                 f"(code hash {actual}, manifest {expected}); run `sov deploy` again"
             )
+
+
+def _view_address(transport: Transport, address: str, view: str) -> str:
+    """The address an argument-less view (`registry()`) returns."""
+    data = "0x" + keccak(text=f"{view}()")[:4].hex()
+    raw = str(transport.request("eth_call", [{"to": address, "data": data}, "latest"]))
+    word = bytes.fromhex(raw[2:])
+    if len(word) != 32 or any(word[:12]):
+        raise DeploymentMismatchError(
+            f"the contract at {address} does not answer {view}() with an address; "
+            "it is not a sovereign-ledger contract"
+        )
+    return to_checksum_address(word[12:])
+
+
+def verify_build(transport: Transport, deployment: Deployment, artifacts_dir: Path = ARTIFACTS_DIR) -> None:
+    """Raise `DeploymentMismatchError` unless each contract runs this build's code, wired together.
+
+    The runtime code at each address must be the artifact's deployed bytecode once its
+    immutables (the addresses of the other two contracts) are blanked: the contracts this
+    build would deploy, pointing at each other and at nothing else.
+    """
+    chain_id = deployment.chain_id
+    for name, views in _WIRING.items():
+        for view, target in views.items():
+            actual = _view_address(transport, deployment.address(name), view)
+            if actual != deployment.address(target):
+                raise DeploymentMismatchError(
+                    f"{name} at {deployment.address(name)} on chain {chain_id} uses {target} {actual}, "
+                    f"not the deployment's {target} {deployment.address(target)}"
+                )
+    for name in CONTRACT_NAMES:
+        address = deployment.address(name)
+        code = bytes.fromhex(str(transport.request("eth_getCode", [address, "latest"]))[2:])
+        expected = bytes.fromhex(load_artifact(name, artifacts_dir).deployed_bytecode.removeprefix("0x"))
+        if not code:
+            raise DeploymentMismatchError(
+                f"there is no contract at {address} on chain {chain_id} (the deployment's {name})"
+            )
+        if len(code) != len(expected) or _blank_immutables(code, expected) != expected:
+            raise DeploymentMismatchError(
+                f"the code at {address} on chain {chain_id} is not the {name} of this build "
+                f"(artifacts in {artifacts_dir}); another version of sovereign-ledger, or another "
+                "contract, was deployed there"
+            )
+
+
+# solc leaves each immutable as `PUSH32 0` in the artifact's runtime code and fills the 32
+# bytes at deployment; optimised code never pushes a zero that way otherwise.
+_IMMUTABLE_PLACEHOLDER = b"\x7f" + bytes(32)
+
+
+def _blank_immutables(code: bytes, expected: bytes) -> bytes:
+    """`code` with the 32 bytes of each immutable slot of `expected` zeroed (same length)."""
+    blanked = bytearray(code)
+    start = expected.find(_IMMUTABLE_PLACEHOLDER)
+    while start != -1:
+        blanked[start + 1 : start + 33] = bytes(32)
+        start = expected.find(_IMMUTABLE_PLACEHOLDER, start + 1)
+    return bytes(blanked)
+
+
+def first_code_block(transport: Transport, address: str) -> int:
+    """The first block at which `address` has code (binary search over historical state)."""
+    latest = int(transport.request("eth_blockNumber", []), 16)
+
+    def has_code(block: int) -> bool:
+        return str(transport.request("eth_getCode", [address, hex(block)])) not in ("0x", "0x0", "")
+
+    if not has_code(latest):
+        raise DeploymentMismatchError(f"there is no contract at {address} at {transport.rpc_url}")
+    low, high = 0, latest
+    while low < high:
+        middle = (low + high) // 2
+        if has_code(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def deployment_at(transport: Transport, training_ledger: str, chain_id: int | None = None) -> Deployment:
+    """The deployment a TrainingLedger address belongs to: its registry and grants, read from it.
+
+    The deployed block is where the DatasetRegistry's code first appears (where an event
+    index starts); the code hashes are those on the node (check them with `verify_build`).
+    """
+    address = to_checksum_address(training_ledger)
+    if chain_id is None:
+        chain_id = int(transport.request("eth_chainId", []), 16)
+    if code_hash(transport, address) == "0x" + keccak(b"").hex():
+        raise DeploymentMismatchError(
+            f"there is no contract at {address} on chain {chain_id}; give the address of the "
+            "deployment's TrainingLedger"
+        )
+    addresses = {
+        "DatasetRegistry": _view_address(transport, address, "registry"),
+        "UsageGrants": _view_address(transport, address, "grants"),
+        "TrainingLedger": address,
+    }
+    return Deployment(
+        chain_id=chain_id,
+        addresses=addresses,
+        deployed_block=first_code_block(transport, addresses["DatasetRegistry"]),
+        code_hashes={name: code_hash(transport, a) for name, a in addresses.items()},
+    )
+
+
+def refuse_to_replace(settings: Settings, transport: Transport, chain_id: int) -> None:
+    """Raise `DeploymentExistsError` when this home's manifest for the chain points at live contracts.
+
+    A manifest whose contracts are gone (a devnet restarted without its state) may be replaced.
+    """
+    try:
+        existing = load_deployment(settings, transport, chain_id)
+    except ConfigurationError:
+        return
+    raise DeploymentExistsError(
+        f"chain {chain_id} already has a deployment in {manifest_path(settings, chain_id)} "
+        f"(TrainingLedger {existing.address('TrainingLedger')}, "
+        f"deployed at block {existing.deployed_block}); "
+        "deploying again creates new contracts that the other parties on this chain will not see "
+        "(they keep using the existing ones). Use `sov network join` to use the existing deployment, "
+        "or pass --force to deploy anyway and replace the manifest"
+    )
 
 
 def deploy_contracts(

@@ -213,11 +213,14 @@ def start_anvil(
     node_modules: Path | None = None,
     detached: bool = False,
     extra_args: tuple[str, ...] = (),
+    host: str = "127.0.0.1",
 ) -> NodeProcess:
-    """Start anvil on 127.0.0.1 and return once it answers `eth_chainId`.
+    """Start anvil and return once it answers `eth_chainId` on 127.0.0.1.
 
-    `port=0` picks a free port. With `state_path` the chain is loaded from that file when it
-    exists and dumped to it every second and on exit, so a kill -9 loses at most a second.
+    It binds `host` (127.0.0.1 unless other machines must reach it, e.g. 0.0.0.0); the
+    returned `rpc_url` is always the local one. `port=0` picks a free port. With `state_path`
+    the chain is loaded from that file when it exists and dumped to it every second and on
+    exit, so a kill -9 loses at most a second.
     `detached` lets the node outlive this Python process (the embedded devnet).
     """
     binary = anvil_binary(node_modules)
@@ -230,7 +233,7 @@ def start_anvil(
                 f"port {chosen} on 127.0.0.1 is already in use; "
                 "stop what listens there or choose another port"
             )
-        args = [str(binary), "--host", "127.0.0.1", "--port", str(chosen), "--quiet"]
+        args = [str(binary), "--host", host, "--port", str(chosen), "--quiet"]
         if state_path is not None:
             state_path.parent.mkdir(parents=True, exist_ok=True)
             args += ["--state", str(state_path), "--state-interval", "1"]
@@ -309,6 +312,8 @@ class DevnetStatus:
     state_path: str
     log_path: str
     addresses: dict[str, str] | None
+    host: str | None = None
+    block_time: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -344,21 +349,47 @@ class Devnet:
             return None
         return record
 
-    def up(self) -> DevnetStatus:
-        """Start the devnet unless it already runs (idempotent); its chain survives restarts."""
-        if self._running_record() is None:
+    def up(self, host: str | None = None, block_time: float | None = None) -> DevnetStatus:
+        """Start the devnet unless it already runs (idempotent); its chain survives restarts.
+
+        `host` is the address anvil binds (default 127.0.0.1; 0.0.0.0 lets other machines
+        share the devnet) and `block_time` mines a block every that many seconds, so block
+        timestamps follow the clock (default: a block per transaction). Both are recorded and
+        shown by `status`. Asking a running devnet for other values is refused: stop it first.
+        """
+        if block_time is not None and not 0 < block_time <= 3600:
+            raise DevnetError(f"block time {block_time} s is out of range: give 0 < seconds <= 3600")
+        if host is not None:
+            _check_bind_host(host)
+        running = self._running_record()
+        if running is not None:
+            current_host = str(running.get("host", "127.0.0.1"))
+            current_time = running.get("block_time")
+            wanted = (host or current_host, block_time if block_time is not None else current_time)
+            if wanted != (current_host, current_time):
+                raise DevnetError(
+                    f"the devnet already runs bound to {current_host} with "
+                    f"{_mining(current_time)}; `sov devnet down` first to restart it bound to "
+                    f"{wanted[0]} with {_mining(wanted[1])} (its chain is kept)"
+                )
+        if running is None:
             self.directory.mkdir(parents=True, exist_ok=True)
+            bind = host or "127.0.0.1"
             node = start_anvil(
                 port=self.settings.devnet_port,
                 state_path=self.state_path,
+                block_time=block_time,
                 log_path=self.log_path,
                 detached=True,
+                host=bind,
             )
             record = {
                 "pid": node.pid,
                 "port": node.port,
                 "rpc_url": node.rpc_url,
                 "state_path": str(self.state_path),
+                "host": bind,
+                "block_time": block_time,
             }
             tmp = self.record_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(record, indent=2))
@@ -397,12 +428,42 @@ class Devnet:
             state_path=str(self.state_path),
             log_path=str(self.log_path),
             addresses=addresses,
+            host=None if record is None else str(record.get("host", "127.0.0.1")),
+            block_time=None if record is None else _float_or_none(record.get("block_time")),
         )
 
     def rpc_url(self) -> str | None:
         """The running devnet's RPC URL, or None."""
         record = self._running_record()
         return None if record is None else str(record["rpc_url"])
+
+
+def _mining(block_time: object) -> str:
+    return "instant mining" if block_time is None else f"a block every {block_time} s"
+
+
+def _float_or_none(value: object) -> float | None:
+    return None if value is None else float(str(value))
+
+
+def _check_bind_host(host: str) -> None:
+    """Refuses a bind address this machine does not have, before anvil is started."""
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise DevnetError(
+            f"devnet host {host!r} is not an address of this machine: give 127.0.0.1 (this machine "
+            "only), 0.0.0.0 (every interface) or one of its IPv4 addresses"
+        ) from None
+    address = str(infos[0][4][0])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError:
+            raise DevnetError(
+                f"devnet host {host!r} ({address}) is not an address of this machine: give "
+                "127.0.0.1, 0.0.0.0 or one of its IPv4 addresses"
+            ) from None
 
 
 def _block_number(rpc_url: str) -> int | None:
