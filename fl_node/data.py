@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import FLError
+from .spec import CategoricalColumn, NumericColumn, PreprocessingSpec
 
 FloatArray = npt.NDArray[np.float32]
 LabelArray = npt.NDArray[np.int64]
@@ -210,26 +211,7 @@ def load_csv(path: Path, *, label: str, test_fraction: float = 0.2, seed: int = 
     own category); wider string columns are dropped and listed in `dropped_columns`.
     Labels may be strings or numbers; rows without a label are dropped.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"no such CSV file: {path}") from None
-    except OSError as error:
-        raise DatasetError(f"cannot read {path}: {error.strerror}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise DatasetError(f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8 CSV") from None
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
-    if not rows:
-        raise DatasetError(f"{path} is empty: expected a header row and at least one data row")
-    header = [name.strip() for name in rows[0]]
-    body = rows[1:]
-    if not body:
-        raise DatasetError(f"{path} has a header but no data rows")
-    if len(set(header)) != len(header):
-        duplicates = sorted({name for name in header if header.count(name) > 1})
-        raise DatasetError(f"{path}: duplicate column names {duplicates}")
+    header, body = read_table(path)
     if label not in header:
         raise DatasetError(
             f"{path} has no label column {label!r}; columns are: {', '.join(header)}"
@@ -499,3 +481,181 @@ def read_partition(source: Path | bytes, node: int = 0) -> Partition:
     if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
         raise DatasetError(f"partition file holds x {x.shape} and y {y.shape}; expected [n, d] and [n]")
     return Partition(node=node, x=x, y=y)
+
+
+# ---------------------------------------------------------------------------- a hospital's table
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".npz")
+
+
+def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and the non-empty rows of a CSV (UTF-8) or Parquet file, every cell as text."""
+    if path.suffix.lower() == ".parquet":
+        return _read_parquet(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"no such CSV file: {path}") from None
+    except OSError as error:
+        raise DatasetError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path} is not UTF-8 text (byte {error.start}); save it as UTF-8 CSV") from None
+    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise DatasetError(f"{path} is empty: expected a header row and at least one data row")
+    header = [name.strip() for name in rows[0]]
+    body = rows[1:]
+    if not body:
+        raise DatasetError(f"{path} has a header but no data rows")
+    if len(set(header)) != len(header):
+        duplicates = sorted({name for name in header if header.count(name) > 1})
+        raise DatasetError(f"{path}: duplicate column names {duplicates}")
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise DatasetError(f"{path}, row {line}: {len(row)} fields, the header has {len(header)}")
+    return header, body
+
+
+def _read_parquet(path: Path) -> tuple[list[str], list[list[str]]]:
+    try:
+        import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        raise DatasetError(
+            f"{path}: reading Parquet needs pyarrow (pip install pyarrow); or export the table as CSV"
+        ) from None
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"{path} is not a readable Parquet file: {error}") from None
+    header = [str(name) for name in table.column_names]
+    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    body = [["" if cell is None else str(cell) for cell in row] for row in zip(*columns, strict=True)]
+    if not body:
+        raise DatasetError(f"{path} has no rows")
+    return header, body
+
+
+def _column(path: Path, header: Sequence[str], name: str, what: str) -> int:
+    if name not in header:
+        raise DatasetError(
+            f"{path} has no {what} column {name!r}; columns are: {', '.join(header)}"
+            + _did_you_mean(name, header)
+        )
+    return header.index(name)
+
+
+def draft_preprocessing(path: Path, *, label: str) -> PreprocessingSpec:
+    """A preprocessing spec whose constants are fitted on `path` (a reference table the parties agree on).
+
+    Numeric columns: mean and standard deviation of the file's values, missing cells filled
+    with the mean. String columns with at most `MAX_CATEGORIES` values: one-hot over the
+    sorted values. Wider string columns and columns without values are left out. Classes:
+    the label's values, in numeric order when every one is a number.
+    """
+    header, body = read_table(path)
+    label_at = _column(path, header, label, "label")
+    labelled = [row for row in body if row[label_at].strip().lower() not in MISSING_MARKERS]
+    if not labelled:
+        raise DatasetError(f"{path}: column {label!r} has no values")
+    _, classes = _encode_labels([row[label_at].strip() for row in labelled])
+    if len(classes) < 2:
+        raise DatasetError(f"{path}: label column {label!r} has a single class {classes[0]!r}")
+    columns: list[NumericColumn | CategoricalColumn] = []
+    for at, name in enumerate(header):
+        if at == label_at:
+            continue
+        cells = [row[at].strip() for row in labelled]
+        numeric = _parse_numeric(cells)
+        if numeric is not None:
+            if np.isnan(numeric).all():
+                continue
+            mean = float(np.nanmean(numeric))
+            std = float(np.nanstd(numeric))
+            columns.append(NumericColumn(name=name, mean=mean, scale=std if std > 1e-12 else 1.0, fill=mean))
+            continue
+        categories = sorted({c for c in cells if c.lower() not in MISSING_MARKERS})
+        if categories and len(categories) <= MAX_CATEGORIES:
+            columns.append(CategoricalColumn(name=name, categories=tuple(categories)))
+    if not columns:
+        raise DatasetError(f"{path}: no usable feature columns besides {label!r}")
+    return PreprocessingSpec(label=label, classes=classes, columns=tuple(columns))
+
+
+def apply_preprocessing(spec: PreprocessingSpec, path: Path, *, label: str | None = None) -> Partition:
+    """The node's examples: `path`'s rows prepared exactly as the job's preprocessing says.
+
+    `label` is the column the node's operator named; it must be the spec's. Rows without a
+    label are skipped; a label value the spec does not list, a missing column or a numeric
+    cell that is not a number is an error naming it (the node then trains nothing).
+    """
+    if label is not None and label != spec.label:
+        raise DatasetError(
+            f"this node's label column is {label!r}, but the job's preprocessing uses {spec.label!r}"
+        )
+    header, body = read_table(path)
+    label_at = _column(path, header, spec.label, "label")
+    rows = [row for row in body if row[label_at].strip().lower() not in MISSING_MARKERS]
+    if not rows:
+        raise DatasetError(f"{path}: column {spec.label!r} has no values")
+    class_index = {name: i for i, name in enumerate(spec.classes)}
+    unknown = sorted({row[label_at].strip() for row in rows} - set(class_index))
+    if unknown:
+        raise DatasetError(
+            f"{path}: label values {unknown} are not among the job's classes {list(spec.classes)}"
+        )
+    y = np.array([class_index[row[label_at].strip()] for row in rows], dtype=np.int64)
+    blocks: list[npt.NDArray[np.float64]] = []
+    for column in spec.columns:
+        at = _column(path, header, column.name, "feature")
+        cells = [row[at].strip() for row in rows]
+        if isinstance(column, NumericColumn):
+            values = _parse_numeric(cells)
+            if values is None:
+                bad = next(c for c in cells if c.lower() not in MISSING_MARKERS and not _is_number(c))
+                raise DatasetError(f"{path}: column {column.name!r} is numeric in the job, but holds {bad!r}")
+            values = np.where(np.isnan(values), column.fill, values)
+            blocks.append(((values - column.mean) / column.scale)[:, None])
+            continue
+        index = {c: i for i, c in enumerate(column.categories)}
+        block = np.zeros((len(cells), len(column.categories)), dtype=np.float64)
+        for row_at, cell in enumerate(cells):
+            hit = index.get(cell)
+            if hit is not None:
+                block[row_at, hit] = 1.0
+        blocks.append(block)
+    x = np.ascontiguousarray(np.concatenate(blocks, axis=1).astype(np.float32))
+    return Partition(node=0, x=x, y=y)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        return math.isfinite(float(cell))
+    except ValueError:
+        return False
+
+
+def load_examples(
+    path: Path, preprocessing: PreprocessingSpec | None, *, label: str | None = None
+) -> Partition:
+    """A node's examples from its file: a table prepared by the job's preprocessing, or an `.npz`."""
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise DatasetError(
+            f"{path}: the node reads {', '.join(TABLE_SUFFIXES)} files, not {suffix or 'this'}"
+        )
+    if suffix == ".npz":
+        partition = read_partition(path)
+        if preprocessing is not None and partition.x.shape[1] != preprocessing.width:
+            raise DatasetError(
+                f"{path} holds {partition.x.shape[1]} features; "
+                f"the job's preprocessing gives {preprocessing.width}"
+            )
+        return partition
+    if preprocessing is None:
+        raise DatasetError(
+            f"{path} is a table, but the job's spec has no preprocessing section: the node cannot tell "
+            "how to prepare it (the lab must put [preprocessing] in the job's spec)"
+        )
+    return apply_preprocessing(preprocessing, path, label=label)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
@@ -27,7 +29,7 @@ from ledger.purposes import purpose_id
 from ledger.store import ContentStore, cid_of, content_root
 
 from .coordinator import Coordinator, JobState, RoundOutcome
-from .data import Dataset, Partition, load_dataset, make_partitions
+from .data import Dataset, Partition, load_dataset, load_examples, make_partitions
 from .messages import NodeReply, RoundRequest
 from .model import initial_state
 from .node import DataOwnerNode
@@ -71,6 +73,43 @@ def prepare(config: TrainConfig) -> Federation:
     partitions = make_partitions(dataset, config.nodes, config.partition, config.seed)
     ids = tuple(int.from_bytes(content_root(cid_of(p.to_bytes())), "big") for p in partitions)
     spec = default_spec(dataset.num_features, dataset.num_classes, seed=config.seed, **config.spec_overrides)
+    return Federation(dataset, tuple(partitions), ids, spec)
+
+
+def prepare_registered(
+    files: list[Path], spec: ModelSpec, *, label: str | None = None, eval_file: Path | None = None
+) -> Federation:
+    """A federation of files the hospitals registered themselves: each file is one node's data.
+
+    The dataset ids are the files' CIDs (what `sov dataset register` put on chain); tables are
+    prepared by the spec's preprocessing, as the hospitals' own nodes would. Without
+    `eval_file` the coordinator computes no test metrics.
+    """
+    partitions = []
+    for node, path in enumerate(files):
+        examples = load_examples(path, spec.preprocessing, label=label)
+        partitions.append(Partition(node=node, x=examples.x, y=examples.y))
+    ids = tuple(int.from_bytes(content_root(cid_of(path.read_bytes())), "big") for path in files)
+    if len(set(ids)) != len(ids):
+        raise ValueError("--datasets lists the same file content twice")
+    if eval_file is not None:
+        held_out = load_examples(eval_file, spec.preprocessing, label=label)
+        x_test, y_test = held_out.x, held_out.y
+    else:
+        x_test = np.zeros((0, spec.input_dim), dtype=np.float32)
+        y_test = np.zeros((0,), dtype=np.int64)
+    classes = (
+        spec.preprocessing.classes if spec.preprocessing else tuple(str(i) for i in range(spec.num_classes))
+    )
+    dataset = Dataset(
+        name="registered",
+        x_train=np.concatenate([p.x for p in partitions]),
+        y_train=np.concatenate([p.y for p in partitions]),
+        x_test=x_test,
+        y_test=y_test,
+        feature_names=tuple(f"f{i}" for i in range(spec.input_dim)),
+        class_names=classes,
+    )
     return Federation(dataset, tuple(partitions), ids, spec)
 
 
@@ -134,6 +173,42 @@ def enroll(
     return Enrollment(lab, owners, expires_at)
 
 
+def enroll_registered(
+    lab: LedgerClient,
+    federation: Federation,
+    owner_key: Callable[[str], LocalAccount | None],
+    purpose: str,
+) -> Enrollment:
+    """The owners of already registered datasets; `owner_key(address)` is the owner's key or None.
+
+    Nothing is registered or granted: each dataset must be registered, its owner's key must
+    be known to `owner_key` (its node signs the attestations), and the lab must hold a valid
+    grant for `purpose` now; otherwise `ValueError` says which dataset and what to run.
+    """
+    assert lab.address is not None
+    states = lab.dataset_states(list(federation.dataset_ids))
+    statuses = lab.authorization_statuses(list(federation.dataset_ids), lab.address, purpose_id(purpose))
+    owners: list[LedgerClient] = []
+    for dataset_id, state, status in zip(federation.dataset_ids, states, statuses, strict=True):
+        if not state.registered:
+            raise ValueError(
+                f"dataset {dataset_id:#066x} is not registered: its owner runs `sov dataset register FILE`"
+            )
+        key = owner_key(state.owner)
+        if key is None:
+            raise ValueError(
+                f"dataset {dataset_id:#066x} is owned by {state.owner}, whose key is not in this SOV_HOME's "
+                "keystore; on one machine every hospital's account must be here (or run `sov node` there)"
+            )
+        if status.name != "AUTHORIZED":
+            raise ValueError(
+                f"the lab {lab.address} may not use dataset {dataset_id:#066x} for '{purpose}' "
+                f"({status.name.lower()}); its owner runs `sov grant issue {dataset_id:#066x} {lab.address}`"
+            )
+        owners.append(lab.with_account(key))
+    return Enrollment(lab, owners, 0)
+
+
 class LocalNode:
     """An in-process node; local training is serialised because torch's RNG is process-global."""
 
@@ -174,8 +249,8 @@ class EmbeddedRunner:
         self.coordinator = Coordinator(
             enrollment.lab,
             store,
-            eval_features=federation.dataset.x_test,
-            eval_labels=federation.dataset.y_test,
+            eval_features=federation.dataset.x_test if federation.dataset.y_test.size else None,
+            eval_labels=federation.dataset.y_test if federation.dataset.y_test.size else None,
             timeout_s=config.node_timeout_s,
             quorum=config.quorum,
         )
@@ -287,6 +362,8 @@ __all__ = [
     "LocalNode",
     "TrainConfig",
     "enroll",
+    "enroll_registered",
     "prepare",
+    "prepare_registered",
     "run_offline",
 ]

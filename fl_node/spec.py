@@ -1,21 +1,103 @@
 """The model spec: everything that decides what a federated job learns, as one digest.
 
-A job's spec (architecture, optimiser, local schedule, seed) is committed on-chain as
+A job's spec (architecture, optimiser, local schedule, seed and, for tabular data, the
+preprocessing every hospital applies to its own file) is committed on-chain as
 `spec_digest()`: the sha256 of its canonical JSON. Two parties that hold the same spec
-build the same initial model and run the same local training, so an auditor can tell
-which recipe produced a model without trusting the coordinator's word.
+build the same initial model, prepare their data the same way and run the same local
+training, so an auditor can tell which recipe produced a model without trusting the
+coordinator's word.
+
+The digest is also the content root of the canonical JSON's CIDv1 (a single raw block),
+so whoever holds the spec file can find it by the on-chain digest alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Activation = Literal["relu", "tanh", "gelu"]
 OptimizerName = Literal["sgd", "adam"]
+
+
+class NumericColumn(BaseModel):
+    """A numeric feature: missing cells get `fill`, then `(value - mean) / scale`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    kind: Literal["numeric"] = "numeric"
+    mean: float
+    scale: float = Field(gt=0.0)
+    fill: float = Field(description="the value imputed for a missing cell (before scaling)")
+
+    @property
+    def width(self) -> int:
+        """Features this column contributes."""
+        return 1
+
+
+class CategoricalColumn(BaseModel):
+    """A categorical feature, one-hot over `categories`; a missing or unlisted value is all zeros."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    kind: Literal["categorical"] = "categorical"
+    categories: tuple[str, ...] = Field(min_length=1)
+
+    @property
+    def width(self) -> int:
+        """Features this column contributes."""
+        return len(self.categories)
+
+
+Column = Annotated[NumericColumn | CategoricalColumn, Field(discriminator="kind")]
+
+
+class PreprocessingSpec(BaseModel):
+    """How every hospital turns its own table into features: part of the job's spec digest.
+
+    The statistics (means, scales, fill values, category lists) are constants of the job,
+    not of a hospital's file: every node prepares its rows with the same function, so a
+    feature means the same thing everywhere and the audit can name the preparation used.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str = Field(min_length=1, description="the label column")
+    classes: tuple[str, ...] = Field(min_length=2, description="label values, in class-index order")
+    columns: tuple[Column, ...] = Field(min_length=1, description="feature columns, in feature order")
+
+    @model_validator(mode="after")
+    def _check_names(self) -> PreprocessingSpec:
+        names = [column.name for column in self.columns]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"preprocessing lists columns {duplicates} more than once")
+        if self.label in names:
+            raise ValueError(f"the label column {self.label!r} cannot also be a feature column")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"preprocessing classes repeat a value: {list(self.classes)}")
+        return self
+
+    @property
+    def width(self) -> int:
+        """Number of features after encoding (the model's input_dim)."""
+        return sum(column.width for column in self.columns)
+
+    def describe(self) -> str:
+        """One line for people: what is scaled, encoded and imputed."""
+        numeric = [c for c in self.columns if isinstance(c, NumericColumn)]
+        categorical = [c for c in self.columns if isinstance(c, CategoricalColumn)]
+        return (
+            f"label {self.label!r} ({len(self.classes)} classes); {len(numeric)} numeric column(s) "
+            f"standardised with fixed mean/scale, missing cells imputed; {len(categorical)} categorical "
+            f"column(s) one-hot encoded; {self.width} features"
+        )
 
 
 class ModelSpec(BaseModel):
@@ -38,16 +120,31 @@ class ModelSpec(BaseModel):
     local_epochs: int = Field(default=2, gt=0)
     batch_size: int = Field(default=32, gt=0)
     seed: int = Field(default=0, ge=0, lt=2**63, description="seed of the initial weights")
+    preprocessing: PreprocessingSpec | None = Field(
+        default=None, description="how nodes prepare a table (CSV, Parquet); None: nodes hold .npz features"
+    )
 
     @model_validator(mode="after")
     def _check_hidden(self) -> ModelSpec:
         if any(width <= 0 for width in self.hidden):
             raise ValueError(f"hidden layer widths must be positive, got {list(self.hidden)}")
+        prep = self.preprocessing
+        if prep is not None and (prep.width, len(prep.classes)) != (self.input_dim, self.num_classes):
+            raise ValueError(
+                f"the preprocessing gives {prep.width} features and {len(prep.classes)} classes, "
+                f"but the model has input_dim {self.input_dim} and num_classes {self.num_classes}"
+            )
         return self
 
     def canonical_json(self) -> bytes:
-        """UTF-8 JSON with sorted keys and no whitespace: the bytes `spec_digest` hashes."""
-        return canonical_json(self.model_dump(mode="json"))
+        """UTF-8 JSON with sorted keys and no whitespace: the bytes `spec_digest` hashes.
+
+        A spec without preprocessing omits the key, so its digest is the one it always had.
+        """
+        document = self.model_dump(mode="json")
+        if document["preprocessing"] is None:
+            del document["preprocessing"]
+        return canonical_json(document)
 
     def spec_digest(self) -> bytes:
         """sha256 of the canonical JSON (32 bytes), the value `createJob` records on-chain."""

@@ -24,6 +24,8 @@ from .common import JsonFlag, console, emit_json, emit_table, err_console, setti
 from .devnet import ensure_devnet
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from fl_node.coordinator import JobState, RoundOutcome
     from fl_node.runner import Enrollment, Federation, JobRun, TrainConfig
 
@@ -40,25 +42,53 @@ class TrainingSession:
     run: JobRun
 
 
+@dataclass(frozen=True)
+class RegisteredData:
+    """`sov train --datasets`: files the hospitals registered, and how to prepare them."""
+
+    files: list[Path]
+    spec_file: Path | None = None
+    eval_file: Path | None = None
+
+
 def run_training(
     config: Settings,
     train: TrainConfig,
     *,
     lab_alias: str = "dev0",
+    registered: RegisteredData | None = None,
     show_progress: bool = True,
     on_dispatch: Callable[[int, Enrollment, Federation], None] | None = None,
     on_round: Callable[[RoundOutcome], None] | None = None,
 ) -> TrainingSession:
-    """Devnet (or SOV_RPC_URL) -> enrollment of the hospitals -> job -> rounds, with progress bars."""
-    from fl_node.runner import EmbeddedRunner, enroll, prepare
+    """Devnet (or SOV_RPC_URL) -> enrollment of the hospitals -> job -> rounds, with progress bars.
+
+    The lab signs as `lab_alias` (a keystore alias; devnet aliases only on a devnet). Without
+    `registered` the hospitals are devnet accounts that register partitions of `train.data`
+    (the demo; refused off a devnet); with it, the registered files' owners must have their
+    keystore accounts in this SOV_HOME and must have granted the lab, and nothing is
+    registered or granted.
+    """
+    from fl_node.runner import EmbeddedRunner, enroll, enroll_registered, prepare
 
     if config.rpc_url is None:
         status, _ = ensure_devnet(config)
         config = config.model_copy(update={"rpc_url": status.rpc_url})
     client = LedgerClient.connect(config)
-    lab = client.with_account(Keystore(config).account(lab_alias, chain_id=client.chain_id))
-    federation = prepare(train)
-    enrollment = enroll(lab, federation, train)
+    keystore = Keystore(config)
+    lab = client.with_account(keystore.account(lab_alias, chain_id=client.chain_id))
+    if registered is None:
+        federation = prepare(train)
+        enrollment = enroll(lab, federation, train)
+    else:
+        federation = _registered_federation(registered, train)
+        aliases = {keystore.address(alias).lower(): alias for alias in keystore.aliases()}
+
+        def owner_key(address: str) -> LocalAccount | None:
+            alias = aliases.get(address.lower())
+            return None if alias is None else keystore.account(alias, chain_id=client.chain_id)
+
+        enrollment = enroll_registered(lab, federation, owner_key, train.purpose)
     store = open_store(config)
     runner = EmbeddedRunner(federation, enrollment, store, train)
     job = runner.create_job()
@@ -102,6 +132,36 @@ def run_training(
         enrollment=enrollment,
         run=run,
     )
+
+
+def _registered_federation(registered: RegisteredData, train: TrainConfig) -> Federation:
+    from fl_node.data import draft_preprocessing
+    from fl_node.runner import prepare_registered
+    from fl_node.spec import default_spec
+
+    from .job import load_spec
+
+    for path in registered.files:
+        if not path.is_file():
+            raise FileNotFoundError(f"dataset file {path} does not exist")
+    if registered.spec_file is not None:
+        spec = load_spec(registered.spec_file)
+    elif registered.files[0].suffix.lower() == ".npz":
+        from fl_node.data import read_partition
+
+        first = read_partition(registered.files[0])
+        spec = default_spec(int(first.x.shape[1]), int(first.y.max()) + 1, seed=train.seed)
+    else:
+        if train.label is None:
+            raise ValueError(
+                "--label is needed to prepare tables (or give --spec with a [preprocessing] table)"
+            )
+        reference = registered.eval_file or registered.files[0]
+        preprocessing = draft_preprocessing(reference, label=train.label)
+        spec = default_spec(
+            preprocessing.width, len(preprocessing.classes), seed=train.seed, preprocessing=preprocessing
+        )
+    return prepare_registered(registered.files, spec, label=train.label, eval_file=registered.eval_file)
 
 
 def round_document(outcome: RoundOutcome) -> dict[str, Any]:
@@ -183,9 +243,27 @@ def train(
     config_file: Annotated[
         Path | None, typer.Option("--config", help="a TOML job file ([job] table)")
     ] = None,
+    account: Annotated[
+        str, typer.Option("--account", "-a", help="the lab's keystore alias (dev0 only on a devnet)")
+    ] = "dev0",
+    datasets: Annotated[
+        str | None,
+        typer.Option(
+            help="registered files (comma-separated) whose owners' accounts are in this SOV_HOME and "
+            "granted the lab; nothing is registered or granted"
+        ),
+    ] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="the job's spec (sov job spec) for --datasets tables")
+    ] = None,
+    eval_data: Annotated[Path | None, typer.Option(help="a held-out table for test metrics")] = None,
     json: JsonFlag = False,
 ) -> None:
-    """Run a federated job: hospitals register their partitions, grant the lab, nodes train, rounds commit."""
+    """Run a federated job on this machine: nodes gate, train and attest; rounds commit.
+
+    Without --datasets, devnet hospitals register partitions of --data and grant the lab
+    (a devnet only); with --datasets, the hospitals' own registered files and grants are used.
+    """
     from fl_node.runner import TrainConfig
 
     options: dict[str, Any] = {
@@ -198,7 +276,15 @@ def train(
     }
     if config_file is not None:
         options.update(_load_job_file(config_file))
-    session = run_training(settings(), TrainConfig(**options), show_progress=not json)
+    registered = None
+    if datasets is not None:
+        files = [Path(part.strip()) for part in datasets.split(",") if part.strip()]
+        if not files:
+            raise ValueError("--datasets needs at least one registered file")
+        registered = RegisteredData(files, spec, eval_data)
+    session = run_training(
+        settings(), TrainConfig(**options), lab_alias=account, registered=registered, show_progress=not json
+    )
     if json:
         emit_json(job_document(session))
         return

@@ -12,6 +12,9 @@ config names, behind `ledger_gate_mod`, which checks the chain first and signs t
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 from pathlib import Path
 
 from flwr.app import Context
@@ -24,12 +27,13 @@ from flwr.serverapp import ServerApp
 
 from ledger.chain.client import LedgerClient
 from ledger.keys import Keystore
+from ledger.modelfile import model_to_bytes
 from ledger.purposes import purpose_id
 from ledger.settings import Settings
-from ledger.store import open_store
+from ledger.store import cid_of, open_store
 
 from ..coordinator import Coordinator
-from ..data import read_partition
+from ..data import load_examples
 from ..errors import FLError
 from ..model import initial_state
 from ..spec import ModelSpec
@@ -72,7 +76,7 @@ class LedgerNodeClient(NumPyClient):
         # Same seed as the embedded runner's node for the same job, round and dataset.
         seed = round_seed(instructions.seed, instructions.round_number, self.site.dataset_id)
         configure_worker()
-        partition = self.site.partition
+        partition = self.site.examples(spec.preprocessing)
         new_state, num_examples, metrics = train_local(spec, state, partition.x, partition.y, round_seed=seed)
         return wire.state_to_ndarrays(new_state), num_examples, {k: float(v) for k, v in metrics.items()}
 
@@ -113,15 +117,24 @@ def build_strategy(run_config: UserConfig) -> tuple[LedgerStrategy, ServerConfig
     `num-rounds`, `min-nodes` (nodes to wait for and sample), `quorum`, `round-timeout`
     (seconds), `eval-data` (a partition file for the coordinator's test metrics, optional),
     `report` (where to write the JSON report, optional).
+
+    With `job-id` (non-zero) the job exists already (`sov job create`): it is read back from
+    the chain and the store (`Coordinator.resume`, which checks the spec against the job's
+    on-chain digest) and the run continues from its last committed round up to
+    `until-round` (`num-rounds` is then ignored): a round the chain holds is never run again.
+    `lab-pid` and `lab-boot-id` name the `sov job run` process that asked for this run: when
+    it is on this machine and dies, this ServerApp stops too (the lab's process is the lab).
     """
     settings = Settings(home=Path(_text(run_config, "sov-home")), rpc_url=_text(run_config, "rpc-url"))
+    _watch_lab_process(run_config)
     reader = LedgerClient.connect(settings)
     client = reader.with_account(
         Keystore(settings).account(_text(run_config, "account"), chain_id=reader.chain_id)
     )
     store = open_store(settings)
+    spec = ModelSpec.from_json(Path(_text(run_config, "spec")).read_text())
     eval_path = _text(run_config, "eval-data", required=False)
-    eval_partition = read_partition(Path(eval_path)) if eval_path else None
+    eval_partition = load_examples(Path(eval_path), spec.preprocessing) if eval_path else None
     coordinator = Coordinator(
         client,
         store,
@@ -129,21 +142,36 @@ def build_strategy(run_config: UserConfig) -> tuple[LedgerStrategy, ServerConfig
         eval_labels=None if eval_partition is None else eval_partition.y,
         quorum=_int(run_config, "quorum", 1),
     )
+    existing = _int(run_config, "job-id", 0)
     try:
-        datasets = [int(part, 16) for part in _text(run_config, "datasets").split(",") if part.strip()]
+        datasets = [
+            int(part, 16)
+            for part in _text(run_config, "datasets", required=not existing).split(",")
+            if part.strip()
+        ]
     except ValueError:
         given = run_config["datasets"]
         raise RunConfigError(
             f"run config 'datasets' must be comma-separated 0x-hex dataset ids, got {given!r}"
         ) from None
-    spec = ModelSpec.from_json(Path(_text(run_config, "spec")).read_text())
-    job = coordinator.create_job(
-        purpose=purpose_id(_text(run_config, "purpose")),
-        datasets=datasets,
-        spec=spec,
-        initial_state=dict(initial_state(spec)),
-        seed=_int(run_config, "seed", 0),
-    )
+    seed = _int(run_config, "seed", 0)
+    if existing:
+        job = coordinator.resume(
+            existing,
+            spec=spec,
+            seed=seed,
+            initial_model_cid=cid_of(model_to_bytes(initial_state(spec))),
+        )
+        num_rounds = max(0, _int(run_config, "until-round", job.last_round) - job.last_round)
+    else:
+        job = coordinator.create_job(
+            purpose=purpose_id(_text(run_config, "purpose")),
+            datasets=datasets,
+            spec=spec,
+            initial_state=dict(initial_state(spec)),
+            seed=seed,
+        )
+        num_rounds = _int(run_config, "num-rounds", 3)
     min_nodes = _int(run_config, "min-nodes", 2)
     inner = FedAvg(
         fraction_fit=1.0,
@@ -154,11 +182,50 @@ def build_strategy(run_config: UserConfig) -> tuple[LedgerStrategy, ServerConfig
     report = _text(run_config, "report", required=False)
     strategy = LedgerStrategy(coordinator, job, inner=inner, report_path=Path(report) if report else None)
     timeout = _int(run_config, "round-timeout", 300)
-    server_config = ServerConfig(num_rounds=_int(run_config, "num-rounds", 3), round_timeout=float(timeout))
+    server_config = ServerConfig(num_rounds=num_rounds, round_timeout=float(timeout))
     logging.getLogger(__name__).info(
-        "ledger job %d created on chain %d for %d dataset(s)", job.job_id, client.chain_id, len(datasets)
+        "ledger job %d %s on chain %d for %d dataset(s), at round %d; %d round(s) to run",
+        job.job_id,
+        "resumed" if existing else "created",
+        client.chain_id,
+        len(job.job_datasets),
+        job.last_round,
+        num_rounds,
     )
     return strategy, server_config
+
+
+def boot_id() -> str:
+    """This machine's boot id (Linux), which tells whether a pid names a process here."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """When `pid` started (clock ticks since boot, /proc), or None when it does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
+def _watch_lab_process(run_config: UserConfig) -> None:
+    """Stops this process when the lab's `sov job run` (same machine) is gone, even after a SIGKILL."""
+    pid = _int(run_config, "lab-pid", 0)
+    started = _int(run_config, "lab-start", 0)
+    if pid <= 0 or not boot_id() or _text(run_config, "lab-boot-id", required=False) != boot_id():
+        return
+
+    def watch() -> None:
+        while process_start_ticks(pid) == started:
+            time.sleep(0.5)
+        logging.getLogger(__name__).warning("the lab's process %d is gone; this ServerApp stops", pid)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="lab-watch", daemon=True).start()
 
 
 def server_fn(context: Context) -> ServerAppComponents:

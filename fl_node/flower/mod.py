@@ -17,18 +17,28 @@ Put `ledger_gate_mod` in a ClientApp's `mods`; it wraps every `train` message:
    node's key; it travels in the reply's metrics.
 
 A `train` message that does not come from a ledger strategy is refused too: a node that
-holds governed data trains only for a job the chain knows.
+holds governed data trains only for a job the chain knows. Before training, the node
+prepares its own file with the job's preprocessing spec (part of the digest it just
+checked); a file that does not fit the job is refused (`data_mismatch`).
+
+Every decision (trained, with the update digest and example count, or refused, with the
+reason) is appended as one JSON line to the node's decisions file (`NodeSite.decisions_file`),
+which `sov node status` reads.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from eth_utils.address import is_hex_address
 from flwr.app import Context, Message
 from flwr.clientapp.typing import ClientAppCallable
-from flwr.common import Code, FitRes, MessageType, Parameters, Status, parameters_to_ndarrays
+from flwr.common import Code, FitIns, FitRes, MessageType, Parameters, Status, parameters_to_ndarrays
 from flwr.compat.common.recorddict_compat import (
     fitres_to_recorddict,
     recorddict_to_fitins,
@@ -41,9 +51,10 @@ from ledger.modelfile import ModelBytesError, model_to_bytes
 from ledger.provenance import Attestation, model_digest, sign_attestation, to_checksum_address
 
 from .. import gate
+from ..data import DatasetError
 from ..errors import FLError, RoundRefusedError
 from . import wire
-from .node_site import NodeConfigError, NodeSite
+from .node_site import DECISIONS_FILE, NodeConfigError, NodeSite
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +75,70 @@ def refusal_reply(message: Message, dataset_id: int | None, reason: str, text: s
     return Message(fitres_to_recorddict(fit_res, keep_input=False), reply_to=message)
 
 
+def record_decision(path: Path | None, decision: Mapping[str, Any]) -> None:
+    """Appends one decision to the node's JSON-lines log (never fails the round: a log is not a gate)."""
+    if path is None:
+        return
+    entry = {"time": dt.datetime.now(tz=dt.UTC).isoformat(timespec="seconds"), **decision}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log_file:
+            log_file.write(json.dumps(entry, sort_keys=True) + "\n")
+    except OSError as error:
+        log.warning("cannot write the node's decision to %s: %s", path, error)
+
+
+def _decisions_path(node_config: Mapping[str, object], site: NodeSite | None) -> Path | None:
+    if site is not None:
+        return site.decisions_file
+    home = node_config.get("sov-home")
+    return Path(home) / DECISIONS_FILE if isinstance(home, str) and home else None
+
+
+class _Decision:
+    """What the node decides for one `train` message; written to its decisions file once."""
+
+    def __init__(self, node_config: Mapping[str, object], facts: dict[str, Any]) -> None:
+        self.node_config = node_config
+        self.facts = facts
+        self.site: NodeSite | None = None
+
+    def refuse(self, message: Message, dataset_id: int | None, reason: str, text: str) -> Message:
+        self.facts.update(dataset_id=_hex(dataset_id), decision="refused", reason=reason, message=text)
+        return refusal_reply(message, dataset_id, reason, text)
+
+    def write(self) -> None:
+        record_decision(_decisions_path(self.node_config, self.site), self.facts)
+
+
 def ledger_gate_mod(message: Message, context: Context, call_next: ClientAppCallable) -> Message:
-    """Gate a `train` message on-chain, run the ClientApp, attest its update."""
+    """Gate a `train` message on-chain, run the ClientApp, attest its update; log the decision."""
     if message.metadata.message_type != MessageType.TRAIN or message.has_error():
         return call_next(message, context)
     fit_ins = recorddict_to_fitins(message.content, keep_input=True)
-    dataset_id: int | None = None
+    decision = _Decision(
+        context.node_config,
+        {
+            "job_id": fit_ins.config.get(wire.JOB_ID),
+            "round": fit_ins.config.get(wire.ROUND),
+            "decision": "failed",
+        },
+    )
     try:
-        site = NodeSite.from_node_config(context.node_config)
+        return _gated(message, context, call_next, fit_ins, decision)
+    finally:
+        decision.write()
+
+
+def _gated(
+    message: Message, context: Context, call_next: ClientAppCallable, fit_ins: FitIns, decision: _Decision
+) -> Message:
+    dataset_id: int | None = None
+    refusal_reply = decision.refuse
+    try:
+        site = decision.site = NodeSite.from_node_config(context.node_config)
         dataset_id = site.dataset_id
+        decision.facts["dataset_id"] = _hex(dataset_id)
         if not wire.is_ledger_round(fit_ins.config):
             return refusal_reply(
                 message, dataset_id, "no_job", "this node trains only for a ledger job (no job id was sent)"
@@ -94,6 +160,14 @@ def ledger_gate_mod(message: Message, context: Context, call_next: ClientAppCall
             node_key=site.account,
             owner_wallet=_owner_wallet(context.node_config),
         )
+        decision.facts["spec_digest"] = "0x" + spec_digest.hex()
+        decision.facts["preprocessing"] = (
+            None if spec.preprocessing is None else spec.preprocessing.describe()
+        )
+        try:
+            site.examples(spec.preprocessing)  # prepared once here; the ClientApp reuses them
+        except DatasetError as error:
+            return refusal_reply(message, dataset_id, "data_mismatch", str(error))
     except RoundRefusedError as refusal:
         log.warning("dataset %s refuses the round: %s", _hex(dataset_id), refusal)
         return refusal_reply(message, dataset_id, refusal.reason, str(refusal))
@@ -107,9 +181,11 @@ def ledger_gate_mod(message: Message, context: Context, call_next: ClientAppCall
 
     reply = call_next(message, context)
     if reply.has_error():
+        decision.facts["message"] = f"the ClientApp failed: {reply.error.reason}"
         return reply
     fit_res = recorddict_to_fitres(reply.content, keep_input=True)
     if fit_res.status.code != Code.OK:
+        decision.facts["message"] = f"the ClientApp did not train: {fit_res.status.message}"
         return reply
     try:
         update_state = wire.ndarrays_to_state(spec, parameters_to_ndarrays(fit_res.parameters))
@@ -135,6 +211,12 @@ def ledger_gate_mod(message: Message, context: Context, call_next: ClientAppCall
     metrics = reply.content.config_records["fitres.metrics"]
     for key, value in wire.attestation_to_metrics(signed).items():
         metrics[key] = value
+    decision.facts.update(
+        decision="trained",
+        update_digest="0x" + attestation.update_digest.hex(),
+        num_examples=attestation.num_examples,
+        base_digest="0x" + base_digest.hex(),
+    )
     return reply
 
 

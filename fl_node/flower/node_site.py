@@ -9,14 +9,20 @@ the ledger reads these keys from it:
 | `sov-home` | the owner's data directory (keystore, deployment manifests)         |
 | `rpc-url`  | the chain's JSON-RPC endpoint this node trusts                       |
 | `account`  | the keystore alias of the dataset owner (signs the attestations)     |
-| `partition`| the node's partition file (`.npz`); its CID is the on-chain dataset id|
+| `data`     | the hospital's own file (`.csv`, `.parquet` or `.npz`); its CID is the on-chain dataset id |
+| `label`    | the label column of a table (must be the job's preprocessing label)   |
+| `partition`| (older form of `data`) a prepared `.npz` partition file              |
+| `decisions`| the node's decision log (JSON lines; default `<sov-home>/node/decisions.jsonl`) |
 
 A password-protected keystore account is unlocked with `SOV_KEY_PASSWORD` in the
 SuperNode's environment. The account is loaded for the chain id the node reads from
 `rpc-url`: a `devN` alias (a public key) is refused on any chain but the devnet.
 
 The dataset id is computed from the file the node holds, never taken from the
-coordinator: a node speaks only for the data it has.
+coordinator: a node speaks only for the data it has. A table is prepared for each job by
+the job's own preprocessing spec (`fl_node.data.load_examples`), which is part of the
+spec digest the node checks on chain; the hospital registers and keeps the very file it
+exports, no converted copy.
 """
 
 from __future__ import annotations
@@ -33,13 +39,18 @@ from ledger.keys import DevAccountOffDevnetError, Keystore
 from ledger.settings import Settings
 from ledger.store import cid_of, content_root
 
-from ..data import Partition, read_partition
+from ..data import Partition, load_examples
 from ..errors import FLError
+from ..spec import PreprocessingSpec
 
 Scalar = bool | bytes | float | int | str
 
-NODE_CONFIG_KEYS = ("sov-home", "rpc-url", "account", "partition")
+NODE_CONFIG_KEYS = ("sov-home", "rpc-url", "account", "data")
 _EXAMPLE = " ".join(f'{key}="..."' for key in NODE_CONFIG_KEYS)
+DECISIONS_FILE = Path("node") / "decisions.jsonl"
+
+# Prepared examples per (file, preprocessing): the gate mod and the ClientApp of one task share them.
+_examples: dict[tuple[Path, str, str | None], Partition] = {}
 
 
 class NodeConfigError(FLError, ValueError):
@@ -63,15 +74,31 @@ class NodeSite:
     settings: Settings
     account_alias: str
     partition_path: Path
+    label: str | None = None
+    decisions_path: Path | None = None
 
     @classmethod
     def from_node_config(cls, node_config: Mapping[str, Scalar]) -> NodeSite:
         """Reads the ledger keys of a SuperNode's node config."""
-        partition = Path(_text(node_config, "partition"))
+        key = "data" if node_config.get("data") else "partition" if node_config.get("partition") else "data"
+        partition = Path(_text(node_config, key))
         if not partition.is_file():
-            raise NodeConfigError(f"partition file {partition} (node config 'partition') does not exist")
+            raise NodeConfigError(f"data file {partition} (node config {key!r}) does not exist")
         settings = Settings(home=Path(_text(node_config, "sov-home")), rpc_url=_text(node_config, "rpc-url"))
-        return cls(settings=settings, account_alias=_text(node_config, "account"), partition_path=partition)
+        label = node_config.get("label")
+        decisions = node_config.get("decisions")
+        return cls(
+            settings=settings,
+            account_alias=_text(node_config, "account"),
+            partition_path=partition,
+            label=label if isinstance(label, str) and label else None,
+            decisions_path=Path(decisions) if isinstance(decisions, str) and decisions else None,
+        )
+
+    @property
+    def decisions_file(self) -> Path:
+        """Where this node's per-round decisions are appended (`sov node status` reads them)."""
+        return self.decisions_path or self.settings.home / DECISIONS_FILE
 
     @cached_property
     def partition_bytes(self) -> bytes:
@@ -83,10 +110,26 @@ class NodeSite:
         """`uint256(contentRoot)` of the partition file's CIDv1: the id it was registered under."""
         return int.from_bytes(content_root(cid_of(self.partition_bytes)), "big")
 
-    @cached_property
+    def examples(self, preprocessing: PreprocessingSpec | None) -> Partition:
+        """The node's examples, prepared by the job's preprocessing (an `.npz` is used as it is).
+
+        Raises `DatasetError` when the file does not fit the job (a missing column, an
+        unknown label value, another label column than the node's).
+        """
+        key = (
+            self.partition_path,
+            "" if preprocessing is None else preprocessing.model_dump_json(),
+            self.label,
+        )
+        found = _examples.get(key)
+        if found is None:
+            found = _examples[key] = load_examples(self.partition_path, preprocessing, label=self.label)
+        return found
+
+    @property
     def partition(self) -> Partition:
-        """The node's examples."""
-        return read_partition(self.partition_bytes)
+        """The examples of an `.npz` node file (no preprocessing)."""
+        return self.examples(None)
 
     @cached_property
     def client(self) -> LedgerClient:
