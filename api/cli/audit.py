@@ -16,12 +16,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
-
-from ledger.audit import audit as run_audit
-from ledger.audit import impact as run_impact
-from ledger.index import EventIndex
-from ledger.store import open_store
 
 from . import parse
 from .chain import open_client
@@ -70,6 +64,10 @@ def audit(
     """Rebuild a model's lineage from the chain and the content store, and verify every hash,
     signature, grant and aggregate. Exit status 0 only when VERIFIED (every check passed);
     1 when FAILED or NOT VERIFIED (some check could not be made)."""
+    from ledger.audit import audit as run_audit
+    from ledger.index import EventIndex
+    from ledger.store import open_store
+
     config = settings()
     client = open_client(config)
     store = open_store(config)
@@ -77,7 +75,7 @@ def audit(
         report = run_audit(target, client=client, index=index, store=store, chain_checks=not index_only)
     chosen = AuditFormat.json if json else format
     if chosen is AuditFormat.table:
-        report.print(console, all_checks=all_checks)
+        report.print(console.get(), all_checks=all_checks)
     else:
         if chosen is AuditFormat.html:
             text = report.to_html()
@@ -121,6 +119,12 @@ def impact(
 ) -> None:
     """Every model version that depends on a dataset (or one grant), and proof that none was
     built from it after its grant or consent ended. Exit status 0 only when none was."""
+    from rich.table import Table
+
+    from ledger.audit import impact as run_impact
+    from ledger.index import EventIndex
+    from ledger.store import open_store
+
     if dataset is None and grant is None:
         raise fail("give --dataset ID or --grant DATASET:GRANTEE:PURPOSE")
     config = settings()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ledger.chain.client import LedgerClient
-from ledger.keys import Keystore
-from ledger.settings import Settings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ledger.chain.client import LedgerClient
+    from ledger.settings import Settings
 
 
 def open_client(config: Settings, account: str | None = None) -> LedgerClient:
@@ -13,6 +15,9 @@ def open_client(config: Settings, account: str | None = None) -> LedgerClient:
     With `account`, the client signs as that keystore alias; devnet aliases (`dev0`..)
     are refused on chains that are not devnets.
     """
+    from ledger.chain.client import LedgerClient
+    from ledger.keys import Keystore
+
     client = LedgerClient.connect(config)
     if account is None:
         return client

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ledger.index import EventIndex, IndexedGrant
-from ledger.purposes import purpose_name
-from ledger.store import cid_of_file, content_root
-
 from . import parse
 from .chain import open_client
-from .common import AccountOption, JsonFlag, console, emit_json, emit_table, settings, user_errors
+from .common import (
+    AccountOption,
+    JsonFlag,
+    YesFlag,
+    confirm,
+    console,
+    emit_json,
+    emit_table,
+    settings,
+    user_errors,
+)
+
+if TYPE_CHECKING:
+    from ledger.chain.client import LedgerClient
+    from ledger.index import IndexedGrant
 
 app = typer.Typer(
     help="Dataset deeds: register a content hash, show, list, retire, transfer.", no_args_is_help=True
@@ -31,8 +41,12 @@ def register(
     json: JsonFlag = False,
 ) -> None:
     """Register a dataset: computes its CIDv1 locally (the data is not uploaded) and mints its deed."""
+    from ledger.store import cid_of_file, content_root
+
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is not a file")
+        raise IsADirectoryError(21, "Is a directory", str(path))
     cid = cid_of_file(path)
     client = open_client(settings(), account)
     parent_id = parse.dataset_id(parent) if parent else 0
@@ -61,9 +75,11 @@ def show(
     dataset: Annotated[str, typer.Argument(help="dataset id, 0x content root or CID")], json: JsonFlag = False
 ) -> None:
     """Owner, retirement, parent and grants of one dataset."""
+    from ledger.index import EventIndex
+
+    dataset_id = parse.dataset_id(dataset)
     config = settings()
     client = open_client(config)
-    dataset_id = parse.dataset_id(dataset)
     state = client.dataset_state(dataset_id)
     if not state.registered:
         raise LookupError(f"dataset {dataset_id:#066x} is not registered on chain {client.chain_id}")
@@ -98,6 +114,8 @@ def show(
 
 
 def _grant_row(grant: IndexedGrant) -> dict[str, object]:
+    from ledger.purposes import purpose_name
+
     return {
         "grantee": grant.grantee,
         "purpose": purpose_name(grant.purpose),
@@ -114,11 +132,13 @@ def list_(
     json: JsonFlag = False,
 ) -> None:
     """Every registered dataset (from the event index, synced first)."""
+    from ledger.index import EventIndex
+
+    wanted = parse.address(owner, "owner") if owner else None
     config = settings()
     client = open_client(config)
     index = EventIndex(config, client)
     index.sync()
-    wanted = parse.address(owner, "owner") if owner else None
     listed: list[dict[str, Any]] = [
         {
             "dataset_id": str(d.dataset_id),
@@ -150,11 +170,18 @@ def list_(
 def retire(
     dataset: Annotated[str, typer.Argument(help="dataset id, 0x content root or CID")],
     account: AccountOption = "dev1",
+    yes: YesFlag = False,
     json: JsonFlag = False,
 ) -> None:
     """Withdraw consent, irreversibly: no grant on the dataset authorises from this block on."""
-    client = open_client(settings(), account)
     dataset_id = parse.dataset_id(dataset)
+    client = open_client(settings(), account)
+    _check_owner(client, dataset_id, "retire")
+    confirm(
+        f"Retire dataset {dataset_id:#066x}? No grant on it will authorise again; this cannot be undone.",
+        yes,
+        json_output=json,
+    )
     receipt = client.retire_dataset(dataset_id)
     if json:
         emit_json(
@@ -175,13 +202,34 @@ def transfer(
     dataset: Annotated[str, typer.Argument(help="dataset id, 0x content root or CID")],
     to: Annotated[str, typer.Argument(help="the new owner's address")],
     account: AccountOption = "dev1",
+    yes: YesFlag = False,
     json: JsonFlag = False,
 ) -> None:
     """Hand the deed to another owner. Grants issued before the transfer stop authorising."""
-    client = open_client(settings(), account)
     dataset_id = parse.dataset_id(dataset)
-    receipt = client.transfer_dataset(dataset_id, parse.address(to, "new owner"))
+    new_owner = parse.address(to, "new owner")
+    client = open_client(settings(), account)
+    _check_owner(client, dataset_id, "transfer")
+    confirm(
+        f"Transfer dataset {dataset_id:#066x} to {new_owner}? Only the new owner can give it back, "
+        "and every grant issued so far stops authorising.",
+        yes,
+        json_output=json,
+    )
+    receipt = client.transfer_dataset(dataset_id, new_owner)
     if json:
         emit_json({"dataset_id": str(dataset_id), "owner": parse.address(to), "tx_hash": receipt.tx_hash})
     else:
         console.print(f"dataset {dataset_id:#066x} now belongs to {parse.address(to)}")
+
+
+def _check_owner(client: LedgerClient, dataset_id: int, action: str) -> None:
+    """Refuses before asking when the dataset is unknown (or, to retire, retired already).
+
+    The contract decides the rest (who may act) and its revert is reported as such.
+    """
+    state = client.dataset_state(dataset_id)
+    if not state.registered:
+        raise LookupError(f"dataset {dataset_id:#066x} is not registered on chain {client.chain_id}")
+    if action == "retire" and state.retired:
+        raise ValueError(f"dataset {dataset_id:#066x} is already retired; there is nothing to {action}")

@@ -100,7 +100,7 @@ def demo(
         emit_json(document)
     else:
         print_rounds(session)
-        report.print(console)
+        report.print(console.get())
         console.print(f"final model CID {document['final_model_cid']}")
         console.print("explore: sov dataset list | sov grant list | sov audit " + document["final_model_cid"])
     if not report.ok:

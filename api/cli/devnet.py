@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ledger.chain.transport import Transport, make_provider
-from ledger.deploy import Deployment, deploy_contracts, load_deployment
-from ledger.devnet import Devnet, DevnetStatus
-from ledger.errors import ConfigurationError
-from ledger.keys import Keystore
-from ledger.settings import Settings
-
 from .common import JsonFlag, console, emit_json, emit_table, settings, user_errors
+
+if TYPE_CHECKING:
+    from ledger.deploy import Deployment
+    from ledger.devnet import DevnetStatus
+    from ledger.settings import Settings
 
 app = typer.Typer(help="The embedded anvil devnet (its chain is kept under SOV_HOME).", no_args_is_help=True)
 
 
-def ensure_devnet(config: Settings, deployer: str = "dev0") -> tuple[DevnetStatus, Deployment]:
+def ensure_devnet(
+    config: Settings, deployer: str = "dev0", *, host: str | None = None, block_time: float | None = None
+) -> tuple[DevnetStatus, Deployment]:
     """Starts the devnet if needed and deploys the contracts if this chain has none (idempotent)."""
-    status = Devnet(config).up()
+    from ledger.chain.transport import Transport, make_provider
+    from ledger.deploy import deploy_contracts, load_deployment
+    from ledger.devnet import Devnet
+    from ledger.errors import ConfigurationError
+    from ledger.keys import Keystore
+
+    status = Devnet(config).up(host=host, block_time=block_time)
     assert status.rpc_url is not None
     transport = Transport(make_provider(status.rpc_url), status.rpc_url)
     try:
@@ -34,9 +40,26 @@ def ensure_devnet(config: Settings, deployer: str = "dev0") -> tuple[DevnetStatu
 
 @app.command()
 @user_errors
-def up(json: JsonFlag = False) -> None:
+def up(
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="address anvil binds: 127.0.0.1 (default, this machine only) or 0.0.0.0 so that "
+            "other machines can share the devnet"
+        ),
+    ] = None,
+    block_time: Annotated[
+        float | None,
+        typer.Option(
+            "--block-time",
+            help="mine a block every SECONDS, so block time (and grant windows) follow the clock "
+            "(default: a block per transaction)",
+        ),
+    ] = None,
+    json: JsonFlag = False,
+) -> None:
     """Start the devnet (idempotent) and deploy the contracts if this chain has none."""
-    status, _ = ensure_devnet(settings())
+    status, _ = ensure_devnet(settings(), host=host, block_time=block_time)
     _report(status, json)
 
 
@@ -44,6 +67,8 @@ def up(json: JsonFlag = False) -> None:
 @user_errors
 def down(json: JsonFlag = False) -> None:
     """Stop the devnet; its chain stays on disk for the next `up`."""
+    from ledger.devnet import Devnet
+
     config = settings()
     was_running = Devnet(config).down()
     status = Devnet(config).status()
@@ -56,19 +81,25 @@ def down(json: JsonFlag = False) -> None:
 @app.command()
 @user_errors
 def status(json: JsonFlag = False) -> None:
-    """Whether the devnet runs: RPC URL, chain id, block and contract addresses."""
+    """Whether the devnet runs: RPC URL, bind host, block time, chain id, block and contracts."""
+    from ledger.devnet import Devnet
+
     _report(Devnet(settings()).status(), json)
 
 
 def _report(status: DevnetStatus, json: bool) -> None:
-    document = status.to_dict()
+    document: dict[str, Any] = status.to_dict()
     document["contracts"] = document.pop("addresses") or {}
     if json:
         emit_json(document)
         return
     state = "[green]running[/]" if status.running else "[yellow]stopped[/]"
+    mining = "-"
+    if status.running:
+        mining = "instant" if status.block_time is None else f"every {status.block_time:g} s"
     console.print(
-        f"devnet {state}  rpc {status.rpc_url or '-'}  chain id {status.chain_id or '-'}  "
+        f"devnet {state}  rpc {status.rpc_url or '-'}  bound to {status.host or '-'}  "
+        f"blocks {mining}  chain id {status.chain_id or '-'}  "
         f"block {status.block_number if status.block_number is not None else '-'}"
     )
     if document["contracts"]:
@@ -78,15 +109,31 @@ def _report(status: DevnetStatus, json: bool) -> None:
 @user_errors
 def deploy(
     account: Annotated[str, typer.Option("--account", help="deployer account alias")] = "dev0",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="deploy even though this chain already has a live deployment manifest here "
+            "(the other parties keep using the old contracts)",
+        ),
+    ] = False,
     json: JsonFlag = False,
 ) -> None:
-    """Deploy the three contracts and write the deployment manifest for this chain id."""
+    """Deploy the three contracts and write the deployment manifest for this chain id.
+
+    Only the network's first party deploys; the others `sov network join` its deployment.
+    """
     from ledger.chain.client import resolve_rpc_url
+    from ledger.chain.transport import Transport, make_provider
+    from ledger.deploy import deploy_contracts, refuse_to_replace
+    from ledger.keys import Keystore
 
     config = settings()
     url = resolve_rpc_url(config)
     transport = Transport(make_provider(url), url)
     chain_id = int(transport.request("eth_chainId", []), 16)
+    if not force:
+        refuse_to_replace(config, transport, chain_id)
     signer = Keystore(config).account(account, chain_id=chain_id)
     deployment = deploy_contracts(transport, signer, settings=config)
     if json:

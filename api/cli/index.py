@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import typer
+from typing import TYPE_CHECKING
 
-from ledger.index import EventIndex
+import typer
 
 from .chain import open_client
 from .common import JsonFlag, console, emit_json, settings, user_errors
+
+if TYPE_CHECKING:
+    from ledger.index import EventIndex
 
 app = typer.Typer(
     help="The event index: sync new events, or rebuild it from the chain.", no_args_is_help=True
@@ -15,6 +18,8 @@ app = typer.Typer(
 
 
 def _open() -> EventIndex:
+    from ledger.index import EventIndex
+
     config = settings()
     return EventIndex(config, open_client(config))
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
-
 from ledger.errors import InvalidArgumentError
-from ledger.store import content_root
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -16,6 +13,8 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def dataset_id(text: str) -> int:
     """A dataset id from a decimal id, a 0x-hex id (the content root) or the dataset's CID."""
+    from ledger.store import content_root
+
     value = text.strip()
     try:
         if value.startswith(("0x", "0X")):
@@ -35,6 +34,8 @@ def dataset_id(text: str) -> int:
 
 def address(text: str, what: str = "address") -> str:
     """A checksummed address; a mixed-case address with a wrong checksum is refused."""
+    from eth_utils.address import is_checksum_address, is_hex_address, to_checksum_address
+
     value = text.strip()
     if not value.startswith("0x") or not is_hex_address(value):
         raise InvalidArgumentError(

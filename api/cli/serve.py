@@ -15,11 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
-
-from api.auth import ApiSettings
-from ledger.settings import Settings
 
 
 def serve(
@@ -43,6 +39,8 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.auth import ApiSettings
+    from ledger.settings import Settings
 
     settings = Settings()
     overrides: dict[str, object] = {}
@@ -92,6 +90,8 @@ class ServiceProcess:
             raise
 
     def _wait_healthy(self, timeout_s: float) -> None:
+        import httpx
+
         deadline = time.monotonic() + timeout_s
         while self.process.poll() is None and time.monotonic() < deadline:
             try:

@@ -14,15 +14,15 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from ledger.errors import LedgerError
-from ledger.settings import Settings
-from ledger.store import ContentStore, ProgressCallback, cid_of_file, content_root, open_store, put_path
+from .common import error_code, error_message, fail, is_user_error
+
+if TYPE_CHECKING:
+    from ledger.settings import Settings
+    from ledger.store import ContentStore, ProgressCallback
 
 app = typer.Typer(
     name="store",
@@ -32,20 +32,21 @@ app = typer.Typer(
 
 
 @contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn expected failures into a clean message and a non-zero exit."""
+def _user_errors(json_output: bool = False) -> Iterator[None]:
+    """Turn expected failures into one clean line (and a JSON error with --json), exit 1."""
     try:
         yield
-    except LedgerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from None
-    except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
-        raise typer.Exit(code=1) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
+        raise fail(error_message(exc), json_output=json_output, error_code=error_code(exc)) from None
 
 
 def _settings(ctx: typer.Context) -> Settings:
+    from ledger.settings import Settings
+
     obj = ctx.obj
     if isinstance(obj, Settings):
         return obj
@@ -54,6 +55,8 @@ def _settings(ctx: typer.Context) -> Settings:
 
 
 def _store(ctx: typer.Context) -> ContentStore:
+    from ledger.store import open_store
+
     return open_store(_settings(ctx))
 
 
@@ -62,6 +65,8 @@ def _print_json(payload: dict[str, Any]) -> None:
 
 
 def _describe(cid: str, size: int) -> dict[str, Any]:
+    from ledger.store import content_root
+
     root = content_root(cid)
     return {
         "cid": cid,
@@ -94,6 +99,9 @@ _PROGRESS_MIN_BYTES = 64 * 1024 * 1024
 @contextlib.contextmanager
 def _progress(path: Path, label: str) -> Iterator[ProgressCallback | None]:
     """A progress bar on stderr for a large file when stderr is a terminal, else nothing."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     try:
         total = path.stat().st_size
     except OSError:
@@ -128,7 +136,9 @@ def put_command(
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Store a file and print its CIDv1."""
-    with _user_errors():
+    from ledger.store import put_path
+
+    with _user_errors(json):
         store = _store(ctx)
         with _progress(path, "storing") as on_progress:
             cid = put_path(store, path, on_progress)
@@ -170,7 +180,7 @@ def export_car_command(
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Export the DAGs of one or more CIDs as a CARv1 file."""
-    with _user_errors():
+    with _user_errors(json):
         with _atomic_output(output) as out:
             _store(ctx).export_car(cids, out)
         size = output.stat().st_size
@@ -187,7 +197,7 @@ def import_car_command(
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Import a CARv1 file (every block verified) and pin its roots."""
-    with _user_errors(), open(path, "rb") as src:
+    with _user_errors(json), open(path, "rb") as src:
         roots = _store(ctx).import_car(src)
     if json:
         _print_json({"roots": roots})
@@ -201,7 +211,9 @@ def cid_command(
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Print the CIDv1 that `ipfs add --cid-version=1 --only-hash PATH` gives (nothing is stored)."""
-    with _user_errors():
+    from ledger.store import cid_of_file
+
+    with _user_errors(json):
         with _progress(path, "hashing") as on_progress:
             cid = cid_of_file(path, on_progress)
         size = path.stat().st_size
