@@ -24,7 +24,7 @@ from ledger.chain.abi import ARTIFACTS_DIR, CONTRACT_NAMES, ContractABI, load_ar
 from ledger.chain.revert import RevertDecoder
 from ledger.chain.sender import TransactionSender
 from ledger.chain.transport import Transport
-from ledger.errors import ConfigurationError, DeploymentMismatchError, DeploymentNotFoundError
+from ledger.errors import ConfigurationError, DeploymentMismatchError, DeploymentNotFoundError, RPCError
 from ledger.settings import Settings
 
 if TYPE_CHECKING:
@@ -169,8 +169,11 @@ def verify_deployment(
 def _view_address(transport: Transport, address: str, view: str) -> str:
     """The address an argument-less view (`registry()`) returns."""
     data = "0x" + keccak(text=f"{view}()")[:4].hex()
-    raw = str(transport.request("eth_call", [{"to": address, "data": data}, "latest"]))
-    word = bytes.fromhex(raw[2:])
+    try:
+        raw = str(transport.request("eth_call", [{"to": address, "data": data}, "latest"]))
+        word = bytes.fromhex(raw[2:])
+    except (RPCError, ValueError):
+        word = b""
     if len(word) != 32 or any(word[:12]):
         raise DeploymentMismatchError(
             f"the contract at {address} does not answer {view}() with an address; "

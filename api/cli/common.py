@@ -174,7 +174,7 @@ def is_user_error(error: BaseException) -> bool:
     """Whether `error` is one a user can act on (bad input, missing file, unreachable node, a revert)."""
     from ledger.errors import LedgerError
 
-    return isinstance(error, LedgerError | USER_ERRORS)
+    return isinstance(error, (LedgerError, *USER_ERRORS))
 
 
 def user_errors(func: Callable[P, R]) -> Callable[P, R]:
