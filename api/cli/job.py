@@ -46,6 +46,7 @@ app = typer.Typer(
 
 JobArg = Annotated[int, typer.Argument(help="the job id (sov job create prints it)", min=1)]
 RAW_CODEC = 0x55
+SUPERLINK_WAIT_S = 30.0
 MODEL_KEYS = (
     "hidden",
     "activation",
@@ -339,7 +340,11 @@ def run_command(
     work.mkdir(parents=True, exist_ok=True)
     processes = PartyProcesses(work)
     try:
-        if start_superlink or not answers("127.0.0.1" if host == "0.0.0.0" else host, port):
+        probe = "127.0.0.1" if host == "0.0.0.0" else host
+        deadline = time.monotonic() + (0 if start_superlink else SUPERLINK_WAIT_S)
+        while not answers(probe, port) and time.monotonic() < deadline:
+            time.sleep(0.5)  # a SuperLink started a moment ago may not listen yet
+        if start_superlink or not answers(probe, port):
             if not start_superlink:
                 raise ConnectionError(
                     f"no SuperLink answers at {superlink}; start one "

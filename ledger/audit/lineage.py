@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eth_utils.crypto import keccak
 
@@ -54,6 +56,7 @@ from ledger.provenance import (
     recover_signer,
 )
 from ledger.store import ContentStore
+from ledger.store.cid import CID
 
 _JOB_ID = re.compile(r"(?:job[:#]?)?(\d+)", re.IGNORECASE)
 _DIGEST = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
@@ -135,6 +138,28 @@ class Lineage:
     no_state_block: int | None = None  # set when the node has no state at the rounds' blocks
     datasets: dict[int, IndexedDataset] = field(default_factory=dict)
     index_problems: list[tuple[int | None, str]] = field(default_factory=list)
+    spec: dict[str, Any] | None = None  # the job's spec document, found by its on-chain digest
+
+
+def spec_cid(spec_digest: bytes) -> str:
+    """The CID of a job's spec file: a raw block whose sha256 is the on-chain spec digest."""
+    return str(CID(0x55, spec_digest))
+
+
+def _fetch_spec(store: ContentStore, spec_digest: bytes) -> dict[str, Any] | None:
+    """The job's spec document (model, training, preprocessing) when the store holds it.
+
+    The spec's canonical JSON is one raw block, so its CID follows from the digest on chain
+    and the store's hash check makes the bytes the ones the job committed to.
+    """
+    cid = spec_cid(spec_digest)
+    try:
+        if not store.has(cid):
+            return None
+        document = json.loads(store.get(cid))
+    except (LedgerError, OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
 
 
 # ---------------------------------------------------------------------------------------
@@ -378,6 +403,7 @@ def rebuild_lineage(
     except LedgerError as error:
         lineage.on_chain_job_error = str(error)
     lineage.index_problems = compare_index(index, job, all_rounds)
+    lineage.spec = _fetch_spec(store, job.spec_digest)
 
     domain = domain_separator(client.chain_id, ledger_address)
     for facts in lineage.rounds:

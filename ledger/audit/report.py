@@ -185,6 +185,9 @@ class AuditReport:
                 "datasets": [f"0x{d:064x}" for d in job.datasets],
                 "initial_model_digest": _hex(job.initial_model_digest),
                 "spec_digest": _hex(job.spec_digest),
+                # Which preparation the hospitals used: the spec the digest names, when the CAR has it.
+                "spec": lin.spec,
+                "preprocessing": None if lin.spec is None else lin.spec.get("preprocessing"),
                 "block_number": job.block_number,
                 "tx_hash": job.tx_hash,
             },
@@ -257,6 +260,7 @@ class AuditReport:
             parts.append(detail)
         if lin.chain_history_note:
             parts.append(Text(lin.chain_history_note, style="dim"))
+        parts.append(Text(_preparation(lin.spec), style="dim"))
         style = "bold green" if self.ok else "bold red" if self.failures else "bold yellow"
         parts.append(Text(self.summary(), style=style))
         return Group(*parts)
@@ -284,6 +288,22 @@ class AuditReport:
         from ledger.audit.html import report_to_html
 
         return report_to_html(self)
+
+
+def _preparation(spec: dict[str, Any] | None) -> str:
+    """One line on the job's spec: how the hospitals prepared their data."""
+    if spec is None:
+        return "job spec: not in the content store (only its digest is on chain)"
+    prep = spec.get("preprocessing")
+    if not isinstance(prep, dict):
+        return "job spec: found by its on-chain digest; no preprocessing (nodes hold prepared features)"
+    columns = prep.get("columns", [])
+    kinds = [c.get("kind") for c in columns if isinstance(c, dict)]
+    return (
+        f"job spec: found by its on-chain digest; preprocessing: label {prep.get('label')!r}, "
+        f"{kinds.count('numeric')} numeric column(s) standardised with fixed constants and imputed, "
+        f"{kinds.count('categorical')} one-hot encoded"
+    )
 
 
 def _grant_json(grant: Any) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def test_mod_refuses_a_node_without_ledger_config() -> None:
     fit_res = recorddict_to_fitres(reply.content, keep_input=False)
     assert fit_res.status.code == Code.FIT_NOT_IMPLEMENTED
     assert fit_res.metrics[wire.REFUSED] == "node_misconfigured"
-    assert "needs 'partition'" in str(fit_res.metrics[wire.REFUSAL_MESSAGE])
+    assert "needs 'data'" in str(fit_res.metrics[wire.REFUSAL_MESSAGE])
     assert fit_res.num_examples == 0 and fit_res.parameters.tensors == []
 
 
@@ -110,4 +111,11 @@ def test_mod_refuses_a_round_from_a_server_without_a_job(tmp_path: Path) -> None
     # The refusal names the node's own dataset: the id of the file it holds.
     expected = int.from_bytes(content_root(cid_of(data)), "big")
     assert wire.dataset_id_from_metrics(fit_res.metrics) == expected
-    assert not (tmp_path / "home").exists()  # nothing was written on the node's side
+    # Nothing was written on the node's side but its decision log, which names the refusal.
+    written = sorted(str(p.relative_to(tmp_path / "home")) for p in (tmp_path / "home").rglob("*"))
+    assert written == ["node", "node/decisions.jsonl"]
+    [decision] = [
+        json.loads(line) for line in (tmp_path / "home/node/decisions.jsonl").read_text().splitlines()
+    ]
+    assert (decision["decision"], decision["reason"]) == ("refused", "no_job")
+    assert decision["dataset_id"] == f"0x{expected:064x}"
