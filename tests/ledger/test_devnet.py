@@ -213,3 +213,65 @@ def test_client_survives_a_node_replaced_without_state() -> None:
         assert owner.dataset_state(dataset_id).owner == dev_account(1).address
     finally:
         fresh.stop()
+
+
+def _listening_on(port: int) -> set[str]:
+    """The IPv4 addresses something listens on at `port`, from /proc/net/tcp (state 0A = LISTEN)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:
+            found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return found
+
+
+def test_devnet_shared_with_other_machines_and_a_block_time(sov_settings: Settings) -> None:
+    devnet = Devnet(sov_settings)
+    status = devnet.up(host="0.0.0.0", block_time=1)
+    try:
+        assert status.host == "0.0.0.0" and status.block_time == 1.0
+        assert status.port is not None and _listening_on(status.port) == {"0.0.0.0"}
+        assert status.rpc_url == f"http://127.0.0.1:{status.port}"  # this machine connects locally
+        record = json.loads((sov_settings.devnet_dir / "devnet.json").read_text())
+        assert record["host"] == "0.0.0.0" and record["block_time"] == 1
+        # Blocks come with the clock, without any transaction.
+        first = devnet.status().block_number
+        assert first is not None
+        time.sleep(2.5)
+        later = devnet.status().block_number
+        assert later is not None and later >= first + 2
+        assert devnet.up().pid == status.pid  # no change asked: the running devnet is reused
+        with pytest.raises(DevnetError, match=r"already runs bound to 0\.0\.0\.0 with a block every 1 s"):
+            devnet.up(block_time=2)
+        with pytest.raises(DevnetError, match=r"already runs bound to 0\.0\.0\.0"):
+            devnet.up(host="127.0.0.1")
+        assert devnet.status().pid == status.pid
+    finally:
+        assert devnet.down()
+    default = devnet.up()
+    try:
+        assert default.host == "127.0.0.1" and default.block_time is None
+        assert default.port is not None and _listening_on(default.port) == {"127.0.0.1"}
+    finally:
+        devnet.down()
+
+
+@pytest.mark.parametrize(
+    ("host", "block_time", "message"),
+    [
+        ("999.1.1.1", None, "is not an address of this machine"),
+        ("no-such-host.invalid", None, "is not an address of this machine"),
+        ("8.8.8.8", None, "is not an address of this machine"),
+        (None, 0.0, r"block time 0\.0 s is out of range"),
+        (None, -2.0, "out of range"),
+        (None, 1e9, "out of range"),
+    ],
+)
+def test_devnet_options_are_checked_before_starting(
+    sov_settings: Settings, host: str | None, block_time: float | None, message: str
+) -> None:
+    with pytest.raises(DevnetError, match=message):
+        Devnet(sov_settings).up(host=host, block_time=block_time)
+    assert not Devnet(sov_settings).status().running
+    assert not (sov_settings.devnet_dir / "devnet.json").exists()
