@@ -71,8 +71,9 @@ contract TrainingLedger is EIP712, ITrainingLedger {
         Job storage job = _jobs[jobId];
         address coordinator = _checkRound(job, jobId, round, parentDigest, modelDigest, jobDatasets, participantMask);
         uint256[] memory participants = _selectParticipants(jobDatasets, participantMask);
-        // Reverts with the precise UsageGrants* error of the first unauthorised participant.
-        _grants.requireAuthorized(participants, coordinator, job.purpose);
+        // Reverts with the precise UsageGrants* error of the first unauthorised participant, or of
+        // the first whose grant terms forbid this many participants or this round number.
+        _requireGrants(participants, coordinator, job.purpose, round);
         _commitRound(job, jobId, round, parentDigest, modelDigest, manifestCid, participants, attestationsRoot);
     }
 
@@ -115,6 +116,14 @@ contract TrainingLedger is EIP712, ITrainingLedger {
         if (participantMask == 0 || (count < MAX_DATASETS && participantMask >> count != 0)) {
             revert TrainingLedgerInvalidParticipants(jobId, participantMask, count);
         }
+    }
+
+    /// @dev The grants check of a round, in its own frame (commitRound's arguments fill the stack).
+    function _requireGrants(uint256[] memory participants, address coordinator, bytes32 purpose, uint64 round)
+        private
+        view
+    {
+        _grants.requireRoundAuthorized(participants, coordinator, purpose, round);
     }
 
     /// @dev keccak256(abi.encodePacked(datasets)), hashed in unallocated memory so the

@@ -11,7 +11,8 @@ import {IUsageGrants} from "./interfaces/IUsageGrants.sol";
 /// by keccak256(datasetId, grantee, purpose). A grant only authorises within the deed epoch
 /// it was issued in: after a transfer of the deed the new owner must grant again. A revocation
 /// is final for signatures: a key revoked or renounced in the deed's current epoch can be
-/// issued again only directly by the owner, never by a signature given out before.
+/// issued again only directly by the owner, never by a signature given out before. Terms
+/// (`GrantTerms`) live in the same slot; a round commit checks them where it checks the grant.
 contract UsageGrants is EIP712, IUsageGrants {
     /// @notice Training a model on the data (ERC-7517 / CAWG `ai-training`).
     bytes32 public constant AI_TRAINING = keccak256("ai-training");
@@ -22,9 +23,9 @@ contract UsageGrants is EIP712, IUsageGrants {
     /// @notice Statistical analysis without model training (`analytics`).
     bytes32 public constant ANALYTICS = keccak256("analytics");
 
-    /// @notice The EIP-712 struct type of an off-chain grant.
+    /// @notice The EIP-712 struct type of an off-chain grant (domain version 2: with terms).
     bytes32 public constant GRANT_TYPEHASH = keccak256(
-        "Grant(uint256 datasetId,address grantee,bytes32 purpose,uint64 notBefore,uint64 expiresAt,uint256 nonce,uint256 deadline)"
+        "Grant(uint256 datasetId,address grantee,bytes32 purpose,uint64 notBefore,uint64 expiresAt,uint16 epsilonHundredths,uint8 deltaNegExponent,uint8 minParticipants,uint16 maxRounds,uint256 nonce,uint256 deadline)"
     );
 
     uint256 private constant _RETIRED_BIT = 1 << 32;
@@ -34,7 +35,7 @@ contract UsageGrants is EIP712, IUsageGrants {
     mapping(bytes32 grantKey => Grant) private _grants;
     mapping(address owner => uint256) private _nonces;
 
-    constructor(DatasetRegistry registry_) EIP712("UsageGrants", "1") {
+    constructor(DatasetRegistry registry_) EIP712("UsageGrants", "2") {
         _registry = registry_;
     }
 
@@ -51,7 +52,24 @@ contract UsageGrants is EIP712, IUsageGrants {
         _requireOwnerOrOperator(datasetId, owner);
         _requireIssuable(datasetId, retired, grantee, purpose, notBefore, expiresAt);
         Grant storage grant = _grants[_grantKey(datasetId, grantee, purpose)];
-        _issue(grant, datasetId, grantee, purpose, notBefore, expiresAt, epoch);
+        _issue(grant, datasetId, grantee, purpose, notBefore, expiresAt, epoch, 0);
+    }
+
+    /// @inheritdoc IUsageGrants
+    function issueGrant(
+        uint256 datasetId,
+        address grantee,
+        bytes32 purpose,
+        uint64 notBefore,
+        uint64 expiresAt,
+        GrantTerms calldata terms
+    ) external {
+        (address owner, uint32 epoch, bool retired) = _registry.datasetState(datasetId);
+        _requireOwnerOrOperator(datasetId, owner);
+        _requireIssuable(datasetId, retired, grantee, purpose, notBefore, expiresAt);
+        uint48 packed = _packTerms(terms);
+        Grant storage grant = _grants[_grantKey(datasetId, grantee, purpose)];
+        _issue(grant, datasetId, grantee, purpose, notBefore, expiresAt, epoch, packed);
     }
 
     /// @inheritdoc IUsageGrants
@@ -61,35 +79,39 @@ contract UsageGrants is EIP712, IUsageGrants {
         bytes32 purpose,
         uint64 notBefore,
         uint64 expiresAt,
+        GrantTerms calldata terms,
         uint256 nonce,
         uint256 deadline,
         bytes calldata signature
     ) external {
         // The deadline bounds the signature, not the grant; it is inclusive like expiresAt.
         if (block.timestamp > deadline) revert UsageGrantsSignatureExpired(deadline, block.timestamp);
-        (address owner, uint32 epoch, bool retired) = _registry.datasetState(datasetId);
-        if (owner == address(0)) revert UsageGrantsUnknownDataset(datasetId);
+        uint32 epoch;
         {
-            uint256 expected = _nonces[owner];
-            if (nonce != expected) revert UsageGrantsInvalidNonce(owner, expected, nonce);
-            bytes32 digest = _hashTypedDataV4(
-                keccak256(
-                    abi.encode(GRANT_TYPEHASH, datasetId, grantee, purpose, notBefore, expiresAt, nonce, deadline)
-                )
-            );
-            if (!SignatureChecker.isValidSignatureNowCalldata(owner, digest, signature)) {
-                revert UsageGrantsInvalidSignature(datasetId, owner);
+            // Scoped: the eleven arguments leave little stack. Every later check reverts the
+            // whole call, so consuming the nonce here is undone with it.
+            address owner;
+            bool retired;
+            (owner, epoch, retired) = _registry.datasetState(datasetId);
+            if (owner == address(0)) revert UsageGrantsUnknownDataset(datasetId);
+            {
+                uint256 expected = _nonces[owner];
+                if (nonce != expected) revert UsageGrantsInvalidNonce(owner, expected, nonce);
+                bytes32 digest = _hashTypedDataV4(_grantStructHash());
+                if (!SignatureChecker.isValidSignatureNowCalldata(owner, digest, signature)) {
+                    revert UsageGrantsInvalidSignature(datasetId, owner);
+                }
             }
+            _useNonce(owner);
+            _requireIssuable(datasetId, retired, grantee, purpose, notBefore, expiresAt);
         }
-        _requireIssuable(datasetId, retired, grantee, purpose, notBefore, expiresAt);
         Grant storage grant = _grants[_grantKey(datasetId, grantee, purpose)];
         // The sticky record outlives a direct re-issue, so a signature from before the
         // revocation can neither re-create the grant nor overwrite the re-issued one.
         if (grant.revokedOnce && grant.revokedEpoch == epoch) {
             revert UsageGrantsRevocationFinal(datasetId, grantee, purpose);
         }
-        _useNonce(owner);
-        _issue(grant, datasetId, grantee, purpose, notBefore, expiresAt, epoch);
+        _issue(grant, datasetId, grantee, purpose, notBefore, expiresAt, epoch, _packTerms(terms));
     }
 
     /// @inheritdoc IUsageGrants
@@ -138,6 +160,28 @@ contract UsageGrants is EIP712, IUsageGrants {
     /// @dev One registry call for the whole list (this runs once per round commit, for up
     /// to 256 datasets): per dataset it costs the grant slot and the consent slot.
     function requireAuthorized(uint256[] calldata datasetIds, address grantee, bytes32 purpose) external view {
+        // No round: a count no minimum exceeds and round 0, which no maximum forbids.
+        _requireAuthorized(datasetIds, grantee, purpose, type(uint256).max, 0);
+    }
+
+    /// @inheritdoc IUsageGrants
+    /// @dev The terms are read from the word the authorisation check already loaded: two
+    /// shifts and compares per participant, no extra storage read.
+    function requireRoundAuthorized(uint256[] calldata datasetIds, address grantee, bytes32 purpose, uint64 round)
+        external
+        view
+    {
+        _requireAuthorized(datasetIds, grantee, purpose, datasetIds.length, round);
+    }
+
+    /// @dev The loop of `requireAuthorized` and `requireRoundAuthorized`.
+    function _requireAuthorized(
+        uint256[] calldata datasetIds,
+        address grantee,
+        bytes32 purpose,
+        uint256 participants,
+        uint64 round
+    ) private view {
         uint256[] memory consent = _registry.consentWords(datasetIds);
         for (uint256 i; i < datasetIds.length; ++i) {
             uint256 datasetId = datasetIds[i];
@@ -147,13 +191,23 @@ contract UsageGrants is EIP712, IUsageGrants {
                 word := sload(stored.slot)
             }
             // Fast path on the raw slot (notBefore | expiresAt << 64 | epoch << 128 | revoked << 160
-            // | revokedOnce << 168 | revokedEpoch << 176): authorised iff issued, not revoked, and
-            // epoch equal to the consent word, which also excludes retirement (bit 32 of the
-            // consent word never fits in an epoch). The sticky record does not affect authorisation.
+            // | revokedOnce << 168 | revokedEpoch << 176 | terms << 208): authorised iff issued, not
+            // revoked, and epoch equal to the consent word, which also excludes retirement (bit 32 of
+            // the consent word never fits in an epoch). The sticky record does not affect authorisation.
             if (
                 uint64(word >> 64) != 0 && uint8(word >> 160) == 0 && uint32(word >> 128) == consent[i]
                     && _timeStatus(uint64(word), uint64(word >> 64)) == Status.Authorized
-            ) continue;
+            ) {
+                uint8 minParticipants = uint8(word >> 232);
+                if (minParticipants > participants) {
+                    revert UsageGrantsTooFewParticipants(datasetId, grantee, purpose, minParticipants, participants);
+                }
+                uint16 maxRounds = uint16(word >> 240);
+                if (maxRounds != 0 && round > maxRounds) {
+                    revert UsageGrantsRoundLimitExceeded(datasetId, grantee, purpose, maxRounds, round);
+                }
+                continue;
+            }
             Grant memory grant = stored;
             _revertWith(_status(datasetId, grant, consent[i]), datasetId, grantee, purpose, grant);
         }
@@ -250,6 +304,31 @@ contract UsageGrants is EIP712, IUsageGrants {
         }
     }
 
+    /// @dev EIP-712 `hashStruct` of the v2 `Grant` being redeemed by `issueGrantBySig`. Its eleven
+    /// fields are, in type order, exactly the first eleven words of that call's calldata (the
+    /// static `GrantTerms` is encoded in place), so they are copied from there: passing them would
+    /// not fit the stack. The ABI decoder has checked the plain arguments; the terms' words are
+    /// range-checked by `_packTerms`, which every accepting path runs, so a dirty word reverts.
+    function _grantStructHash() private pure returns (bytes32 structHash) {
+        bytes32 typeHash = GRANT_TYPEHASH;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            calldatacopy(add(ptr, 0x20), 4, 0x160)
+            structHash := keccak256(ptr, 0x180)
+        }
+    }
+
+    /// @dev The terms as the slot's top 48 bits (epsilonHundredths | deltaNegExponent << 16 |
+    /// minParticipants << 24 | maxRounds << 32), checked: epsilon and delta both set or both zero.
+    function _packTerms(GrantTerms calldata terms) private pure returns (uint48) {
+        uint16 epsilon = terms.epsilonHundredths;
+        uint8 delta = terms.deltaNegExponent;
+        if ((epsilon == 0) != (delta == 0)) revert UsageGrantsInvalidTerms(epsilon, delta);
+        return uint48(epsilon) | (uint48(delta) << 16) | (uint48(terms.minParticipants) << 24)
+            | (uint48(terms.maxRounds) << 32);
+    }
+
     /// @dev keccak256(abi.encode(datasetId, grantee, purpose)), hashed in unallocated
     /// memory so the per-dataset loop of `requireAuthorized` does not grow memory.
     function _grantKey(uint256 datasetId, address grantee, bytes32 purpose) private pure returns (bytes32 key) {
@@ -264,8 +343,8 @@ contract UsageGrants is EIP712, IUsageGrants {
 
     // ----------------------------------------------------------- transitions
 
-    /// @dev Issue (or replace) a grant: write, then emit. The sticky revocation record
-    /// (`revokedOnce`, `revokedEpoch`) is kept.
+    /// @dev Issue (or replace) a grant with packed terms `terms` (see `_packTerms`): write, then
+    /// emit. The sticky revocation record (`revokedOnce`, `revokedEpoch`) is kept; one SSTORE.
     function _issue(
         Grant storage grant,
         uint256 datasetId,
@@ -273,13 +352,28 @@ contract UsageGrants is EIP712, IUsageGrants {
         bytes32 purpose,
         uint64 notBefore,
         uint64 expiresAt,
-        uint32 epoch
+        uint32 epoch,
+        uint48 terms
     ) private {
-        grant.notBefore = notBefore;
-        grant.expiresAt = expiresAt;
-        grant.epoch = epoch;
-        grant.revoked = false;
-        emit GrantIssued(datasetId, grantee, purpose, notBefore, expiresAt);
+        assembly ("memory-safe") {
+            let word := sload(grant.slot)
+            // Keep bits 168-207 (revokedOnce, revokedEpoch); revoked (160-167) becomes false.
+            let sticky := and(word, shl(168, 0xffffffffff))
+            let window := or(shl(64, and(expiresAt, 0xffffffffffffffff)), and(notBefore, 0xffffffffffffffff))
+            word := or(or(sticky, shl(208, and(terms, 0xffffffffffff))), or(shl(128, and(epoch, 0xffffffff)), window))
+            sstore(grant.slot, word)
+        }
+        emit GrantIssued(
+            datasetId,
+            grantee,
+            purpose,
+            notBefore,
+            expiresAt,
+            uint16(terms),
+            uint8(terms >> 16),
+            uint8(terms >> 24),
+            uint16(terms >> 32)
+        );
     }
 
     /// @dev A grant that exists and is not yet revoked (guard for revoke and renounce).

@@ -101,6 +101,14 @@ class SignedGrantFormatError(LedgerError, ValueError):
     """A signed grant document is malformed, for another type, or its signature does not recover."""
 
 
+class SignedGrantVersionError(SignedGrantFormatError):
+    """A signed grant was made for another version of the UsageGrants domain (v1: no terms)."""
+
+
+class GrantTermsError(LedgerError, ValueError):
+    """Grant terms that cannot be stored on chain as given (the message says what would be)."""
+
+
 class DevnetError(LedgerError, RuntimeError):
     """The embedded devnet (anvil) or a test node could not be started or stopped."""
 
@@ -371,6 +379,37 @@ class NonceNotAheadError(ContractRevertError, ValueError):
     )
 
 
+class InvalidGrantTermsError(ContractRevertError, ValueError):
+    """`UsageGrantsInvalidTerms`: epsilon and delta must both be zero or both be set."""
+
+    template = (
+        "grant terms epsilon {epsilonHundredths}/100 and delta 1e-{deltaNegExponent}: set both for a "
+        "DP budget, or neither (DP not required)"
+    )
+
+
+class GrantTermsViolatedError(NotAuthorizedError):
+    """A round the grant's terms forbid (too few participants, past the maximum rounds)."""
+
+
+class TooFewParticipantsError(GrantTermsViolatedError):
+    """`UsageGrantsTooFewParticipants`: the round has fewer participants than the grant requires."""
+
+    template = (
+        "the grant of dataset {datasetId} to {grantee} for {purpose} requires at least "
+        "{minParticipants} participants per round; this round has {participants}"
+    )
+
+
+class RoundLimitExceededError(GrantTermsViolatedError):
+    """`UsageGrantsRoundLimitExceeded`: the round number is past the grant's maximum rounds."""
+
+    template = (
+        "the grant of dataset {datasetId} to {grantee} for {purpose} allows rounds 1 to {maxRounds} "
+        "of a job; this is round {round}"
+    )
+
+
 # --- TrainingLedger ---------------------------------------------------------------------
 
 
@@ -504,6 +543,9 @@ REVERT_ERRORS: dict[str, type[ContractRevertError]] = {
     "UsageGrantsInvalidNonce": InvalidGrantNonceError,
     "UsageGrantsRevocationFinal": GrantRevocationFinalError,
     "UsageGrantsNonceNotAhead": NonceNotAheadError,
+    "UsageGrantsInvalidTerms": InvalidGrantTermsError,
+    "UsageGrantsTooFewParticipants": TooFewParticipantsError,
+    "UsageGrantsRoundLimitExceeded": RoundLimitExceededError,
     "TrainingLedgerUnknownJob": UnknownJobError,
     "TrainingLedgerNotCoordinator": NotCoordinatorError,
     "TrainingLedgerRoundOutOfOrder": RoundOutOfOrderError,

@@ -1,5 +1,19 @@
 """Off-chain grants: EIP-712 `Grant` typed data, signed by the dataset owner, redeemed by anyone.
 
+The type (domain `UsageGrants`, version `2`, chainId, verifyingContract = the UsageGrants
+contract) is exactly
+
+    Grant(uint256 datasetId,address grantee,bytes32 purpose,uint64 notBefore,uint64 expiresAt,
+          uint16 epsilonHundredths,uint8 deltaNegExponent,uint8 minParticipants,uint16 maxRounds,
+          uint256 nonce,uint256 deadline)
+
+(one line, no spaces after commas). The four terms fields are the grant's `GrantTerms` in their
+on-chain encoding: epsilon in hundredths (300 = 3.00), delta = 10**-deltaNegExponent, minimum
+participants per round and maximum rounds, 0 meaning none. Version 1 (the same type without
+the terms, domain version "1") is refused with `SignedGrantVersionError`: its signatures verify
+only against the previous contract, and a grant signed without terms must not be redeemed as
+one that has none, so the owner signs again.
+
 The document is what a wallet's `eth_signTypedData_v4` takes (`types`, optionally including
 `EIP712Domain`, `primaryType`, `domain`, `message`) plus the `signature`, so a grant signed by
 any standard wallet or library can be redeemed. Every integer form those produce is read:
@@ -29,13 +43,15 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_checksum_address, to_checksum_address
 from eth_utils.crypto import keccak
 
-from ledger.errors import SignedGrantFormatError
+from ledger.chain.types import NO_TERMS, GrantTerms
+from ledger.errors import GrantTermsError, SignedGrantFormatError, SignedGrantVersionError
 from ledger.purposes import purpose_id
 
 DOMAIN_NAME = "UsageGrants"
-DOMAIN_VERSION = "1"
+DOMAIN_VERSION = "2"
 GRANT_TYPE = (
     "Grant(uint256 datasetId,address grantee,bytes32 purpose,uint64 notBefore,uint64 expiresAt,"
+    "uint16 epsilonHundredths,uint8 deltaNegExponent,uint8 minParticipants,uint16 maxRounds,"
     "uint256 nonce,uint256 deadline)"
 )
 EIP712_DOMAIN_FIELDS: list[dict[str, str]] = [
@@ -50,8 +66,22 @@ GRANT_FIELDS: list[dict[str, str]] = [
     {"name": "purpose", "type": "bytes32"},
     {"name": "notBefore", "type": "uint64"},
     {"name": "expiresAt", "type": "uint64"},
+    {"name": "epsilonHundredths", "type": "uint16"},
+    {"name": "deltaNegExponent", "type": "uint8"},
+    {"name": "minParticipants", "type": "uint8"},
+    {"name": "maxRounds", "type": "uint16"},
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
+]
+# The version-1 type (domain version "1"), recognised only to refuse it with a clear message.
+V1_GRANT_FIELDS: list[tuple[str, str]] = [
+    ("datasetId", "uint256"),
+    ("grantee", "address"),
+    ("purpose", "bytes32"),
+    ("notBefore", "uint64"),
+    ("expiresAt", "uint64"),
+    ("nonce", "uint256"),
+    ("deadline", "uint256"),
 ]
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 _SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
@@ -63,7 +93,8 @@ _EXACT_FLOAT_LIMIT = 2**53
 class SignedGrant:
     """The arguments of `UsageGrants.issueGrantBySig`, parsed from a signed document.
 
-    `signature` is the document's, byte for byte (empty for an unsigned document).
+    `signature` is the document's, byte for byte (empty for an unsigned document); `terms` the
+    signed terms (empty when all four fields are 0).
     """
 
     chain_id: int
@@ -76,6 +107,7 @@ class SignedGrant:
     nonce: int
     deadline: int
     signature: bytes
+    terms: GrantTerms = NO_TERMS
 
     def typed_data(self) -> dict[str, Any]:
         """The canonical `eth_signTypedData_v4` document of these values (unsigned)."""
@@ -89,6 +121,7 @@ class SignedGrant:
             self.expires_at,
             self.nonce,
             self.deadline,
+            self.terms,
         )
 
     @property
@@ -129,12 +162,14 @@ def grant_typed_data(
     expires_at: int,
     nonce: int,
     deadline: int,
+    terms: GrantTerms | None = None,
 ) -> dict[str, Any]:
-    """The `eth_signTypedData_v4` document of a grant (unsigned).
+    """The `eth_signTypedData_v4` document of a grant (unsigned), with `terms` (none by default).
 
     uint256 values are written as decimal strings (JavaScript numbers lose precision past
-    2**53); uint64 timestamps and the chain id as numbers.
+    2**53); uint64 timestamps, the terms' small integers and the chain id as numbers.
     """
+    epsilon, delta, min_participants, max_rounds = (terms or NO_TERMS).to_chain()
     return {
         "types": {"EIP712Domain": copy.deepcopy(EIP712_DOMAIN_FIELDS), "Grant": copy.deepcopy(GRANT_FIELDS)},
         "primaryType": "Grant",
@@ -150,6 +185,10 @@ def grant_typed_data(
             "purpose": "0x" + purpose_id(purpose).hex(),
             "notBefore": int(not_before),
             "expiresAt": int(expires_at),
+            "epsilonHundredths": epsilon,
+            "deltaNegExponent": delta,
+            "minParticipants": min_participants,
+            "maxRounds": max_rounds,
             "nonce": str(int(nonce)),
             "deadline": str(int(deadline)),
         },
@@ -252,7 +291,15 @@ def _check_types(document: dict[str, Any]) -> None:
             return []
         return [(f.get("name"), f.get("type")) for f in entry]
 
-    if fields(types.get("Grant")) != [(f["name"], f["type"]) for f in GRANT_FIELDS]:
+    grant_fields = fields(types.get("Grant"))
+    if str(domain.get("version")) == "1" or grant_fields == V1_GRANT_FIELDS:
+        raise SignedGrantVersionError(
+            f"this grant was signed for UsageGrants version 1 (domain version {domain.get('version')!r}, "
+            "a Grant without terms); UsageGrants is now version 2, whose Grant carries terms (DP budget, "
+            "minimum participants, maximum rounds), so version-1 signatures are not accepted: the "
+            "dataset owner must sign the grant again (`sov grant sign`)"
+        )
+    if grant_fields != [(f["name"], f["type"]) for f in GRANT_FIELDS]:
         raise SignedGrantFormatError(f"types.Grant is not {GRANT_TYPE}")
     standard = [(f["name"], f["type"]) for f in EIP712_DOMAIN_FIELDS]
     # The domain's type hash follows the listed order: any other list is another digest.
@@ -296,6 +343,18 @@ def parse_grant(document: object, *, signed: bool = True) -> SignedGrant:
     for key in ("chainId", "verifyingContract"):
         if key not in domain:
             raise SignedGrantFormatError(f"domain lacks {key}")
+    encoded = (
+        _uint(message["epsilonHundredths"], "message.epsilonHundredths", 16),
+        _uint(message["deltaNegExponent"], "message.deltaNegExponent", 8),
+        _uint(message["minParticipants"], "message.minParticipants", 8),
+        _uint(message["maxRounds"], "message.maxRounds", 16),
+    )
+    try:
+        terms = GrantTerms.from_chain(*encoded)
+    except GrantTermsError as error:
+        raise SignedGrantFormatError(
+            f"message.epsilonHundredths and message.deltaNegExponent: {error}"
+        ) from None
     return SignedGrant(
         chain_id=_uint(domain["chainId"], "domain.chainId", 256),
         verifying_contract=_address(domain["verifyingContract"], "domain.verifyingContract"),
@@ -307,6 +366,7 @@ def parse_grant(document: object, *, signed: bool = True) -> SignedGrant:
         nonce=_uint(message["nonce"], "message.nonce", 256),
         deadline=_uint(message["deadline"], "message.deadline", 256),
         signature=_signature(document) if signed else b"",
+        terms=terms,
     )
 
 

@@ -6,7 +6,10 @@ pragma solidity 0.8.28;
 /// ids, at most 256) and its initial model digest. Each round commits the aggregated
 /// model's digest, the round manifest's CID, the participating datasets and the Merkle root
 /// of the nodes' signed attestations. The contract checks at commit time that every
-/// participant is in the job and authorised for the coordinator and purpose.
+/// participant is in the job and authorised for the coordinator and purpose, and that every
+/// participant's grant terms allow the round: at least `minParticipants` participants and a
+/// round number of at most `maxRounds` (`IUsageGrants.requireRoundAuthorized`; its
+/// `UsageGrantsTooFewParticipants` / `UsageGrantsRoundLimitExceeded` revert `commitRound`).
 interface ITrainingLedger {
     /// @notice A job as stored (five slots; a round rewrites only the first and `lastDigest`).
     /// @dev `specDigest` is the digest of the model spec every node checks before training.

@@ -113,8 +113,9 @@ contract GrantsHandler {
         uint256 nonce = grants.nonces(holder[d]);
         uint256 deadline = block.timestamp + 3 days;
         bytes32 structHash = keccak256(
-            abi.encode(
-                grants.GRANT_TYPEHASH(), datasetIds[d], grantee(g), purpose, notBefore, expiresAt, nonce, deadline
+            bytes.concat(
+                abi.encode(grants.GRANT_TYPEHASH(), datasetIds[d], grantee(g), purpose, notBefore, expiresAt),
+                abi.encode(uint256(0), uint256(0), uint256(0), uint256(0), nonce, deadline)
             )
         );
         bytes32 digest = keccak256(abi.encodePacked("\x19\x01", grants.DOMAIN_SEPARATOR(), structHash));
@@ -127,7 +128,7 @@ contract GrantsHandler {
         if (signedGrants.length == 0) return;
         SignedGrant memory sg = signedGrants[i % signedGrants.length];
         try grants.issueGrantBySig(
-            datasetIds[sg.d], grantee(sg.g), purpose, sg.notBefore, sg.expiresAt, sg.nonce, sg.deadline, sg.signature
+            datasetIds[sg.d], grantee(sg.g), purpose, sg.notBefore, sg.expiresAt, IUsageGrants.GrantTerms(0, 0, 0, 0), sg.nonce, sg.deadline, sg.signature
         ) {
             ++redeemedSignatures;
             if (revokedInEpochPlusOne[sg.d][sg.g] == uint40(epoch[sg.d]) + 1) ++recreatedAfterRevocation;

@@ -43,14 +43,14 @@ contract UsageGrantsTest is Fixture {
             grants.eip712Domain();
         assertEq(uint256(uint8(fields)), 0x0f, "name, version, chainId, verifyingContract");
         assertEq(name, "UsageGrants", "name");
-        assertEq(version, "1", "version");
+        assertEq(version, "2", "version");
         assertEq(chainId, block.chainid, "chainId");
         assertEq(verifying, address(grants), "verifyingContract");
         bytes32 expected = keccak256(
             abi.encode(
                 keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
                 keccak256("UsageGrants"),
-                keccak256("1"),
+                keccak256("2"),
                 block.chainid,
                 address(grants)
             )
@@ -63,7 +63,7 @@ contract UsageGrantsTest is Fixture {
 
     function test_issueGrant_storesAndEmits() public {
         vm.expectEmit(true, true, true, true, address(grants));
-        emit IUsageGrants.GrantIssued(id, grantee, trainingPurpose, notBefore, expiresAt);
+        emit IUsageGrants.GrantIssued(id, grantee, trainingPurpose, notBefore, expiresAt, 0, 0, 0, 0);
         grantAs(owner, id, grantee, notBefore, expiresAt);
         IUsageGrants.Grant memory g = grants.getGrant(id, grantee, trainingPurpose);
         assertEq(uint256(g.notBefore), notBefore, "notBefore");

@@ -22,7 +22,7 @@ contract UsageGrantsSignaturesTest is Fixture {
 
     function submit(uint256 datasetId, uint256 nonce, bytes memory signature) internal {
         vm.prank(relayer);
-        grants.issueGrantBySig(datasetId, grantee, trainingPurpose, 0, expiresAt, nonce, deadline, signature);
+        grants.issueGrantBySig(datasetId, grantee, trainingPurpose, 0, expiresAt, noTerms, nonce, deadline, signature);
     }
 
     function authorised() internal view returns (bool) {
@@ -31,7 +31,7 @@ contract UsageGrantsSignaturesTest is Fixture {
 
     function test_validSignature_anyoneSubmits() public {
         vm.expectEmit(true, true, true, true, address(grants));
-        emit IUsageGrants.GrantIssued(id, grantee, trainingPurpose, 0, expiresAt);
+        emit IUsageGrants.GrantIssued(id, grantee, trainingPurpose, 0, expiresAt, 0, 0, 0, 0);
         submit(id, 0, signed(OWNER_KEY, id, 0));
         assertTrue(authorised(), "authorised");
         assertEq(grants.nonces(owner), 1, "nonce consumed");
@@ -56,7 +56,7 @@ contract UsageGrantsSignaturesTest is Fixture {
         bytes memory signature = signed(OWNER_KEY, id, 0);
         vm.expectRevert(abi.encodeWithSelector(IUsageGrants.UsageGrantsInvalidSignature.selector, id, owner));
         vm.prank(relayer);
-        grants.issueGrantBySig(id, grantee, trainingPurpose, 0, expiresAt + 1, 0, deadline, signature);
+        grants.issueGrantBySig(id, grantee, trainingPurpose, 0, expiresAt + 1, noTerms, 0, deadline, signature);
     }
 
     function test_malformedSignature_reverts() public {
@@ -174,7 +174,7 @@ contract UsageGrantsSignaturesTest is Fixture {
             );
         }
         vm.prank(relayer);
-        grants.issueGrantBySig(dataset, to, purpose, 0, end, 0, deadline, signature);
+        grants.issueGrantBySig(dataset, to, purpose, 0, end, noTerms, 0, deadline, signature);
         assertEq(grants.nonces(signer), late || over ? 0 : 1, "nonce");
         assertEq(grants.isAuthorized(dataset, to, purpose), !(late || over), "authorised iff accepted");
     }
@@ -246,7 +246,7 @@ contract UsageGrantsSignaturesTest is Fixture {
         bytes32 analytics = grants.ANALYTICS();
         bytes memory signature = signDigest(OWNER_KEY, grantDigest(id, grantee, analytics, 0, expiresAt, 0, deadline));
         vm.prank(relayer);
-        grants.issueGrantBySig(id, grantee, analytics, 0, expiresAt, 0, deadline, signature);
+        grants.issueGrantBySig(id, grantee, analytics, 0, expiresAt, noTerms, 0, deadline, signature);
         assertTrue(grants.isAuthorized(id, grantee, analytics), "other purpose unaffected");
     }
 
@@ -256,7 +256,7 @@ contract UsageGrantsSignaturesTest is Fixture {
         vm.prank(owner);
         registry.transferFrom(owner, other, id);
         vm.expectEmit(true, true, true, true, address(grants));
-        emit IUsageGrants.GrantIssued(id, grantee, trainingPurpose, 0, expiresAt);
+        emit IUsageGrants.GrantIssued(id, grantee, trainingPurpose, 0, expiresAt, 0, 0, 0, 0);
         submit(id, 0, signed(OTHER_KEY, id, 0));
         assertTrue(authorised(), "the new owner's signature grants in the new epoch");
         assertEq(uint256(grants.getGrant(id, grantee, trainingPurpose).epoch), 1, "epoch 1");
@@ -281,7 +281,9 @@ contract UsageGrantsSignaturesTest is Fixture {
         bytes memory pending = signed(OWNER_KEY, walletDataset, 0);
         vm.startPrank(owner);
         wallet.execute(
-            address(grants), abi.encodeCall(grants.issueGrant, (walletDataset, grantee, trainingPurpose, 0, expiresAt))
+            address(grants), abi.encodeWithSignature(
+                "issueGrant(uint256,address,bytes32,uint64,uint64)", walletDataset, grantee, trainingPurpose, 0, expiresAt
+            )
         );
         wallet.execute(address(grants), abi.encodeCall(grants.revokeGrant, (walletDataset, grantee, trainingPurpose)));
         vm.stopPrank();

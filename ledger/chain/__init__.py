@@ -18,6 +18,7 @@ _EXPORTS = {
     "DatasetState": "ledger.chain.types",
     "DecodedEvent": "ledger.chain.types",
     "GrantRecord": "ledger.chain.types",
+    "GrantTerms": "ledger.chain.types",
     "JobRecord": "ledger.chain.types",
     "Receipt": "ledger.chain.types",
 }

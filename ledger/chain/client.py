@@ -29,6 +29,7 @@ from ledger.chain.types import (
     DatasetState,
     DecodedEvent,
     GrantRecord,
+    GrantTerms,
     JobRecord,
     Receipt,
 )
@@ -69,9 +70,19 @@ def _checksummed(address: str) -> str:
 
 
 def _grant_record(raw: Sequence[Any]) -> GrantRecord:
-    not_before, expires_at, epoch, revoked, revoked_once, revoked_epoch = raw
+    not_before, expires_at, epoch, revoked, revoked_once, revoked_epoch, *encoded_terms = raw
+    terms = GrantTerms.from_chain(*encoded_terms)
     return GrantRecord(
-        int(not_before), int(expires_at), int(epoch), bool(revoked), bool(revoked_once), int(revoked_epoch)
+        int(not_before),
+        int(expires_at),
+        int(epoch),
+        bool(revoked),
+        bool(revoked_once),
+        int(revoked_epoch),
+        terms.epsilon,
+        terms.delta,
+        terms.min_participants,
+        terms.max_rounds,
     )
 
 
@@ -472,10 +483,37 @@ class LedgerClient:
             block,
         )
 
+    def require_round_authorized(
+        self,
+        participants: Sequence[DatasetRef],
+        grantee: str,
+        purpose: bytes | str,
+        round_number: int,
+        *,
+        block: BlockId = "latest",
+    ) -> None:
+        """What `commitRound` checks of the grants: every participant authorised, and every
+        participant's terms allow `len(participants)` participants in round `round_number`.
+
+        Raises the specific `NotAuthorizedError` (`TooFewParticipantsError`,
+        `RoundLimitExceededError` for the terms) of the first participant that fails.
+        """
+        self._call(
+            "UsageGrants",
+            "requireRoundAuthorized",
+            [
+                [dataset_id_of(d) for d in participants],
+                to_checksum_address(grantee),
+                purpose_id(purpose),
+                int(round_number),
+            ],
+            block,
+        )
+
     def get_grant(
         self, dataset_id: DatasetRef, grantee: str, purpose: bytes | str, *, block: BlockId = "latest"
     ) -> GrantRecord:
-        """The stored grant (all zero when none)."""
+        """The stored grant (all zero when none), with its terms (`GrantRecord.terms`)."""
         (raw,) = self._call(
             "UsageGrants",
             "getGrant",
@@ -605,21 +643,29 @@ class LedgerClient:
         )
 
     def issue_grant(
-        self, dataset_id: DatasetRef, grantee: str, purpose: bytes | str, not_before: int, expires_at: int
+        self,
+        dataset_id: DatasetRef,
+        grantee: str,
+        purpose: bytes | str,
+        not_before: int,
+        expires_at: int,
+        terms: GrantTerms | None = None,
     ) -> Receipt:
-        """Grant `grantee` use of the dataset for `purpose` from `not_before` to `expires_at` (inclusive)."""
-        return self._transact(
-            "UsageGrants",
-            "issueGrant",
-            [
-                dataset_id_of(dataset_id),
-                to_checksum_address(grantee),
-                purpose_id(purpose),
-                not_before,
-                expires_at,
-            ],
-            "issue grant",
-        )
+        """Grant `grantee` use of the dataset for `purpose` from `not_before` to `expires_at` (inclusive).
+
+        With `terms` (a DP budget, minimum participants, maximum rounds) the grant carries them;
+        without, or with empty terms, it has none. Re-issuing replaces the previous terms.
+        """
+        args: list[Any] = [
+            dataset_id_of(dataset_id),
+            to_checksum_address(grantee),
+            purpose_id(purpose),
+            not_before,
+            expires_at,
+        ]
+        if terms is not None and not terms.is_empty:
+            args.append(terms.to_chain())
+        return self._transact("UsageGrants", "issueGrant", args, "issue grant")
 
     def grant_authority(self, grant: SignedGrant, *, block: BlockId = "latest") -> GrantAuthority:
         """Who authorises a signed grant now: the deed's holder, whether it is a contract (EIP-1271)
@@ -655,6 +701,7 @@ class LedgerClient:
                 grant.purpose,
                 grant.not_before,
                 grant.expires_at,
+                grant.terms.to_chain(),
                 grant.nonce,
                 grant.deadline,
                 authority.signature,

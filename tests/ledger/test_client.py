@@ -75,6 +75,10 @@ def test_grant_lifecycle_issue_check_revoke(any_chain: DeployedChain, new_root: 
         "purpose": AI,
         "notBefore": now,
         "expiresAt": now + 3600,
+        "epsilonHundredths": 0,
+        "deltaNegExponent": 0,
+        "minParticipants": 0,
+        "maxRounds": 0,
     }
     assert owner.is_authorized(dataset_id, lab.address, AI)
     assert owner.authorization_status(dataset_id, lab.address, AI) is AuthorizationStatus.AUTHORIZED

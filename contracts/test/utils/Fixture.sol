@@ -50,6 +50,9 @@ abstract contract Fixture is TestBase {
         grants.issueGrant(datasetId, grantee, trainingPurpose, notBefore, expiresAt);
     }
 
+    /// @dev All-zero terms: what `issueGrant` without terms stores.
+    IUsageGrants.GrantTerms internal noTerms;
+
     function grantDigest(
         uint256 datasetId,
         address grantee,
@@ -59,21 +62,55 @@ abstract contract Fixture is TestBase {
         uint256 nonce,
         uint256 deadline
     ) internal view returns (bytes32) {
-        bytes32 structHash = keccak256(
-            abi.encode(
-                keccak256(
-                    "Grant(uint256 datasetId,address grantee,bytes32 purpose,uint64 notBefore,uint64 expiresAt,uint256 nonce,uint256 deadline)"
-                ),
-                datasetId,
-                grantee,
-                purpose,
-                notBefore,
-                expiresAt,
-                nonce,
-                deadline
-            )
+        return grantDigest(datasetId, grantee, purpose, notBefore, expiresAt, noTerms, nonce, deadline);
+    }
+
+    /// @dev The EIP-712 digest of a v2 `Grant`, spelled out here independently of the contract.
+    function grantDigest(
+        uint256 datasetId,
+        address grantee,
+        bytes32 purpose,
+        uint64 notBefore,
+        uint64 expiresAt,
+        IUsageGrants.GrantTerms memory terms,
+        uint256 nonce,
+        uint256 deadline
+    ) internal view returns (bytes32) {
+        bytes memory head = abi.encode(
+            keccak256(
+                "Grant(uint256 datasetId,address grantee,bytes32 purpose,uint64 notBefore,uint64 expiresAt,uint16 epsilonHundredths,uint8 deltaNegExponent,uint8 minParticipants,uint16 maxRounds,uint256 nonce,uint256 deadline)"
+            ),
+            datasetId,
+            grantee,
+            purpose,
+            notBefore,
+            expiresAt
         );
+        bytes memory tail = abi.encode(
+            terms.epsilonHundredths, terms.deltaNegExponent, terms.minParticipants, terms.maxRounds, nonce, deadline
+        );
+        bytes32 structHash = keccak256(bytes.concat(head, tail));
         return keccak256(abi.encodePacked("\x19\x01", grants.DOMAIN_SEPARATOR(), structHash));
+    }
+
+    function termsOf(uint16 epsilonHundredths, uint8 deltaNegExponent, uint8 minParticipants, uint16 maxRounds)
+        internal
+        pure
+        returns (IUsageGrants.GrantTerms memory)
+    {
+        return IUsageGrants.GrantTerms(epsilonHundredths, deltaNegExponent, minParticipants, maxRounds);
+    }
+
+    function grantWithTermsAs(
+        address who,
+        uint256 datasetId,
+        address grantee,
+        uint64 notBefore,
+        uint64 expiresAt,
+        IUsageGrants.GrantTerms memory terms
+    ) internal {
+        vm.prank(who);
+        grants.issueGrant(datasetId, grantee, trainingPurpose, notBefore, expiresAt, terms);
     }
 
     function signDigest(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
