@@ -439,7 +439,7 @@ class Devnet:
 
 
 def _mining(block_time: object) -> str:
-    return "instant mining" if block_time is None else f"a block every {block_time} s"
+    return "instant mining" if block_time is None else f"a block every {float(str(block_time)):g} s"
 
 
 def _float_or_none(value: object) -> float | None:
