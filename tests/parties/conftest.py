@@ -43,10 +43,15 @@ class Parties:
         )
         return env
 
-    def sov(self, name: str, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-        """Runs `sov ARGS` as party `name`; returns the finished process (output captured)."""
+    def sov(
+        self, name: str, *args: str, timeout: float = 120.0, password: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Runs `sov ARGS` as party `name` (keystore unlocked with `password`); output captured."""
+        env = self.env(name)
+        if password is not None:
+            env["SOV_KEY_PASSWORD"] = password
         return subprocess.run(
-            [SOV, *args], env=self.env(name), capture_output=True, text=True, timeout=timeout, cwd=self.root
+            [SOV, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=self.root
         )
 
 
