@@ -28,6 +28,7 @@ BENCHMARKS = [
     "bench.bench_ledger_overhead",
     "bench.bench_audit",
     "bench.bench_api",
+    "bench.bench_cli",
 ]
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -56,6 +57,8 @@ HEADLINES: list[tuple[str, str, str]] = [
     ("audit_seconds_200_rounds", "audit of a 200-round, 10-node job, every hash and signature", "a few s"),
     ("api_check_rps", "grant-check endpoint requests/s, 50 concurrent clients", ""),
     ("api_check_p99_ms", "grant-check endpoint p99 latency (ms)", ""),
+    ("cli_start_seconds", "slowest start of sov --help, grant check, dataset list (median s)", "<= 0.6"),
+    ("cli_python_start_seconds", "python -c pass start-up, same run (median s)", ""),
 ]
 
 
