@@ -25,19 +25,47 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ledger.chain.client import LedgerClient, resolve_rpc_url
 from ledger.errors import LedgerError
 from ledger.purposes import PURPOSES, purpose_id, purpose_name
-from ledger.settings import Settings
-from ledger.store import open_store
 from ledger.store.cid import CID
 
 from . import parse
-from .chain import open_client
 from .common import JsonFlag, console, emit_json, emit_table, err_console, settings, user_errors
 
 if TYPE_CHECKING:
     from fl_node.spec import ModelSpec
+    from ledger.chain.client import LedgerClient
+    from ledger.settings import Settings
+
+# The chain client (web3) and the content store load when a command runs, not for `--help`.
+
+
+def _connect(config: Settings) -> LedgerClient:
+    from ledger.chain.client import LedgerClient
+
+    return LedgerClient.connect(config)
+
+
+def open_store(config: Settings) -> Any:
+    """The content store of `config` (imported on first use)."""
+    from ledger.store import open_store as open_content_store
+
+    return open_content_store(config)
+
+
+def open_client(config: Settings, account: str | None = None) -> LedgerClient:
+    """A client signing as `account` (see `api.cli.chain.open_client`)."""
+    from .chain import open_client as open_chain_client
+
+    return open_chain_client(config, account)
+
+
+def resolve_rpc_url(config: Settings) -> str:
+    """The RPC URL commands use (see `ledger.chain.client.resolve_rpc_url`)."""
+    from ledger.chain.client import resolve_rpc_url as resolve
+
+    return resolve(config)
+
 
 app = typer.Typer(
     help="The lab's jobs: draft a spec, create a job, run it over Flower, show it, export it.",
@@ -323,7 +351,7 @@ def run_command(
     from fl_node.flower.site_process import start_superlink as spawn
 
     config = settings()
-    client = LedgerClient.connect(config)
+    client = _connect(config)
     model_spec, record = job_spec(config, client, job)
     lab_alias = account or record.get("account")
     if not lab_alias:
@@ -457,7 +485,7 @@ def job_document(client: LedgerClient, job_id: int) -> dict[str, Any]:
 def status(job: JobArg, json: JsonFlag = False) -> None:
     """The job's committed rounds (from the chain) and, where this home ran it, who refused and why."""
     config = settings()
-    client = LedgerClient.connect(config)
+    client = _connect(config)
     document = job_document(client, job)
     report_path = _record_path(config, client, job).with_suffix("") / "report.json"
     refusals: dict[str, dict[str, str]] = {}
@@ -510,7 +538,7 @@ def export(
     from ledger.provenance import RoundManifest
 
     config = settings()
-    client = LedgerClient.connect(config)
+    client = _connect(config)
     store = open_store(config)
     spec, record = job_spec(config, client, job)
     cids: list[str] = [spec_cid(spec)]
