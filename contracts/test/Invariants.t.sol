@@ -218,8 +218,8 @@ contract UsageGrantsInvariantTest is TestBase {
 }
 
 /// @notice Drives one job with commits whose round, parent, caller and participants are
-/// fuzzed (biased towards valid ones), plus grant revocations; records every commit the
-/// contract accepted.
+/// fuzzed (biased towards valid ones), plus grant revocations and grant terms (minimum
+/// participants, maximum rounds); records every commit the contract accepted.
 contract LedgerHandler {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
     address public constant COORDINATOR = address(0xC0);
@@ -232,6 +232,9 @@ contract LedgerHandler {
     bytes32 public immutable purpose;
     uint256[] internal datasets;
     bool[4] public revoked;
+    // Ghost terms of each dataset's grant (0 = none), as last issued.
+    uint8[4] public minParticipantsOf;
+    uint16[4] public maxRoundsOf;
 
     struct Accepted {
         address caller;
@@ -243,6 +246,7 @@ contract LedgerHandler {
 
     Accepted[] internal accepted;
     uint256 public acceptedWithRevokedParticipant;
+    uint256 public acceptedAgainstTerms;
 
     constructor(DatasetRegistry registry, UsageGrants grants_, TrainingLedger ledger_) {
         ledger = ledger_;
@@ -277,8 +281,14 @@ contract LedgerHandler {
         vm.prank(caller);
         try ledger.commitRound(jobId, round, parent, model, "cid", datasets, mask, bytes32(0)) {
             accepted.push(Accepted(caller, round, parent, model, mask));
+            uint256 count;
+            for (uint256 i; i < 4; ++i) count += (mask >> i) & 1;
             for (uint256 i; i < 4; ++i) {
-                if ((mask >> i) & 1 == 1 && revoked[i]) ++acceptedWithRevokedParticipant;
+                if ((mask >> i) & 1 == 0) continue;
+                if (revoked[i]) ++acceptedWithRevokedParticipant;
+                if (count < minParticipantsOf[i] || (maxRoundsOf[i] != 0 && round > maxRoundsOf[i])) {
+                    ++acceptedAgainstTerms;
+                }
             }
         } catch {}
     }
@@ -288,7 +298,26 @@ contract LedgerHandler {
         vm.prank(OWNER);
         if (revoked[i]) grants.issueGrant(datasets[i], COORDINATOR, purpose, 0, type(uint64).max);
         else grants.revokeGrant(datasets[i], COORDINATOR, purpose);
+        if (revoked[i]) (minParticipantsOf[i], maxRoundsOf[i]) = (0, 0);
         revoked[i] = !revoked[i];
+    }
+
+    /// @notice The owner re-issues a dataset's grant with small terms (up to 5 participants, 1-8 rounds).
+    function setTerms(uint256 i, uint8 minParticipants, uint16 maxRounds) external {
+        i %= 4;
+        minParticipants %= 6;
+        maxRounds %= 9;
+        vm.prank(OWNER);
+        grants.issueGrant(
+            datasets[i],
+            COORDINATOR,
+            purpose,
+            0,
+            type(uint64).max,
+            IUsageGrants.GrantTerms(0, 0, minParticipants, maxRounds)
+        );
+        (minParticipantsOf[i], maxRoundsOf[i]) = (minParticipants, maxRounds);
+        revoked[i] = false;
     }
 
     function acceptedCount() external view returns (uint256) {
@@ -339,5 +368,10 @@ contract TrainingLedgerInvariantTest is TestBase {
     /// @notice No commitment ever includes a dataset whose grant was revoked.
     function invariant_noCommitWithRevokedParticipant() public view {
         assertEq(handler.acceptedWithRevokedParticipant(), 0, "revoked participant accepted");
+    }
+
+    /// @notice No commitment has fewer participants, or a later round, than a participant's terms allow.
+    function invariant_noCommitAgainstGrantTerms() public view {
+        assertEq(handler.acceptedAgainstTerms(), 0, "round against a participant's terms accepted");
     }
 }

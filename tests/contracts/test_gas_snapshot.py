@@ -20,14 +20,18 @@ AI_TRAINING = Web3.keccak(text="ai-training")
 # Fixed far-future times: calldata gas depends on the bytes, so they must not vary per run.
 EXPIRES_AT = 4_102_444_800  # 2100-01-01
 DEADLINE = 4_102_444_800
+# Grant terms as the chain encodes them: epsilon 3.00, delta 1e-5, >= 1 participant, 50 rounds
+# (min 1 so every measured round passes the check; the check runs whatever the values).
+TERMS = (300, 5, 1, 50)
 
 
 def target(name: str) -> int:
     """The issue's ceiling for each measured transaction."""
     fixed = {
         "register": 100_000,
-        "grant": 60_000,
-        "grant_by_signature": 90_000,
+        "grant": 70_000,
+        "grant_with_terms": 70_000,
+        "grant_by_signature": 100_000,
         "revoke": 40_000,
         # No target in the issue: a first write of the owner's nonce slot plus the event.
         "cancel_signatures": 50_000,
@@ -52,6 +56,13 @@ def measure(chain: Chain) -> dict[str, int]:
     gas["grant"] = chain.send(owner, issue)["gasUsed"]
     revoke = c.grants.functions.revokeGrant(dataset_id, coordinator.address, AI_TRAINING)
     gas["revoke"] = chain.send(owner, revoke)["gasUsed"]
+    # The same first grant of another key, with terms (a fresh slot like "grant").
+    termed_root = content_roots(1, b"termed")[0]
+    chain.send(owner, c.registry.functions.register(termed_root, 0, ""))
+    termed = c.grants.functions.issueGrant(
+        int.from_bytes(termed_root, "big"), coordinator.address, AI_TRAINING, 0, EXPIRES_AT, TERMS
+    )
+    gas["grant_with_terms"] = chain.send(owner, termed)["gasUsed"]
 
     # An owner's first signed grant (nonce 0 -> 1), submitted by someone else.
     signed_root = content_roots(1, b"signed")[0]
@@ -63,6 +74,10 @@ def measure(chain: Chain) -> dict[str, int]:
         "purpose": AI_TRAINING,
         "notBefore": 0,
         "expiresAt": EXPIRES_AT,
+        "epsilonHundredths": TERMS[0],
+        "deltaNegExponent": TERMS[1],
+        "minParticipants": TERMS[2],
+        "maxRounds": TERMS[3],
         "nonce": 0,
         "deadline": DEADLINE,
     }
@@ -80,6 +95,10 @@ def measure(chain: Chain) -> dict[str, int]:
                 {"name": "purpose", "type": "bytes32"},
                 {"name": "notBefore", "type": "uint64"},
                 {"name": "expiresAt", "type": "uint64"},
+                {"name": "epsilonHundredths", "type": "uint16"},
+                {"name": "deltaNegExponent", "type": "uint8"},
+                {"name": "minParticipants", "type": "uint8"},
+                {"name": "maxRounds", "type": "uint16"},
                 {"name": "nonce", "type": "uint256"},
                 {"name": "deadline", "type": "uint256"},
             ],
@@ -87,14 +106,16 @@ def measure(chain: Chain) -> dict[str, int]:
         "primaryType": "Grant",
         "domain": {
             "name": "UsageGrants",
-            "version": "1",
+            "version": "2",
             "chainId": chain.w3.eth.chain_id,
             "verifyingContract": c.grants.address,
         },
         "message": message,
     }
     signature = other_owner.sign_message(encode_typed_data(full_message=typed)).signature
-    by_sig = c.grants.functions.issueGrantBySig(*message.values(), bytes(signature))
+    by_sig = c.grants.functions.issueGrantBySig(
+        signed_id, coordinator.address, AI_TRAINING, 0, EXPIRES_AT, TERMS, 0, DEADLINE, bytes(signature)
+    )
     gas["grant_by_signature"] = chain.send(relayer, by_sig)["gasUsed"]
     assert c.grants.functions.isAuthorized(signed_id, coordinator.address, AI_TRAINING).call()
 
@@ -107,8 +128,10 @@ def measure(chain: Chain) -> dict[str, int]:
         ids = [int.from_bytes(r, "big") for r in roots]
         for r, i in zip(roots, ids, strict=True):
             chain.send(owner, c.registry.functions.register(r, 0, ""))
+            # With terms, so every round pays the terms check it makes per participant.
             chain.send(
-                owner, c.grants.functions.issueGrant(i, coordinator.address, AI_TRAINING, 0, EXPIRES_AT)
+                owner,
+                c.grants.functions.issueGrant(i, coordinator.address, AI_TRAINING, 0, EXPIRES_AT, TERMS),
             )
         job_id = c.ledger.functions.jobCount().call() + 1
         genesis = Web3.keccak(text=f"genesis{n}")
