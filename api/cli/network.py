@@ -100,7 +100,10 @@ def _parse_manifest(document: dict[str, Any], source: str) -> Deployment:
     from ledger.deploy import Deployment
     from ledger.errors import ConfigurationError
 
-    deployment = Deployment.from_dict(document)
+    try:
+        deployment = Deployment.from_dict(document)
+    except ConfigurationError as error:
+        raise ConfigurationError(f"manifest {source}: {error}") from None
     missing = [name for name in CONTRACT_NAMES if name not in deployment.addresses]
     if missing:
         raise ConfigurationError(f"manifest {source} has no address for {', '.join(missing)}")
