@@ -86,3 +86,50 @@ def test_manifest_with_other_code_is_refused(anvil: NodeProcess, sov_settings: S
         DeploymentMismatchError, match="is not the DatasetRegistry of the deployment manifest"
     ):
         LedgerClient.connect(sov_settings.model_copy(update={"rpc_url": anvil.rpc_url}))
+
+
+def test_a_deployment_is_found_from_its_training_ledger_and_is_this_build(anvil: NodeProcess) -> None:
+    from ledger.deploy import deployment_at, first_code_block, verify_build
+
+    transport = _transport(anvil)
+    for _ in range(5):
+        transport.request("evm_mine", [])
+    deployment = deploy_contracts(transport, dev_account(0))
+    assert deployment.deployed_block == 6
+    assert first_code_block(transport, deployment.address("TrainingLedger")) == 8
+    assert deployment_at(transport, deployment.address("TrainingLedger")) == deployment
+    verify_build(transport, deployment)  # the immutables (addresses, chain id, domain) are not code
+
+
+def test_a_contract_with_other_code_or_wiring_is_not_this_build(anvil: NodeProcess) -> None:
+    from ledger.deploy import verify_build
+
+    transport = _transport(anvil)
+    ours = deploy_contracts(transport, dev_account(0))
+    theirs = deploy_contracts(transport, dev_account(1))
+    mixed = Deployment(
+        31337, {**ours.addresses, "TrainingLedger": theirs.address("TrainingLedger")}, ours.deployed_block
+    )
+    with pytest.raises(DeploymentMismatchError, match=r"uses DatasetRegistry .*, not the deployment's"):
+        verify_build(transport, mixed)
+    # The registry's code with one opcode byte changed: same length, same wiring, another contract.
+    address = ours.address("DatasetRegistry")
+    code = bytearray(bytes.fromhex(transport.request("eth_getCode", [address, "latest"])[2:]))
+    code[10] ^= 0xFF
+    transport.request("anvil_setCode", [address, "0x" + code.hex()])
+    with pytest.raises(
+        DeploymentMismatchError, match=f"the code at {address} .* is not the DatasetRegistry of this build"
+    ):
+        verify_build(transport, ours)
+
+
+def test_replacing_a_live_manifest_is_refused(anvil: NodeProcess, sov_settings: Settings) -> None:
+    from ledger.deploy import DeploymentExistsError, refuse_to_replace
+
+    transport = _transport(anvil)
+    refuse_to_replace(sov_settings, transport, 31337)  # no manifest: deploying is fine
+    deploy_contracts(transport, dev_account(0), settings=sov_settings)
+    with pytest.raises(DeploymentExistsError, match="the other parties on this chain will not see"):
+        refuse_to_replace(sov_settings, transport, 31337)
+    with start_anvil() as fresh:  # the same manifest against a chain without those contracts: stale
+        refuse_to_replace(sov_settings, _transport(fresh), 31337)
