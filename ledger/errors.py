@@ -383,8 +383,8 @@ class InvalidGrantTermsError(ContractRevertError, ValueError):
     """`UsageGrantsInvalidTerms`: epsilon and delta must both be zero or both be set."""
 
     template = (
-        "grant terms epsilon {epsilonHundredths}/100 and delta 1e-{deltaNegExponent}: set both for a "
-        "DP budget, or neither (DP not required)"
+        "grant terms with epsilonHundredths {epsilonHundredths} and deltaNegExponent {deltaNegExponent}: "
+        "epsilon and delta must both be set for a DP budget, or both be 0 (DP not required)"
     )
 
 

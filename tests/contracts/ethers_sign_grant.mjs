@@ -3,8 +3,9 @@
 // way JavaScript tools write them: domain.chainId, nonce and deadline as 0x-hex strings.
 //
 // Input (one JSON object on stdin): { privateKey, chainId, verifyingContract, message } where
-// message has datasetId, grantee, purpose, notBefore, expiresAt, nonce, deadline (decimal
-// strings or numbers). Output (stdout): { document, compactSignature }.
+// message has datasetId, grantee, purpose, notBefore, expiresAt, the four terms fields
+// (epsilonHundredths, deltaNegExponent, minParticipants, maxRounds; 0 when absent), nonce,
+// deadline (decimal strings or numbers). Output (stdout): { document, compactSignature }.
 import { readFileSync } from "node:fs";
 import { TypedDataEncoder, Signature, Wallet, toQuantity } from "ethers";
 
@@ -12,7 +13,7 @@ const input = JSON.parse(readFileSync(0, "utf8"));
 const wallet = new Wallet(input.privateKey);
 const domain = {
   name: "UsageGrants",
-  version: "1",
+  version: "2",
   chainId: BigInt(input.chainId),
   verifyingContract: input.verifyingContract,
 };
@@ -23,6 +24,10 @@ const types = {
     { name: "purpose", type: "bytes32" },
     { name: "notBefore", type: "uint64" },
     { name: "expiresAt", type: "uint64" },
+    { name: "epsilonHundredths", type: "uint16" },
+    { name: "deltaNegExponent", type: "uint8" },
+    { name: "minParticipants", type: "uint8" },
+    { name: "maxRounds", type: "uint16" },
     { name: "nonce", type: "uint256" },
     { name: "deadline", type: "uint256" },
   ],
@@ -34,6 +39,10 @@ const value = {
   purpose: m.purpose,
   notBefore: BigInt(m.notBefore),
   expiresAt: BigInt(m.expiresAt),
+  epsilonHundredths: BigInt(m.epsilonHundredths ?? 0),
+  deltaNegExponent: BigInt(m.deltaNegExponent ?? 0),
+  minParticipants: BigInt(m.minParticipants ?? 0),
+  maxRounds: BigInt(m.maxRounds ?? 0),
   nonce: BigInt(m.nonce),
   deadline: BigInt(m.deadline),
 };

@@ -1,6 +1,6 @@
 """Off-chain grants signed in Python are accepted on-chain, for EOAs and EIP-1271 wallets.
 
-Pins the EIP-712 type of DESIGN.md (`Grant(...)`, domain `UsageGrants` / `1`) between
+Pins the EIP-712 type of DESIGN.md (`Grant(...)` with terms, domain `UsageGrants` / `2`) between
 eth-account's `eth_signTypedData_v4` encoding and the contract, and shows that a wallet
 refusing the signature leaves the chain unchanged.
 """
@@ -27,6 +27,10 @@ GRANT_FIELDS = [
     {"name": "purpose", "type": "bytes32"},
     {"name": "notBefore", "type": "uint64"},
     {"name": "expiresAt", "type": "uint64"},
+    {"name": "epsilonHundredths", "type": "uint16"},
+    {"name": "deltaNegExponent", "type": "uint8"},
+    {"name": "minParticipants", "type": "uint8"},
+    {"name": "maxRounds", "type": "uint16"},
     {"name": "nonce", "type": "uint256"},
     {"name": "deadline", "type": "uint256"},
 ]
@@ -47,7 +51,7 @@ def typed_grant(chain: Chain, grants: Contract, message: dict[str, Any]) -> dict
         "primaryType": "Grant",
         "domain": {
             "name": "UsageGrants",
-            "version": "1",
+            "version": "2",
             "chainId": chain.w3.eth.chain_id,
             "verifyingContract": grants.address,
         },
@@ -77,9 +81,20 @@ def grant_message(dataset_id: int, grantee: str, nonce: int) -> dict[str, Any]:
         "purpose": AI_TRAINING,
         "notBefore": 0,
         "expiresAt": FAR,
+        "epsilonHundredths": 300,
+        "deltaNegExponent": 5,
+        "minParticipants": 3,
+        "maxRounds": 50,
         "nonce": nonce,
         "deadline": FAR,
     }
+
+
+def by_sig_args(message: dict[str, Any]) -> list[Any]:
+    """`issueGrantBySig` arguments (without the signature): the terms go as one tuple."""
+    m = message
+    terms = (m["epsilonHundredths"], m["deltaNegExponent"], m["minParticipants"], m["maxRounds"])
+    return [m["datasetId"], m["grantee"], m["purpose"], m["notBefore"], m["expiresAt"], terms, m["nonce"], m["deadline"]]
 
 
 def test_domain_matches_eip5267(chain: Chain, deployed: Deployed) -> None:
@@ -88,7 +103,7 @@ def test_domain_matches_eip5267(chain: Chain, deployed: Deployed) -> None:
     assert (fields, name, version, chain_id, verifying) == (
         b"\x0f",
         "UsageGrants",
-        "1",
+        "2",
         chain.w3.eth.chain_id,
         deployed.grants.address,
     )
@@ -103,7 +118,7 @@ def test_eip1271_wallet_that_approves(chain: Chain, deployed: Deployed) -> None:
     signature = driver.sign_message(
         encode_typed_data(full_message=typed_grant(chain, deployed.grants, message))
     )
-    call = deployed.grants.functions.issueGrantBySig(*message.values(), bytes(signature.signature))
+    call = deployed.grants.functions.issueGrantBySig(*by_sig_args(message), bytes(signature.signature))
     chain.send(relayer, call)
     assert deployed.grants.functions.isAuthorized(dataset_id, coordinator.address, AI_TRAINING).call()
     assert deployed.grants.functions.nonces(wallet.address).call() == 1
@@ -118,7 +133,7 @@ def test_eip1271_wallet_that_refuses(chain: Chain, deployed: Deployed) -> None:
     signature = signer.sign_message(
         encode_typed_data(full_message=typed_grant(chain, deployed.grants, message))
     )
-    call = deployed.grants.functions.issueGrantBySig(*message.values(), bytes(signature.signature))
+    call = deployed.grants.functions.issueGrantBySig(*by_sig_args(message), bytes(signature.signature))
     with pytest.raises(ContractCustomError) as caught:
         call.call({"from": relayer.address})
     expected = selector("UsageGrantsInvalidSignature(uint256,address)")
@@ -138,7 +153,7 @@ def test_replayed_python_signature_is_refused(chain: Chain, deployed: Deployed) 
     signature = owner.sign_message(
         encode_typed_data(full_message=typed_grant(chain, deployed.grants, message))
     )
-    call = deployed.grants.functions.issueGrantBySig(*message.values(), bytes(signature.signature))
+    call = deployed.grants.functions.issueGrantBySig(*by_sig_args(message), bytes(signature.signature))
     chain.send(relayer, call)
     with pytest.raises(ContractCustomError) as caught:
         call.call({"from": relayer.address})

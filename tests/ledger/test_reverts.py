@@ -15,6 +15,7 @@ from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
 from ledger.chain.client import LedgerClient
+from ledger.chain.types import GrantTerms
 from ledger.chain.revert import RevertDecoder
 from ledger.errors import (
     ContractPanicError,
@@ -33,11 +34,14 @@ from ledger.errors import (
     GrantOwnerChangedError,
     GrantRevocationFinalError,
     GrantRevokedError,
+    GrantTermsError,
+    GrantTermsViolatedError,
     GrantUnknownDatasetError,
     InvalidDatasetCountError,
     InvalidGranteeError,
     InvalidGrantNonceError,
     InvalidGrantSignatureError,
+    InvalidGrantTermsError,
     InvalidGrantWindowError,
     InvalidParticipantsError,
     InvalidPurposeError,
@@ -51,8 +55,10 @@ from ledger.errors import (
     NotOwnerError,
     NotOwnerOrOperatorError,
     ParentDigestMismatchError,
+    RoundLimitExceededError,
     RoundOutOfOrderError,
     SignedGrantExpiredError,
+    TooFewParticipantsError,
     UnknownDatasetError,
     UnknownJobError,
     UnknownParentError,
@@ -478,6 +484,76 @@ def test_cancel_signatures_never_goes_back(world: World) -> None:
     )
     assert error.args_by_name == {"owner": world.owner.address, "current": 6, "upTo": 3}
     rejected(world, lambda: world.owner.invalidate_nonces(2**256 - 1), NonceNotAheadError, "below 2")
+
+
+def test_invalid_terms_epsilon_without_delta(world: World) -> None:
+    lab = str(world.lab.address)
+    # GrantTerms refuses this before any RPC; the raw call shows the contract refuses it too.
+    with pytest.raises(GrantTermsError, match=r"epsilon 3 and delta 0: set both"):
+        GrantTerms(3, 0)
+    error = rejected(
+        world,
+        lambda: world.owner._transact(
+            "UsageGrants",
+            "issueGrant",
+            [world.dataset_id, lab, AI, world.now, world.now + 60, (300, 0, 2, 0)],
+            "issue grant",
+        ),
+        InvalidGrantTermsError,
+        r"grant terms with epsilonHundredths 300 and deltaNegExponent 0: epsilon and delta must both be set",
+    )
+    assert isinstance(error, ValueError)
+    assert error.args_by_name == {"epsilonHundredths": 300, "deltaNegExponent": 0}
+
+
+def _terms_world(world: World, terms: GrantTerms) -> int:
+    """A second dataset of the owner granted with `terms`, and a lab job over both datasets."""
+    lab = str(world.lab.address)
+    second, _ = world.owner.register_dataset(root("second"))
+    world.owner.issue_grant(second, lab, AI, world.now, world.now + 3600, terms)
+    job_id, _ = world.lab.create_job(AI, sorted([world.dataset_id, second]), M0, keccak(b"spec"))
+    return second
+
+
+def test_commit_with_too_few_participants(world: World) -> None:
+    second = _terms_world(world, GrantTerms(min_participants=2))
+    datasets = sorted([world.dataset_id, second])
+    job = world.job_id + 1
+    error = rejected(
+        world,
+        lambda: world.lab.commit_round(job, 1, M0, M1, "cid", datasets, [second], keccak(b"a")),
+        TooFewParticipantsError,
+        rf"the grant of dataset 0x{second:064x} to {world.lab.address} for ai-training requires at least "
+        r"2 participants per round; this round has 1",
+        lambda: world.owner.get_job(job),
+    )
+    assert isinstance(error, GrantTermsViolatedError) and isinstance(error, NotAuthorizedError)
+    assert error.args_by_name["minParticipants"] == 2 and error.args_by_name["participants"] == 1
+    # Both datasets: enough participants, the round commits.
+    world.lab.commit_round(job, 1, M0, M1, "cid", datasets, datasets, keccak(b"a"))
+    assert world.owner.get_job(job).last_round == 1
+
+
+def test_commit_past_max_rounds(world: World) -> None:
+    second = _terms_world(world, GrantTerms(3, 1e-5, max_rounds=1))
+    datasets = sorted([world.dataset_id, second])
+    job = world.job_id + 1
+    world.lab.commit_round(job, 1, M0, M1, "cid", datasets, datasets, keccak(b"a"))
+    m2 = keccak(b"model-2")
+    error = rejected(
+        world,
+        lambda: world.lab.commit_round(job, 2, M1, m2, "cid", datasets, datasets, keccak(b"b")),
+        RoundLimitExceededError,
+        rf"the grant of dataset 0x{second:064x} to {world.lab.address} for ai-training allows rounds 1 to 1 "
+        r"of a job; this is round 2",
+        lambda: world.owner.get_job(job),
+    )
+    assert isinstance(error, PermissionError)
+    assert world.owner.get_grant(second, str(world.lab.address), AI).terms == GrantTerms(3, 1e-5, 0, 1)
+    # The same check as a view, before sending anything.
+    with pytest.raises(RoundLimitExceededError):
+        world.lab.require_round_authorized([second], str(world.lab.address), AI, 2)
+    world.lab.require_round_authorized([world.dataset_id], str(world.lab.address), AI, 2)
 
 
 # --- TrainingLedger -------------------------------------------------------------------

@@ -26,9 +26,9 @@ from web3 import HTTPProvider, Web3
 
 from api.cli.main import app
 from ledger.chain.abi import load_artifact
-from ledger.chain.types import AuthorizationStatus
+from ledger.chain.types import AuthorizationStatus, GrantTerms
 from ledger.deploy import save_deployment
-from ledger.errors import InvalidGrantSignatureError, SignedGrantFormatError
+from ledger.errors import InvalidGrantSignatureError, SignedGrantFormatError, SignedGrantVersionError
 from ledger.keys import dev_account
 from ledger.purposes import PURPOSES
 from ledger.settings import Settings
@@ -55,7 +55,9 @@ from tests.ledger.conftest import rpc
 AI = PURPOSES["ai-training"]
 
 
-def _typed(chain: DeployedChain, dataset_id: int, nonce: int = 0) -> dict[str, Any]:
+def _typed(
+    chain: DeployedChain, dataset_id: int, nonce: int = 0, terms: GrantTerms | None = None
+) -> dict[str, Any]:
     owner, lab = chain[1], chain[2]
     now = owner.latest_block().timestamp
     return grant_typed_data(
@@ -68,25 +70,39 @@ def _typed(chain: DeployedChain, dataset_id: int, nonce: int = 0) -> dict[str, A
         now + 3600,
         nonce,
         now + 600,
+        terms,
     )
 
 
 def test_digest_matches_the_contract(deployed: DeployedChain, new_root: Callable[[], bytes]) -> None:
     client = deployed[0]
     grants = deployed.deployment.address("UsageGrants")
-    typed = _typed(deployed, 2**255 + 12345)
+    typed = _typed(deployed, 2**255 + 12345, terms=GrantTerms(3, 1e-5, 3, 50))
     (typehash,) = client._call("UsageGrants", "GRANT_TYPEHASH", [])
     assert bytes(typehash) == keccak(text=GRANT_TYPE)
     (fields, name, version, chain_id, verifying, _salt, _ext) = client._call(
         "UsageGrants", "eip712Domain", []
     )
-    assert (name, version, chain_id, verifying) == ("UsageGrants", "1", client.chain_id, grants)
+    assert (name, version, chain_id, verifying) == ("UsageGrants", "2", client.chain_id, grants)
     assert fields == b"\x0f"
     # Recompute the digest from the contract's own domain separator and type hash.
     message = typed["message"]
     struct_hash = keccak(
         encode(
-            ["bytes32", "uint256", "address", "bytes32", "uint64", "uint64", "uint256", "uint256"],
+            [
+                "bytes32",
+                "uint256",
+                "address",
+                "bytes32",
+                "uint64",
+                "uint64",
+                "uint16",
+                "uint8",
+                "uint8",
+                "uint16",
+                "uint256",
+                "uint256",
+            ],
             [
                 bytes(typehash),
                 int(message["datasetId"]),
@@ -94,6 +110,10 @@ def test_digest_matches_the_contract(deployed: DeployedChain, new_root: Callable
                 AI,
                 message["notBefore"],
                 message["expiresAt"],
+                300,
+                5,
+                3,
+                50,
                 int(message["nonce"]),
                 int(message["deadline"]),
             ],
@@ -124,12 +144,14 @@ def test_grant_signed_by_the_node_wallet_redeems(
     """The node's own eth_signTypedData_v4 (alloy on anvil, EDR on hardhat) signs the same document."""
     owner, lab = any_chain[1], any_chain[2]
     dataset_id, _ = owner.register_dataset(new_root())
-    typed = _typed(any_chain, dataset_id)
+    typed = _typed(any_chain, dataset_id, terms=GrantTerms(3, 1e-5, 3, 50))
     signature = rpc(any_chain, "eth_signTypedData_v4", [owner.address, json.dumps(typed)])
     signed = dict(typed, signature=signature)
     assert recover_grant_signer(signed) == owner.address
+    assert signature == sign_grant(dev_account(1), typed)["signature"]
     lab.issue_grant_by_sig(signed)
     assert owner.is_authorized(dataset_id, str(lab.address), AI)
+    assert owner.get_grant(dataset_id, str(lab.address), AI).terms == GrantTerms(3, 1e-5, 3, 50)
 
 
 def test_grant_signed_with_the_three_part_api_redeems(
@@ -219,6 +241,82 @@ def _chain_state(chain: DeployedChain, *accounts: str) -> tuple[Any, ...]:
     )
 
 
+# ------------------------------------------------------------------ terms and versions
+
+
+def test_signed_terms_redeem_and_tampered_terms_are_refused(
+    deployed: DeployedChain, new_root: Callable[[], bytes]
+) -> None:
+    """The signed terms are what the chain stores; a relayer who lowers one is refused, state unchanged."""
+    owner, lab, relayer = deployed[1], deployed[2], deployed[5]
+    dataset_id = _registered(deployed, 1, new_root)
+    terms = GrantTerms(3, 1e-5, 3, 50)
+    signed = json.loads(json.dumps(sign_grant(dev_account(1), _typed(deployed, dataset_id, terms=terms))))
+    assert signed["message"]["epsilonHundredths"] == 300 and signed["message"]["deltaNegExponent"] == 5
+    assert grant_from_signed(signed).terms == terms
+    before = _chain_state(deployed, str(relayer.address))
+    for field, value in (("minParticipants", 1), ("maxRounds", 0), ("epsilonHundredths", 800)):
+        tampered = copy.deepcopy(signed)
+        tampered["message"][field] = value
+        with pytest.raises(InvalidGrantSignatureError, match=f"not that of {owner.address}"):
+            relayer.issue_grant_by_sig(tampered)
+    assert _chain_state(deployed, str(relayer.address)) == before
+    assert not owner.get_grant(dataset_id, str(lab.address), AI).exists
+    receipt = relayer.issue_grant_by_sig(signed)
+    assert {k: receipt.event("GrantIssued").args[k] for k in ("epsilonHundredths", "minParticipants")} == {
+        "epsilonHundredths": 300,
+        "minParticipants": 3,
+    }
+    grant = owner.get_grant(dataset_id, str(lab.address), AI)
+    assert grant.terms == terms
+    assert (grant.epsilon, grant.delta, grant.min_participants, grant.max_rounds) == (3.0, 1e-5, 3, 50)
+
+
+def _v1_document(deployed: DeployedChain, dataset_id: int) -> dict[str, Any]:
+    """A grant as version 1 signed it: domain version "1", Grant without the terms fields."""
+    typed = _typed(deployed, dataset_id)
+    typed["domain"]["version"] = "1"
+    typed["types"]["Grant"] = [f for f in typed["types"]["Grant"] if not f["type"].startswith("uint16")]
+    typed["types"]["Grant"] = [f for f in typed["types"]["Grant"] if f["type"] != "uint8"]
+    for key in ("epsilonHundredths", "deltaNegExponent", "minParticipants", "maxRounds"):
+        del typed["message"][key]
+    signature = dev_account(1).sign_message(encode_typed_data(full_message=typed)).signature
+    return dict(typed, signature="0x" + bytes(signature).hex())
+
+
+def test_version_1_signed_grant_is_refused_with_sign_again(
+    deployed: DeployedChain, new_root: Callable[[], bytes]
+) -> None:
+    """A v1 document (and a v2 type under domain version 1) is refused before sending, saying to re-sign."""
+    owner, lab = deployed[1], deployed[2]
+    dataset_id = _registered(deployed, 1, new_root)
+    v1 = _v1_document(deployed, dataset_id)
+    assert [f["name"] for f in v1["types"]["Grant"]] == [
+        "datasetId",
+        "grantee",
+        "purpose",
+        "notBefore",
+        "expiresAt",
+        "nonce",
+        "deadline",
+    ]
+    relabelled = sign_grant(dev_account(1), _typed(deployed, dataset_id))
+    relabelled["domain"]["version"] = "1"
+    wrong_type = copy.deepcopy(v1)
+    wrong_type["domain"]["version"] = "2"
+    before = _chain_state(deployed, str(lab.address))
+    for document in (v1, relabelled, wrong_type):
+        with pytest.raises(SignedGrantVersionError) as caught:
+            lab.issue_grant_by_sig(document)
+        message = str(caught.value)
+        assert "signed for UsageGrants version 1" in message, message
+        assert "the dataset owner must sign the grant again (`sov grant sign`)" in message
+        assert isinstance(caught.value, SignedGrantFormatError) and isinstance(caught.value, ValueError)
+    assert _chain_state(deployed, str(lab.address)) == before
+    assert not owner.get_grant(dataset_id, str(lab.address), AI).exists
+    assert owner.nonces(str(owner.address)) == 0
+
+
 # ------------------------------------------------------------------ parsing
 
 
@@ -295,6 +393,12 @@ def test_malformed_documents_are_refused_before_sending(
         (mutated("message.grantee", "0x123"), "message.grantee is '0x123': expected a 0x-prefixed"),
         (mutated("message.grantee", "0x70997970c51812dc3A010C7d01b50e0d17dc79C8"), "invalid EIP-55 checksum"),
         (mutated("message.purpose", "0x1234"), "message.purpose is 2 bytes, expected 32"),
+        (mutated("message.maxRounds", KeyError), "message lacks maxRounds"),
+        (mutated("message.minParticipants", 256), "message.minParticipants is 256, out of range for uint8"),
+        (
+            mutated("message.epsilonHundredths", 300),
+            "message.epsilonHundredths and message.deltaNegExponent: epsilon 3 and delta 0: set both",
+        ),
         (mutated("message", []), "types, domain and message must be JSON objects"),
     ]
     for document, message in cases:
@@ -377,6 +481,10 @@ def test_ethers_signed_grant_with_hex_chain_id_redeems_through_the_cli(
             "purpose": "0x" + AI.hex(),
             "notBefore": now,
             "expiresAt": now + 3600,
+            "epsilonHundredths": 800,
+            "deltaNegExponent": 6,
+            "minParticipants": 2,
+            "maxRounds": 20,
             "nonce": "0",
             "deadline": str(now + 600),
         },
@@ -402,6 +510,7 @@ def test_ethers_signed_grant_with_hex_chain_id_redeems_through_the_cli(
     assert report["dataset_id"] == str(dataset_id) and report["grantee"] == lab.address
     grant = owner.get_grant(dataset_id, str(lab.address), AI)
     assert (grant.not_before, grant.expires_at) == (now, now + 3600)
+    assert grant.terms == GrantTerms(8, 1e-6, 2, 20)
     assert owner.is_authorized(dataset_id, str(lab.address), AI)
     # The same signature in ethers' 64-byte compact form: a replay now, refused by nonce.
     compact = dict(document, signature=out["compactSignature"])
