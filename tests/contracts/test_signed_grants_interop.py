@@ -94,7 +94,8 @@ def by_sig_args(message: dict[str, Any]) -> list[Any]:
     """`issueGrantBySig` arguments (without the signature): the terms go as one tuple."""
     m = message
     terms = (m["epsilonHundredths"], m["deltaNegExponent"], m["minParticipants"], m["maxRounds"])
-    return [m["datasetId"], m["grantee"], m["purpose"], m["notBefore"], m["expiresAt"], terms, m["nonce"], m["deadline"]]
+    head = [m["datasetId"], m["grantee"], m["purpose"], m["notBefore"], m["expiresAt"]]
+    return [*head, terms, m["nonce"], m["deadline"]]
 
 
 def test_domain_matches_eip5267(chain: Chain, deployed: Deployed) -> None:

@@ -15,8 +15,8 @@ from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
 from ledger.chain.client import LedgerClient
-from ledger.chain.types import GrantTerms
 from ledger.chain.revert import RevertDecoder
+from ledger.chain.types import GrantTerms
 from ledger.errors import (
     ContractPanicError,
     ContractRevertError,
@@ -506,19 +506,18 @@ def test_invalid_terms_epsilon_without_delta(world: World) -> None:
     assert error.args_by_name == {"epsilonHundredths": 300, "deltaNegExponent": 0}
 
 
-def _terms_world(world: World, terms: GrantTerms) -> int:
+def _terms_world(world: World, terms: GrantTerms) -> tuple[int, int]:
     """A second dataset of the owner granted with `terms`, and a lab job over both datasets."""
     lab = str(world.lab.address)
     second, _ = world.owner.register_dataset(root("second"))
     world.owner.issue_grant(second, lab, AI, world.now, world.now + 3600, terms)
     job_id, _ = world.lab.create_job(AI, sorted([world.dataset_id, second]), M0, keccak(b"spec"))
-    return second
+    return second, job_id
 
 
 def test_commit_with_too_few_participants(world: World) -> None:
-    second = _terms_world(world, GrantTerms(min_participants=2))
+    second, job = _terms_world(world, GrantTerms(min_participants=2))
     datasets = sorted([world.dataset_id, second])
-    job = world.job_id + 1
     error = rejected(
         world,
         lambda: world.lab.commit_round(job, 1, M0, M1, "cid", datasets, [second], keccak(b"a")),
@@ -535,9 +534,8 @@ def test_commit_with_too_few_participants(world: World) -> None:
 
 
 def test_commit_past_max_rounds(world: World) -> None:
-    second = _terms_world(world, GrantTerms(3, 1e-5, max_rounds=1))
+    second, job = _terms_world(world, GrantTerms(3, 1e-5, max_rounds=1))
     datasets = sorted([world.dataset_id, second])
-    job = world.job_id + 1
     world.lab.commit_round(job, 1, M0, M1, "cid", datasets, datasets, keccak(b"a"))
     m2 = keccak(b"model-2")
     error = rejected(
