@@ -93,8 +93,8 @@ def test_get_of_damaged_content_fails_and_writes_nothing(
     [
         (["get", "Qmnotacid"], "error: 'Qmnotacid' is not a CIDv1 in base32"),
         (["get", cid_of(b"absent")], f"error: cannot read {cid_of(b'absent')}: no block"),
-        (["put", "/nonexistent/file.bin"], "error: No such file or directory: /nonexistent/file.bin"),
-        (["import-car", "/nonexistent/x.car"], "error: No such file or directory"),
+        (["put", "/nonexistent/file.bin"], "error: file not found: /nonexistent/file.bin"),
+        (["import-car", "/nonexistent/x.car"], "error: file not found: /nonexistent/x.car"),
     ],
 )
 def test_user_errors_are_one_clean_line(
@@ -171,7 +171,7 @@ def test_cid_command_matches_the_npm_importer(
     assert not sov_home.exists()  # hashing stores nothing
     missing = runner.invoke(cli, ["cid", str(tmp_path / "nope")])
     assert missing.exit_code == 1
-    assert "error: No such file or directory" in missing.stderr
+    assert f"error: file not found: {tmp_path / 'nope'}" in missing.stderr
 
 
 def test_kubo_backend_through_the_cli(runner: CliRunner, ipfs_api_url: str, tmp_path: Path) -> None:
