@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json as jsonlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from . import parse
 from .chain import open_client
 from .common import AccountOption, JsonFlag, console, emit_json, emit_table, settings, user_errors
+
+if TYPE_CHECKING:
+    from ledger.chain.types import GrantTerms
 
 app = typer.Typer(
     help="Usage grants: issue, revoke, check, list, and off-chain signed grants.", no_args_is_help=True
@@ -29,6 +32,41 @@ NotBefore = Annotated[str, typer.Option(help="start: now, a duration from now (2
 ExpiresAt = Annotated[
     str, typer.Option("--expires", help="end (inclusive): a duration from now (30d), ISO date or unix time")
 ]
+# Grant terms (0 = none). The chain stores epsilon in hundredths and delta as 10^-k.
+EpsilonOption = Annotated[
+    float,
+    typer.Option(
+        "--epsilon", help="DP budget epsilon for this grantee, up to two decimals (0 = DP not required)"
+    ),
+]
+DeltaOption = Annotated[
+    float, typer.Option("--delta", help="DP delta, a power of ten such as 1e-5 (0 with --epsilon 0)")
+]
+MinParticipantsOption = Annotated[
+    int, typer.Option("--min-participants", help="a round must have at least this many datasets (0 = any)")
+]
+MaxRoundsOption = Annotated[
+    int, typer.Option("--max-rounds", help="a job may use the grant in rounds 1 to N only (0 = no limit)")
+]
+
+
+def _terms(epsilon: float, delta: float, min_participants: int, max_rounds: int) -> GrantTerms:
+    """The terms of the flags (raises GrantTermsError naming the value and what is valid)."""
+    from ledger.chain.types import GrantTerms
+
+    return GrantTerms(epsilon, delta, min_participants, max_rounds)
+
+
+def describe_terms(terms: GrantTerms) -> str:
+    """One line: `epsilon 3, delta 1e-05, at least 3 participants per round, rounds 1 to 50`."""
+    if terms.is_empty:
+        return "no terms"
+    dp = f"epsilon {terms.epsilon:g}, delta {terms.delta:g}" if terms.requires_dp else "DP not required"
+    parts = [dp]
+    if terms.min_participants:
+        parts.append(f"at least {terms.min_participants} participants per round")
+    parts.append(f"rounds 1 to {terms.max_rounds}" if terms.max_rounds else "no round limit")
+    return ", ".join(parts)
 
 
 @app.command()
@@ -39,10 +77,15 @@ def issue(
     purpose: PurposeOption = "ai-training",
     not_before: NotBefore = "now",
     expires: ExpiresAt = "30d",
+    epsilon: EpsilonOption = 0.0,
+    delta: DeltaOption = 0.0,
+    min_participants: MinParticipantsOption = 0,
+    max_rounds: MaxRoundsOption = 0,
     account: AccountOption = "dev1",
     json: JsonFlag = False,
 ) -> None:
-    """Grant `grantee` use of a dataset for a purpose, inside a time window. Owner or operator."""
+    """Grant `grantee` use of a dataset for a purpose, inside a time window, with optional terms
+    (a DP budget, a minimum of participants per round, a maximum of rounds). Owner or operator."""
     from ledger.purposes import purpose_id, purpose_name
 
     client = open_client(settings(), account)
@@ -53,13 +96,15 @@ def issue(
         purpose_id(purpose),
     )
     start, end = parse.moment(not_before, now), parse.moment(expires, now)
-    receipt = client.issue_grant(dataset_id, who, purpose_bytes, start, end)
+    terms = _terms(epsilon, delta, min_participants, max_rounds)
+    receipt = client.issue_grant(dataset_id, who, purpose_bytes, start, end, terms)
     document = {
         "dataset_id": str(dataset_id),
         "grantee": who,
         "purpose": purpose_name(purpose_bytes),
         "not_before": start,
         "expires_at": end,
+        "terms": terms.as_dict(),
         "tx_hash": receipt.tx_hash,
         "block_number": receipt.block_number,
     }
@@ -68,7 +113,7 @@ def issue(
     else:
         console.print(
             f"granted {who} '{purpose_name(purpose_bytes)}' on {dataset_id:#066x} "
-            f"from {parse.iso(start)} to {parse.iso(end)}"
+            f"from {parse.iso(start)} to {parse.iso(end)}; {describe_terms(terms)}"
         )
 
 
@@ -143,7 +188,7 @@ def check(
     purpose: PurposeOption = "ai-training",
     json: JsonFlag = False,
 ) -> None:
-    """Is `grantee` authorised now? Exit status 0 when authorised, 1 when not."""
+    """Is `grantee` authorised now, and under which terms? Exit status 0 when authorised, 1 when not."""
     from ledger.chain.types import AuthorizationStatus
     from ledger.purposes import purpose_id, purpose_name
 
@@ -170,11 +215,14 @@ def check(
             "not_before": grant.not_before,
             "expires_at": grant.expires_at,
             "revoked": grant.revoked,
+            "terms": grant.terms.as_dict(),
         }
     if json:
         emit_json(document)
     elif authorized:
-        console.print(f"[green]authorized[/] until {parse.iso(grant.expires_at)}")
+        console.print(
+            f"[green]authorized[/] until {parse.iso(grant.expires_at)}; terms: {describe_terms(grant.terms)}"
+        )
     else:
         console.print(f"[red]not authorized[/]: {status.reason}")
     if not authorized:
@@ -243,13 +291,19 @@ def sign(
     not_before: NotBefore = "now",
     expires: ExpiresAt = "30d",
     deadline: Annotated[str, typer.Option(help="the signature is redeemable until then")] = "7d",
+    epsilon: EpsilonOption = 0.0,
+    delta: DeltaOption = 0.0,
+    min_participants: MinParticipantsOption = 0,
+    max_rounds: MaxRoundsOption = 0,
     account: AccountOption = "dev1",
     json: JsonFlag = False,
 ) -> None:
-    """Sign a grant off-chain (EIP-712, eth_signTypedData_v4 JSON); anyone can redeem it."""
+    """Sign a grant off-chain (EIP-712 `Grant` of UsageGrants version 2, with its terms, as
+    eth_signTypedData_v4 JSON); anyone can redeem it."""
     from ledger.purposes import purpose_id
     from ledger.signed_grants import grant_typed_data, sign_grant
 
+    terms = _terms(epsilon, delta, min_participants, max_rounds)
     client = open_client(settings(), account)
     assert client.account is not None and client.address is not None
     now = client.latest_block().timestamp
@@ -263,14 +317,23 @@ def sign(
         parse.moment(expires, now),
         client.nonces(client.address),
         parse.moment(deadline, now),
+        terms,
     )
     signed = sign_grant(client.account, typed)
     out.write_text(jsonlib.dumps(signed, indent=2) + "\n")
     if json:
-        emit_json({"file": str(out), "signer": client.address, "nonce": typed["message"]["nonce"]})
+        emit_json(
+            {
+                "file": str(out),
+                "signer": client.address,
+                "nonce": typed["message"]["nonce"],
+                "terms": terms.as_dict(),
+            }
+        )
     else:
         console.print(
-            f"signed grant written to {out} (signer {client.address}, nonce {typed['message']['nonce']})"
+            f"signed grant written to {out} (signer {client.address}, nonce {typed['message']['nonce']}; "
+            f"{describe_terms(terms)})"
         )
 
 
@@ -288,6 +351,8 @@ def redeem(
     Reads eth_signTypedData_v4 JSON from any wallet (integers as numbers, decimal or 0x-hex
     strings). The owner may be an EOA (65- or 64-byte signature) or a contract wallet such as a
     Safe (EIP-1271, any signature length). Reports the deed owner that authorised the grant.
+    A grant signed for UsageGrants version 1 (before grants had terms) is refused: the owner
+    signs it again with `sov grant sign`.
     """
     from ledger.purposes import describe_purpose
     from ledger.signed_grants import grant_from_signed
@@ -309,6 +374,7 @@ def redeem(
         "purpose": describe_purpose(grant.purpose),
         "not_before": grant.not_before,
         "expires_at": grant.expires_at,
+        "terms": grant.terms.as_dict(),
         "nonce": str(grant.nonce),
         "tx_hash": receipt.tx_hash,
         "block_number": receipt.block_number,
@@ -321,7 +387,7 @@ def redeem(
         kind = "contract wallet (EIP-1271)" if authority.owner_is_contract else "account"
         console.print(
             f"redeemed grant of {grant.dataset_id:#066x} to {grant.grantee}, authorised by owner "
-            f"{authority.owner} ({kind}), at block {receipt.block_number}"
+            f"{authority.owner} ({kind}), at block {receipt.block_number}; {describe_terms(grant.terms)}"
         )
 
 
