@@ -5,7 +5,8 @@ their nodes, collect signed updates with a timeout and a quorum, verify every
 attestation (job, round, dataset, base and spec digests, update digest, example count,
 and a signature by the dataset's owner or one its EIP-1271 wallet accepts), store and pin
 every accepted update in the content store, aggregate them with
-`ledger.aggregation.aggregate_updates` (the function the audit recomputes them with),
+the arithmetic of `ledger.aggregation.aggregate_updates` (the audit's function), folding
+each update as the round's set is final (`StreamingFedAvg`, memory O(model)),
 store the model and the round manifest (which lists each update's CID) and pin them, and
 only then commit the round on-chain. If the contract rejects a participant whose grant
 ended in between, the round is recomputed without it: a model built on an unauthorised
@@ -18,14 +19,14 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
 
-from ledger.aggregation import aggregate_updates
+from ledger.aggregation import HOLD_BYTES, StreamingFedAvg
 from ledger.chain.client import LedgerClient
 from ledger.chain.types import AuthorizationStatus
 from ledger.errors import ContractRevertError, LedgerError
@@ -117,6 +118,7 @@ class Coordinator:
         timeout_s: float = 120.0,
         quorum: int = 1,
         store_retry: StoreRetryPolicy | None = None,
+        hold_bytes: int = HOLD_BYTES,
     ) -> None:
         if client.address is None:
             raise FLError("the coordinator needs a signing account")
@@ -127,6 +129,9 @@ class Coordinator:
         self.timeout_s = timeout_s
         self.quorum = quorum
         self.store_retry = store_retry or StoreRetryPolicy()
+        self.hold_bytes = hold_bytes
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_workers = 0
 
     @property
     def address(self) -> str:
@@ -229,9 +234,14 @@ class Coordinator:
             base_digest=job.last_digest,
             spec_json=job.spec.model_dump_json(),
             seed=job.seed,
+            participants=tuple(node.dataset_id for node in selected),
         )
-        updates = self._collect(selected, request, refused, owners)
-        return self.aggregate_and_commit(job, round_number, updates, refused)
+        fold = StreamingFedAvg(hold_bytes=self.hold_bytes)
+        update_cids: dict[int, str] = {}
+        updates = self._collect(selected, request, refused, owners, fold, update_cids)
+        return self.aggregate_and_commit(
+            job, round_number, updates, refused, fold=fold, update_cids=update_cids
+        )
 
     def _select_reads(
         self, job: JobState, nodes: Sequence[NodeHandle]
@@ -260,23 +270,30 @@ class Coordinator:
         request: RoundRequest,
         refused: dict[int, str],
         owners: Mapping[int, str],
+        fold: StreamingFedAvg,
+        update_cids: dict[int, str],
     ) -> list[NodeUpdate]:
+        """The round's verified updates in ascending dataset id, each stored, pinned and offered to `fold`.
+
+        Replies are handled as they arrive; an update's bytes stay in memory only while
+        `fold` holds them (the returned updates carry none), so the coordinator's memory is
+        bounded by the model, not by the number of nodes.
+        """
         updates: list[NodeUpdate] = []
         if not nodes:
             return updates
-        pool = ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="round")
+        pool = self._pool_for(len(nodes))
+        futures = {
+            pool.submit(self._reply, node, request, owners.get(node.dataset_id)): node.dataset_id
+            for node in nodes
+        }
+        pending = set(futures)
         try:
-            futures = {
-                node.dataset_id: pool.submit(self._reply, node, request, owners.get(node.dataset_id))
-                for node in nodes
-            }
-            deadline = time.monotonic() + self.timeout_s
-            for dataset_id, future in futures.items():
+            for future in as_completed(futures, timeout=self.timeout_s):
+                pending.discard(future)
+                dataset_id = futures[future]
                 try:
-                    reply, problem = future.result(timeout=max(0.0, deadline - time.monotonic()))
-                except FutureTimeout:
-                    refused[dataset_id] = f"timed out after {self.timeout_s:.0f} s"
-                    continue
+                    reply, problem = future.result()
                 except Exception as error:  # a dead node is a missing reply, not a failed round
                     refused[dataset_id] = f"unreachable: {error}"
                     continue
@@ -285,11 +302,35 @@ class Coordinator:
                     continue
                 if problem:
                     refused[dataset_id] = f"rejected update: {problem}"
-                else:
-                    updates.append(reply)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+                    continue
+                update_cids[dataset_id] = self._store_with_retry(reply.update_bytes)
+                fold.offer(dataset_id, reply.update_bytes, reply.num_examples)
+                updates.append(replace(reply, update_bytes=b""))
+                del reply
+        except FutureTimeout:
+            for future in pending:
+                future.cancel()
+                refused[futures[future]] = f"timed out after {self.timeout_s:.0f} s"
+            # Its workers may stay busy with the nodes that did not answer: the next round gets a new pool.
+            self._drop_pool()
         return sorted(updates, key=lambda update: update.dataset_id)
+
+    def _pool_for(self, workers: int) -> ThreadPoolExecutor:
+        """One thread pool for the coordinator's rounds (not a new pool and threads per round)."""
+        if self._pool is None or self._pool_workers < workers:
+            self._drop_pool()
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="round")
+            self._pool_workers = workers
+        return self._pool
+
+    def _drop_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool, self._pool_workers = None, 0
+
+    def close(self) -> None:
+        """Stops the round threads (idle between rounds); the coordinator stays usable."""
+        self._drop_pool()
 
     def verify_update(
         self, request: RoundRequest, update: NodeUpdate, owner: str | None = None
@@ -346,32 +387,47 @@ class Coordinator:
         )
 
     def aggregate_and_commit(
-        self, job: JobState, round_number: int, updates: list[NodeUpdate], refused: dict[int, str]
+        self,
+        job: JobState,
+        round_number: int,
+        updates: list[NodeUpdate],
+        refused: dict[int, str],
+        *,
+        fold: StreamingFedAvg | None = None,
+        update_cids: dict[int, str] | None = None,
     ) -> RoundOutcome:
         """Stores every update, aggregates, anchors model and manifest, then commits.
 
-        Updates are aggregated in ascending dataset id (the manifest's order) with
-        `aggregate_updates`; each update is put and pinned before anything is committed and
-        the manifest lists its CID. A dataset the contract refuses at commit is dropped and
-        the round recomputed without it. Raises `QuorumError` when too few updates remain and
-        `RoundNotCommittedError` when the content store stays down; in both cases nothing is
-        committed.
+        Updates are aggregated in ascending dataset id (the manifest's order) with the
+        arithmetic of `aggregate_updates` (the audit's function; `StreamingFedAvg` folds
+        them one at a time); each update is put and pinned before anything is committed and
+        the manifest lists its CID. `fold` and `update_cids` come from `run_round`, which
+        stored and offered each update as it arrived (its updates carry no bytes); without
+        them the updates' bytes are stored and offered here. A dataset the contract refuses
+        at commit is dropped and the round recomputed without it, from the stored updates.
+        Raises `QuorumError` when too few updates remain and `RoundNotCommittedError` when
+        the content store stays down; in both cases nothing is committed.
         """
         dropped: list[int] = []
         updates = sorted(updates, key=lambda update: update.dataset_id)
-        update_cids: dict[int, str] = {}
+        if fold is None or update_cids is None:
+            fold, update_cids = StreamingFedAvg(hold_bytes=self.hold_bytes), {}
+            for update in updates:
+                update_cids[update.dataset_id] = self._store_with_retry(update.update_bytes)
+                fold.offer(update.dataset_id, update.update_bytes, update.num_examples)
+            updates = [replace(update, update_bytes=b"") for update in updates]
+        cids = update_cids
+
+        def load(dataset_id: int) -> bytes:
+            return self._get_with_retry(cids[dataset_id])
+
         while True:
             if len(updates) < max(1, self.quorum):
                 raise QuorumError(
                     f"round {round_number} of job {job.job_id}: {len(updates)} valid update(s), "
                     f"quorum is {self.quorum}; refused: {refused}"
                 )
-            for update in updates:
-                if update.dataset_id not in update_cids:
-                    update_cids[update.dataset_id] = self._store_with_retry(update.update_bytes)
-            model_bytes = aggregate_updates(
-                [update.update_bytes for update in updates], [update.num_examples for update in updates]
-            )
+            model_bytes = fold.result([update.dataset_id for update in updates], load)
             digest = model_digest(model_bytes)
             metrics = self._evaluate(job.spec, model_bytes)
             model_cid = self._store_with_retry(model_bytes)
@@ -437,6 +493,24 @@ class Coordinator:
         if self.eval_features is None or self.eval_labels is None:
             return {}
         return dict(evaluate(spec, model_from_bytes(model_bytes), self.eval_features, self.eval_labels))
+
+    def _get_with_retry(self, cid: str) -> bytes:
+        """A stored update read back for the fold, checked against its CID by the store."""
+        policy = self.store_retry
+        delay = policy.first_delay_s
+        for attempt in range(1, policy.attempts + 1):
+            try:
+                return self.store.get(cid)
+            except (LedgerError, OSError) as error:
+                if attempt == policy.attempts:
+                    raise RoundNotCommittedError(
+                        f"content store unavailable after {attempt} attempts reading {cid} ({error}); "
+                        "the round was not committed"
+                    ) from error
+                log.warning("content store failed (%s); retrying in %.1f s", error, delay)
+                time.sleep(delay)
+                delay *= policy.factor
+        raise AssertionError("unreachable")
 
     def _store_with_retry(self, data: bytes) -> str:
         policy = self.store_retry

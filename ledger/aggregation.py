@@ -25,8 +25,9 @@ imports torch, so nothing imported by `import ledger` or the CLI's start-up may 
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -251,3 +252,122 @@ def fedavg_stacked(stacked: torch.Tensor, num_examples: Sequence[float]) -> torc
         raise AggregationError(f"need a [{len(weights)}, params] tensor, got shape {tuple(stacked.shape)}")
     w = torch.tensor(weights, dtype=torch.float32)
     return torch.mv(stacked.t(), w)
+
+
+# Update bytes a `StreamingFedAvg` keeps in memory while a round's updates arrive; beyond
+# it, updates are read back from the content store (where the coordinator has already put
+# them) when their turn in the fold comes.
+HOLD_BYTES = 8 << 20
+
+
+class StreamingFedAvg:
+    """`aggregate_updates` over updates that arrive one by one, in O(model) memory.
+
+    The fold cannot start before the round's set of updates is final: every term is
+    `x_i * float32(n_i / sum(n))`, and the sum is known only then. Until then `offer` keeps
+    an update's bytes only while the held bytes stay under `hold_bytes` (small models never
+    leave memory); the others are read back with `load` (from the content store, keyed by
+    dataset id) when the fold reaches them. `result` then folds the updates one at a time in
+    the order given (the manifest's, ascending dataset id) into one float32 accumulator:
+    the same multiply, then add, per element and in the same client order as
+    `fedavg_flat`, so the bytes equal `aggregate_updates` over the same updates. Working
+    memory: the accumulator, one update file and a 1 MiB scratch block, plus the held bytes.
+    Held bytes are released as they are folded, so a second `result` (a participant dropped
+    at commit) reads every update through `load`.
+    """
+
+    def __init__(self, *, hold_bytes: int = HOLD_BYTES) -> None:
+        self.hold_bytes = hold_bytes
+        self._held: dict[int, bytes] = {}
+        self._held_total = 0
+        self.num_examples: dict[int, int] = {}
+
+    def offer(self, key: int, data: bytes, num_examples: int) -> bool:
+        """Records update `key`; returns whether its bytes are held (else `load` must return them)."""
+        if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples <= 0:
+            raise AggregationError(
+                f"update {key}: example count must be a positive integer, got {num_examples!r}"
+            )
+        if key in self.num_examples:
+            raise AggregationError(f"update {key} was offered twice")
+        self.num_examples[key] = num_examples
+        if self._held_total + len(data) <= self.hold_bytes:
+            self._held[key] = data
+            self._held_total += len(data)
+            return True
+        return False
+
+    def result(self, keys: Sequence[int], load: Callable[[int], bytes]) -> bytes:
+        """The model file of the FedAvg of updates `keys`, folded in that order."""
+        if not keys:
+            raise AggregationError("no client updates to aggregate")
+        missing = [key for key in keys if key not in self.num_examples]
+        if missing:
+            raise AggregationError(f"updates {missing} were never offered")
+        scalars = _float32_weights(normalized_weights([self.num_examples[key] for key in keys]))
+        out: torch.Tensor | None = None
+        scratch: torch.Tensor | None = None
+        template: dict[str, torch.Tensor] = {}
+        buffer = bytearray()
+        canonical = False
+        for at, (key, weight) in enumerate(zip(keys, scalars, strict=True)):
+            data = self._take(key, load)
+            try:
+                flat, shapes = flat_from_bytes(data)
+            except ModelBytesError as error:
+                raise AggregationError(f"update {at} is not a model file: {error}") from None
+            if out is None:
+                template = shapes
+                # The model file's buffer, its header written first; the fold writes the values in place.
+                header = _canonical_header(layout(shapes))
+                canonical = data[: len(header)] == header
+                buffer = bytearray(len(header) + 4 * flat.numel())
+                buffer[: len(header)] = header
+                out = torch.frombuffer(buffer, dtype=torch.float32, offset=len(header), count=flat.numel())
+                scratch = torch.empty(min(BLOCK, flat.numel()), dtype=torch.float32)
+                torch.mul(flat, weight, out=out)
+            else:
+                if layout(shapes) != layout(template):
+                    raise AggregationError(
+                        f"update {at} holds tensors {layout(shapes)}, update 0 holds {layout(template)}"
+                    )
+                assert scratch is not None
+                for start in range(0, out.numel(), BLOCK):
+                    stop = min(start + BLOCK, out.numel())
+                    product = scratch[: stop - start]
+                    torch.mul(flat[start:stop], weight, out=product)
+                    out[start:stop].add_(product)
+            del flat, data
+        assert out is not None
+        if not canonical:
+            return model_to_bytes(unflatten(out, template))
+        del out
+        return bytes(buffer)
+
+    def _take(self, key: int, load: Callable[[int], bytes]) -> bytes:
+        data = self._held.pop(key, None)
+        if data is None:
+            return load(key)
+        self._held_total -= len(data)
+        return data
+
+
+def _canonical_header(shapes: Sequence[tuple[str, tuple[int, ...]]]) -> bytes:
+    """The first bytes of `model_to_bytes` for float32 tensors of these names and shapes (sorted).
+
+    safetensors writes an 8-byte little-endian length, then compact JSON (tensors in name
+    order when all are float32, each with dtype, shape and data offsets) padded with spaces
+    to a multiple of 8, then the values back to back: a function of names and shapes alone.
+    `StreamingFedAvg.result` writes its sums straight after this header instead of
+    serialising a copy, and only when the update it folds first has this very header
+    (otherwise it serialises with `model_to_bytes`); tests compare it with `model_to_bytes`.
+    """
+    entries: dict[str, object] = {}
+    offset = 0
+    for key, shape in shapes:
+        size = 4 * math.prod(shape)
+        entries[key] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(entries, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text
