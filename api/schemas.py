@@ -168,14 +168,41 @@ class RegisterDatasetRequest(_Strict):
         return self
 
 
+class GrantTermsIn(_Strict):
+    """A grant's terms; every field 0 (the default) = none. Checked by `ledger.chain.types.GrantTerms`:
+    the chain stores epsilon in hundredths and delta as a negative power of ten."""
+
+    epsilon: float = Field(default=0, ge=0, description="DP budget epsilon, up to two decimals (0 = no DP)")
+    delta: float = Field(
+        default=0, ge=0, lt=1, description="DP delta, a power of ten such as 1e-5 (0 = no DP)"
+    )
+    min_participants: int = Field(default=0, ge=0, le=255, description="datasets per round, at least")
+    max_rounds: int = Field(
+        default=0, ge=0, le=65535, description="a job's rounds 1 to N only (0 = no limit)"
+    )
+
+
+class GrantTermsOut(BaseModel):
+    """A grant's terms as stored (0 = none / not required)."""
+
+    epsilon: float
+    delta: float
+    min_participants: int
+    max_rounds: int
+
+
 class IssueGrantRequest(_Strict):
-    """Grant `grantee` the use of a dataset for `purpose` from `not_before` until `expires_at`."""
+    """Grant `grantee` the use of a dataset for `purpose` from `not_before` until `expires_at`,
+    with optional `terms`."""
 
     dataset_id: DatasetId
     grantee: Address
     purpose: Purpose
     not_before: Timestamp = Field(default=0, description="0 = from now")
     expires_at: Timestamp
+    terms: GrantTermsIn | None = Field(
+        default=None, description="DP budget, minimum participants, maximum rounds"
+    )
 
 
 class RevokeGrantRequest(_Strict):
@@ -218,8 +245,10 @@ SignedBytes32 = Annotated[
 class SignedGrantMessage(_Strict):
     """The `message` of the EIP-712 `Grant` typed data, as a wallet signed it.
 
-    Keys other than the seven signed ones are refused: a wallet signs only these, so any other
-    value would not be covered by the signature.
+    Keys other than the eleven signed ones are refused: a wallet signs only these, so any other
+    value would not be covered by the signature. The four terms fields are required by the parser
+    (UsageGrants version 2); they are optional here only so that a version-1 document reaches it
+    and is refused with the message that the owner must sign again.
     """
 
     datasetId: SignedUint
@@ -227,6 +256,10 @@ class SignedGrantMessage(_Strict):
     purpose: SignedBytes32
     notBefore: SignedUint
     expiresAt: SignedUint
+    epsilonHundredths: SignedUint = Field(default=None, description="epsilon in hundredths (300 = 3.00)")
+    deltaNegExponent: SignedUint = Field(default=None, description="delta = 10**-deltaNegExponent")
+    minParticipants: SignedUint = None
+    maxRounds: SignedUint = None
     nonce: SignedUint
     deadline: SignedUint
 
@@ -239,15 +272,16 @@ class TypedDataField(_Strict):
 
 
 class SignedGrantDomain(_Strict):
-    """The EIP-712 domain: `UsageGrants` version `1` on this chain and deployment."""
+    """The EIP-712 domain: `UsageGrants` version `2` on this chain and deployment (version `1`,
+    before grants had terms, is refused: the owner signs again)."""
 
     name: Annotated[Any, WithJsonSchema({"type": "string", "enum": ["UsageGrants"]})]
     version: Annotated[
         Any,
         WithJsonSchema(
             {
-                "oneOf": [{"type": "string", "enum": ["1"]}, {"type": "integer", "enum": [1]}],
-                "description": "1 (a string, as EIP-712 types it; the number is accepted too)",
+                "oneOf": [{"type": "string", "enum": ["2"]}, {"type": "integer", "enum": [2]}],
+                "description": "2 (a string, as EIP-712 types it; the number is accepted too)",
             }
         ),
     ]
@@ -323,6 +357,7 @@ class GrantOut(BaseModel):
     status: str
     authorized: bool
     block_number: int | None = None
+    terms: GrantTermsOut | None = Field(default=None, description="the grant's terms (from the chain)")
 
 
 class GrantWriteOut(BaseModel):

@@ -39,7 +39,8 @@ from api.schemas import (
     RedeemGrantRequest,
     RevokeGrantRequest,
 )
-from ledger.errors import SignedGrantFormatError
+from ledger.chain.types import GrantTerms
+from ledger.errors import GrantTermsError, SignedGrantFormatError, SignedGrantVersionError
 from ledger.signed_grants import DOMAIN_NAME, SignedGrant, grant_from_signed
 
 router = APIRouter(tags=["grants"], responses={"4XX": {"model": ErrorOut}, "5XX": {"model": ErrorOut}})
@@ -96,6 +97,27 @@ def _check_window(
         )
 
 
+def _terms(body: IssueGrantRequest) -> GrantTerms | None:
+    """The request's terms as the chain stores them, or a 422 naming the field and what is valid."""
+    if body.terms is None:
+        return None
+    given = body.terms
+    try:
+        return GrantTerms(given.epsilon, given.delta, given.min_participants, given.max_rounds)
+    except GrantTermsError as error:
+        message = str(error)
+        field = next(
+            (f for f in ("epsilon", "delta", "min_participants", "max_rounds") if message.startswith(f)),
+            "terms",
+        )
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"terms.{field}: {message}",
+            {"fields": [{"field": f"terms.{field}", "message": message, "type": "grant_terms"}]},
+        ) from None
+
+
 @router.post(
     "/grants",
     status_code=201,
@@ -104,14 +126,16 @@ def _check_window(
     summary="Issue (or re-issue) a grant on a dataset the operator account owns or operates",
 )
 def issue_grant(body: IssueGrantRequest, service: ServiceDep) -> GrantWriteOut:
-    """Grant `grantee` the use of `dataset_id` for `purpose` in [not_before, expires_at]."""
+    """Grant `grantee` the use of `dataset_id` for `purpose` in [not_before, expires_at], with the
+    request's terms (none when absent; a re-issue replaces the previous terms)."""
+    terms = _terms(body)
     client = service.writer()
     now = _chain_now(client)
     _check_window(body.not_before, body.expires_at, now)
     _require_dataset(client, body.dataset_id)
     with service.write_lock:
         receipt = client.issue_grant(
-            body.dataset_id, body.grantee, body.purpose, body.not_before, body.expires_at
+            body.dataset_id, body.grantee, body.purpose, body.not_before, body.expires_at, terms
         )
     grant = grant_out(
         client, body.dataset_id, body.grantee, body.purpose, block_number=int(receipt.block_number)
@@ -144,7 +168,10 @@ def _format_field(message: str, document: dict[str, Any]) -> str:
 
 def _format_error(error: SignedGrantFormatError, document: dict[str, Any]) -> ApiError:
     """A malformed signed grant as the typed 422 body, naming the field like a validation error."""
-    field = _format_field(str(error), document)
+    if isinstance(error, SignedGrantVersionError):
+        field = "domain.version"
+    else:
+        field = _format_field(str(error), document)
     return ApiError(
         422,
         "invalid_request",
@@ -205,8 +232,11 @@ def redeem_grant(body: RedeemGrantRequest, service: ServiceDep) -> RedeemGrantOu
     Takes what `sov grant redeem` takes: any wallet's eth_signTypedData_v4 JSON (integers as
     numbers, decimal or 0x-hex strings) with an EOA owner's 65- or 64-byte signature or a contract
     (EIP-1271) owner's signature of any length. Reports the deed owner that authorised the grant.
+    A grant signed for UsageGrants version 1 (no terms) is refused (422, field domain.version):
+    the owner signs it again.
     """
-    document = body.model_dump(mode="python")
+    # Unset fields stay absent (not None), so the parser names a missing terms field or a v1 type.
+    document = body.model_dump(mode="python", exclude_unset=True)
     try:
         grant = grant_from_signed(document)
     except SignedGrantFormatError as error:

@@ -6,7 +6,16 @@ from typing import Any
 
 from api.errors import ApiError
 from api.routes.params import cached_parse_address
-from api.schemas import DatasetOut, GrantOut, JobOut, ReceiptOut, RoundOut, parse_address, parse_uint256
+from api.schemas import (
+    DatasetOut,
+    GrantOut,
+    GrantTermsOut,
+    JobOut,
+    ReceiptOut,
+    RoundOut,
+    parse_address,
+    parse_uint256,
+)
 from ledger.purposes import describe_purpose
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -101,6 +110,7 @@ def grant_view(
         status=status_name(status),
         authorized=status_name(status) == "authorized",
         block_number=block_number,
+        terms=GrantTermsOut(**record.terms.as_dict()) if hasattr(record, "terms") else None,
     )
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
 from collections.abc import Callable
 
 import pytest
+from eth_account.messages import encode_typed_data
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
 from api.auth import ApiSettings
 from ledger.chain.client import AuthorizationStatus, LedgerClient
+from ledger.chain.types import GrantTerms
 from ledger.keys import dev_account
 from ledger.settings import Settings
 from ledger.signed_grants import grant_typed_data, sign_grant
@@ -296,3 +299,109 @@ def test_writes_disabled_without_token_or_account(
         assert response.status_code == 403
         assert response.json()["error"]["message"] == message
     assert not chain(0).get_grant(int(str(registered["dataset_id"])), DEV1, "ai-training").exists
+
+
+def test_issue_with_terms_check_shows_them(
+    client: TestClient,
+    auth: dict[str, str],
+    registered: dict[str, object],
+    chain: Callable[[int], LedgerClient],
+) -> None:
+    ds = registered["dataset_id"]
+    terms = {"epsilon": 3, "delta": 1e-5, "min_participants": 3, "max_rounds": 50}
+    issued = _issue(client, auth, ds, terms=terms)
+    assert issued.status_code == 201, issued.text
+    assert issued.json()["grant"]["terms"] == {**terms, "epsilon": 3.0}
+    assert chain(0).get_grant(int(str(ds)), DEV2, "ai-training").terms == GrantTerms(3, 1e-5, 3, 50)
+    check = client.get(
+        "/v1/grants/check", params={"dataset_id": ds, "grantee": DEV2, "purpose": "ai-training"}
+    ).json()
+    assert check["grant"]["terms"] == {
+        "epsilon": 3.0,
+        "delta": 1e-05,
+        "min_participants": 3,
+        "max_rounds": 50,
+    }
+    # Without terms the re-issued grant has none.
+    assert _issue(client, auth, ds).json()["grant"]["terms"] == {
+        "epsilon": 0.0,
+        "delta": 0.0,
+        "min_participants": 0,
+        "max_rounds": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("terms", "field", "message"),
+    [
+        ({"epsilon": 3, "delta": 2e-5}, "terms.delta", "delta 2e-05 is not a power of ten (stored as 10^-k)"),
+        ({"epsilon": 3.001, "delta": 1e-5}, "terms.epsilon", "epsilon 3.001 has more than two decimals"),
+        ({"epsilon": 3}, "terms.epsilon", "epsilon 3 and delta 0: set both for a DP budget, or neither"),
+    ],
+)
+def test_terms_the_chain_cannot_store_are_422_naming_the_field(
+    client: TestClient,
+    auth: dict[str, str],
+    new_root: Callable[[], str],
+    chain: Callable[[int], LedgerClient],
+    terms: dict[str, float],
+    field: str,
+    message: str,
+) -> None:
+    dataset_id, _ = chain(0).register_dataset(bytes.fromhex(new_root()[2:]))
+    sent = chain(0).transport.request("eth_getTransactionCount", [DEV0, "latest"])
+    response = _issue(client, auth, dataset_id, terms=terms)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["details"]["fields"][0]["field"] == field
+    assert message in error["message"], error["message"]
+    assert chain(0).transport.request("eth_getTransactionCount", [DEV0, "latest"]) == sent
+    assert not chain(0).get_grant(dataset_id, DEV2, "ai-training").exists
+
+
+def test_redeem_with_terms_and_v1_refused(
+    client: TestClient,
+    auth: dict[str, str],
+    new_root: Callable[[], str],
+    chain: Callable[[int], LedgerClient],
+) -> None:
+    owner_chain = chain(4)
+    dataset_id, _ = owner_chain.register_dataset(bytes.fromhex(new_root()[2:]))
+    owner = dev_account(4)
+    typed = grant_typed_data(
+        owner_chain.chain_id,
+        owner_chain.deployment.address("UsageGrants"),
+        dataset_id,
+        DEV2,
+        "data-mining",
+        0,
+        FAR,
+        0,
+        FAR,
+        GrantTerms(8, 1e-6, 2, 20),
+    )
+    v1 = copy.deepcopy(typed)
+    v1["domain"]["version"] = "1"
+    v1["types"]["Grant"] = [f for f in v1["types"]["Grant"] if f["type"] not in ("uint8", "uint16")]
+    for key in ("epsilonHundredths", "deltaNegExponent", "minParticipants", "maxRounds"):
+        del v1["message"][key]
+    v1_signature = owner.sign_message(encode_typed_data(full_message=v1)).signature
+    v1_signed = dict(v1, signature="0x" + bytes(v1_signature).hex())
+    refused = client.post("/v1/grants/redeem", json=v1_signed, headers=auth)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["details"]["fields"][0]["field"] == "domain.version"
+    assert "signed for UsageGrants version 1" in error["message"]
+    assert "the dataset owner must sign the grant again" in error["message"]
+    assert not owner_chain.get_grant(dataset_id, DEV2, "data-mining").exists
+    assert owner_chain.nonces(str(owner.address)) == 0
+
+    response = client.post("/v1/grants/redeem", json=sign_grant(owner, typed), headers=auth)
+    assert response.status_code == 201, response.text
+    assert response.json()["grant"]["terms"] == {
+        "epsilon": 8.0,
+        "delta": 1e-06,
+        "min_participants": 2,
+        "max_rounds": 20,
+    }
+    assert owner_chain.get_grant(dataset_id, DEV2, "data-mining").terms == GrantTerms(8, 1e-6, 2, 20)

@@ -156,8 +156,10 @@ def test_malformed_values_are_422_naming_the_field_and_change_nothing(
             f"has an invalid EIP-55 checksum (did you mean {LAB}?)",
         ),
         ("message", "purpose", "0x1234", "message.purpose", "message.purpose is 2 bytes, expected 32"),
-        ("domain", "version", "2", "domain.version", "expected 'UsageGrants' version '1'"),
-        ("domain", "name", "Grants", "domain.name", "domain is 'Grants' version '1', expected 'UsageGrants'"),
+        ("domain", "version", "3", "domain.version", "expected 'UsageGrants' version '2'"),
+        ("domain", "version", "1", "domain.version", "signed for UsageGrants version 1"),
+        ("domain", "name", "Grants", "domain.name", "domain is 'Grants' version '2', expected 'UsageGrants'"),
+        ("message", "minParticipants", 256, "message.minParticipants", "out of range for uint8"),
         (None, "signature", "0xabc", "signature", "`signature` is not hex"),
         (
             None,
@@ -177,7 +179,7 @@ def test_malformed_values_are_422_naming_the_field_and_change_nothing(
         assert fragment in error["message"], (key, value, error["message"])
         assert [f["field"] for f in error["details"]["fields"]] == [field], (key, value, error)
     # Keys a wallet does not sign are refused by name rather than dropped.
-    for section, key in (("message", "maxRounds"), ("domain", "salt"), (None, "signer")):
+    for section, key in (("message", "minRounds"), ("domain", "salt"), (None, "signer")):
         document = copy.deepcopy(valid)
         (document[section] if section else document)[key] = "1"
         error = _refused(
