@@ -243,3 +243,15 @@ def test_fund_is_refused_off_a_devnet(tmp_path: Path) -> None:
         line = one_error_line(party.run("account", "fund", who, "--amount", "1eth"))
         assert "chain 5" in line and "is not a devnet" in line
         assert int(_transport(node.rpc_url).request("eth_getBalance", [who, "latest"]), 16) == 0
+
+
+@pytest.mark.hardhat
+def test_fund_on_a_hardhat_devnet(hardhat_node: NodeProcess, tmp_path: Path) -> None:
+    # Another devnet implementation: anvil_setBalance is unknown there, hardhat_setBalance works.
+    party = Party(tmp_path / "home", rpc_url=hardhat_node.rpc_url)
+    who = "0x" + "5a" * 20
+    t = _transport(hardhat_node.rpc_url)
+    before = int(t.request("eth_getBalance", [who, "latest"]), 16)
+    funded = party.json("account", "fund", who, "--amount", "3eth")
+    assert funded["method"] == "hardhat_setBalance"
+    assert int(t.request("eth_getBalance", [who, "latest"]), 16) == before + 3 * 10**18
