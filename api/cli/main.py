@@ -7,7 +7,6 @@ not pay for training, the web service or the chain client of commands that do no
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import logging
 import os
@@ -118,6 +117,8 @@ class SovGroup(TyperGroup):
             if _available(entry):
                 self.add_command(entry.load(args[0]), args[0])
         if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            import difflib
+
             known = self.list_commands(ctx)
             close = difflib.get_close_matches(args[0], known)
             suggestion = f"did you mean {', '.join(close)}? " if close else ""
