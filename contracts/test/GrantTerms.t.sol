@@ -203,6 +203,61 @@ contract GrantTermsTest is Fixture {
         assertEq(grants.nonces(owner), 0, "nonce not consumed");
     }
 
+    /// @dev Raw `issueGrantBySig` calldata whose epsilon word is `epsilonWord`, signed over that raw word.
+    function rawSignedCall(uint256 epsilonWord) internal view returns (bytes memory data) {
+        bytes32 structHash = keccak256(
+            abi.encode(
+                grants.GRANT_TYPEHASH(),
+                id,
+                grantee,
+                trainingPurpose,
+                uint64(0),
+                expiresAt,
+                epsilonWord,
+                uint256(5),
+                uint256(3),
+                uint256(50),
+                uint256(0),
+                deadline
+            )
+        );
+        bytes memory signature =
+            signDigest(OWNER_KEY, keccak256(abi.encodePacked("\x19\x01", grants.DOMAIN_SEPARATOR(), structHash)));
+        // The static GrantTerms is encoded in place: eleven head words, then the bytes offset.
+        data = abi.encodeWithSelector(
+            grants.issueGrantBySig.selector,
+            id,
+            grantee,
+            trainingPurpose,
+            uint64(0),
+            expiresAt,
+            epsilonWord,
+            uint256(5),
+            uint256(3),
+            uint256(50),
+            uint256(0),
+            deadline,
+            signature
+        );
+    }
+
+    function test_signedTerms_rawCallControl() public {
+        vm.prank(relayer);
+        (bool ok,) = address(grants).call(rawSignedCall(300));
+        assertTrue(ok, "clean raw call redeems");
+        assertEq(uint256(grants.getGrant(id, grantee, trainingPurpose).epsilonHundredths), 300, "stored");
+    }
+
+    function test_signedTerms_dirtyTermsWordReverts() public {
+        // Bits above uint16 in the epsilon word, signed as such (the digest hashes the raw word):
+        // the signature verifies, and reading the terms then refuses the out-of-range value.
+        vm.prank(relayer);
+        (bool ok,) = address(grants).call(rawSignedCall(300 | (1 << 16)));
+        assertFalse(ok, "dirty terms refused");
+        assertEq(uint256(grants.getGrant(id, grantee, trainingPurpose).expiresAt), 0, "no grant");
+        assertEq(grants.nonces(owner), 0, "nonce unchanged");
+    }
+
     function testFuzz_signedTerms(uint16 epsilon, uint8 delta, uint8 minParticipants, uint16 maxRounds) public {
         vm.assume((epsilon == 0) == (delta == 0));
         IUsageGrants.GrantTerms memory terms = termsOf(epsilon, delta, minParticipants, maxRounds);
