@@ -57,6 +57,30 @@ def _terms(epsilon: float, delta: float, min_participants: int, max_rounds: int)
     return GrantTerms(epsilon, delta, min_participants, max_rounds)
 
 
+def _budget(
+    home: Path, chain_id: int, dataset_id: int, grantee: str, purpose: bytes, terms: GrantTerms
+) -> dict[str, Any] | None:
+    """The DP budget spent and left by this machine's budget ledger (the owner's node records
+    every round it served in `$SOV_HOME/privacy`), or None when the grant has no budget or this
+    installation has no budget ledger."""
+    if not terms.requires_dp:
+        return None
+    try:
+        from fl_node.privacy import BudgetLedger
+    except ImportError:
+        return None
+    ledger = BudgetLedger(home)
+    rounds = len(ledger.history(chain_id, dataset_id, grantee, purpose))
+    # No recorded round: nothing spent, and no need to load the accountant (and torch).
+    spent = ledger.spent(chain_id, dataset_id, grantee, purpose, terms.delta) if rounds else 0.0
+    return {
+        "epsilon_spent": spent,
+        "epsilon_left": max(0.0, terms.epsilon - spent),
+        "rounds_recorded": rounds,
+        "source": str(ledger.directory),
+    }
+
+
 def describe_terms(terms: GrantTerms) -> str:
     """One line: `epsilon 3, delta 1e-05, at least 3 participants per round, rounds 1 to 50`."""
     if terms.is_empty:
@@ -201,6 +225,11 @@ def check(
     status = client.authorization_status(dataset_id, who, purpose_bytes)
     grant = client.get_grant(dataset_id, who, purpose_bytes)
     authorized = status is AuthorizationStatus.AUTHORIZED
+    budget = (
+        _budget(settings().home, client.chain_id, dataset_id, who, purpose_bytes, grant.terms)
+        if grant.exists
+        else None
+    )
     document: dict[str, object] = {
         "authorized": authorized,
         "dataset_id": str(dataset_id),
@@ -211,18 +240,27 @@ def check(
     if not authorized:
         document["reason"] = status.name.lower()
     if grant.exists:
-        document["grant"] = {
+        shown: dict[str, object] = {
             "not_before": grant.not_before,
             "expires_at": grant.expires_at,
             "revoked": grant.revoked,
             "terms": grant.terms.as_dict(),
         }
+        if budget is not None:
+            shown["budget"] = budget
+        document["grant"] = shown
     if json:
         emit_json(document)
     elif authorized:
         console.print(
             f"[green]authorized[/] until {parse.iso(grant.expires_at)}; terms: {describe_terms(grant.terms)}"
         )
+        if budget is not None:
+            console.print(
+                f"privacy budget (this machine's ledger, {budget['rounds_recorded']} round(s)): epsilon "
+                f"{budget['epsilon_spent']:.4f} spent, {budget['epsilon_left']:.4f} left "
+                f"of {grant.terms.epsilon:g}"
+            )
     else:
         console.print(f"[red]not authorized[/]: {status.reason}")
     if not authorized:

@@ -144,3 +144,33 @@ def test_redeem_of_a_version_1_grant_says_sign_again(
     assert "the dataset owner must sign the grant again (`sov grant sign`)" in output, output
     assert relayer.transport.request("eth_getTransactionCount", [relayer.address, "latest"]) == sent
     assert not deployed[0].get_grant(dataset_id, lab, AI).exists
+
+
+def test_check_shows_the_budget_this_machine_spent(deployed: DeployedChain, sov: Sov) -> None:
+    """With a DP budget, `check` adds what the local budget ledger recorded: spent and left."""
+    privacy = pytest.importorskip("fl_node.privacy")
+    from ledger.privacy import DPRound, cumulative_epsilon
+
+    dataset_id = _dataset(deployed, "budget")
+    lab = str(deployed[2].address)
+    sov.json("grant", "issue", str(dataset_id), lab, *TERM_FLAGS, "--account", "dev1")
+    fresh = sov.json("grant", "check", str(dataset_id), lab)["grant"]["budget"]
+    assert (fresh["epsilon_spent"], fresh["epsilon_left"], fresh["rounds_recorded"]) == (0.0, 3.0, 0)
+
+    ledger = privacy.BudgetLedger(Path(sov.env["SOV_HOME"]))
+    dp = DPRound.of(noise_multiplier=1.1, max_grad_norm=1.0, sample_rate=0.01, steps=100)
+    ledger.record(
+        chain_id=deployed[0].chain_id,
+        dataset_id=dataset_id,
+        grantee=lab,
+        purpose=AI,
+        job_id=1,
+        round_number=1,
+        dp=dp,
+    )
+    budget = sov.json("grant", "check", str(dataset_id), lab)["grant"]["budget"]
+    spent = cumulative_epsilon([dp], 1e-5)
+    assert budget["rounds_recorded"] == 1 and budget["epsilon_spent"] == pytest.approx(spent)
+    assert 0 < spent < 3 and budget["epsilon_left"] == pytest.approx(3 - spent)
+    _, _, output = sov("grant", "check", str(dataset_id), lab)
+    assert f"epsilon {spent:.4f} spent, {3 - spent:.4f} left of 3" in output, output
