@@ -28,8 +28,8 @@ from typing import Any, Protocol
 
 from eth_utils.crypto import keccak
 
-from ledger.chain.client import LedgerClient, _job_record, dataset_id_of
-from ledger.chain.types import AuthorizationStatus, DatasetState, JobRecord
+from ledger.chain.client import LedgerClient, _grant_record, _job_record, dataset_id_of
+from ledger.chain.types import AuthorizationStatus, DatasetState, GrantRecord, JobRecord
 from ledger.provenance import eip1271_accepts, eip1271_call_data, to_checksum_address
 from ledger.purposes import purpose_name
 
@@ -51,6 +51,7 @@ REASONS = (
     "unknown_dataset",
     "stale_base_model",
     "spec_mismatch",
+    "too_few_participants",
 )
 """Every reason code `check_round` refuses with."""
 
@@ -106,6 +107,15 @@ class _Facts:
     status: AuthorizationStatus
     deed: DatasetState
     wallet_accepts: bool | None
+    grant: GrantRecord | None = None
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What `check_round` read when it let the node train: the job and the grant (with its terms)."""
+
+    job: JobRecord
+    grant: GrantRecord
 
 
 def check_round(
@@ -118,8 +128,9 @@ def check_round(
     spec_digest: bytes,
     node_key: NodeKey,
     owner_wallet: str | None = None,
-) -> JobRecord:
-    """Returns the job as read on-chain when this node may train its next round; raises otherwise.
+    participants: Sequence[int] | None = None,
+) -> Admitted:
+    """Returns the job and grant as read on-chain when this node may train its next round; raises otherwise.
 
     `base_digest` is the digest of the model bytes the node was sent, `spec_digest` the
     digest of the spec it was sent (`ModelSpec.spec_digest()`), `node_key` the node's
@@ -132,7 +143,9 @@ def check_round(
     but does not accept the node key's signatures), then the grant's status: `no_grant`,
     `not_yet_valid`, `expired`, `revoked`, `dataset_retired`, `owner_changed` (the grant was
     issued by a previous deed owner), `unknown_dataset`; then `stale_base_model`,
-    `spec_mismatch`. `REASONS` lists them all.
+    `spec_mismatch`, then `too_few_participants` (the round's declared `participants`, the
+    datasets the coordinator selected, are fewer than the grant's `min_participants`, or not
+    declared, None, while the grant sets a minimum). `REASONS` lists them all.
     """
     node = to_checksum_address(node_key.address)
     wallet = None if owner_wallet is None else to_checksum_address(owner_wallet)
@@ -174,7 +187,16 @@ def check_round(
             f"the model spec sent for job {job_id} hashes to 0x{spec_digest.hex()}, but the job's "
             f"on-chain spec digest is 0x{job.spec_digest.hex()}",
         )
-    return job
+    assert facts.grant is not None  # read with every known job
+    minimum = facts.grant.terms.min_participants
+    if minimum and (participants is None or len(set(participants)) < minimum):
+        declared = "none declared" if participants is None else f"{len(set(participants))}"
+        raise RoundRefusedError(
+            "too_few_participants",
+            f"round of job {job_id} has {declared} participants; the grant of dataset {dataset_id:#066x} "
+            f"to {job.coordinator} requires at least {minimum}",
+        )
+    return Admitted(job, facts.grant)
 
 
 # A job's coordinator and purpose never change once it exists, so a node that has seen the job
@@ -214,18 +236,19 @@ def _batched(
         raw_calls.append(
             (wallet, eip1271_call_data(digest, _probe_signature(node_key, client.chain_id, wallet)))
         )
-    (job_raw, (status,), (owner, epoch, retired)), answers = client.read_batch(
+    (job_raw, (status,), (owner, epoch, retired), (grant_raw,)), answers = client.read_batch(
         [
             ("TrainingLedger", "getJob", [job_id]),
             ("UsageGrants", "authorizationStatus", [dataset_id_of(dataset_id), coordinator, purpose]),
             ("DatasetRegistry", "datasetState", [dataset_id_of(dataset_id)]),
+            ("UsageGrants", "getGrant", [dataset_id_of(dataset_id), coordinator, purpose]),
         ],
         raw_calls,
     )
     job = _job_record(job_raw[0])
     accepts = None if wallet is None else answers[0] is not None and eip1271_accepts(answers[0])
     deed = DatasetState(to_checksum_address(owner), int(epoch), bool(retired))
-    return _Facts(job, AuthorizationStatus(int(status)), deed, accepts)
+    return _Facts(job, AuthorizationStatus(int(status)), deed, accepts, _grant_record(grant_raw))
 
 
 def _refusal_message(

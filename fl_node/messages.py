@@ -18,6 +18,15 @@ class RoundRequest:
     base_digest: bytes
     spec_json: str
     seed: int
+    # The datasets the coordinator selected for this round (a node refuses a round with fewer
+    # than its grant's minimum participants; empty = not declared, refused when a minimum is set).
+    participants: tuple[int, ...] = ()
+    # DP-SGD asked for by the job: noise multiplier (0 = the node calibrates it to its budget over
+    # `dp_planned_rounds` rounds), per-sample clipping norm (0 = 1.0). Used only when the grant
+    # sets a privacy budget.
+    dp_noise_multiplier: float = 0.0
+    dp_max_grad_norm: float = 0.0
+    dp_planned_rounds: int = 0
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
+
+from ledger.privacy import DPRound
 
 from .errors import FLError
 from .model import StateDict, export_state, load_state
@@ -123,6 +126,75 @@ def train_local(
     if not math.isfinite(last_loss):
         raise TrainingError(f"training diverged (loss {last_loss}); lower the learning rate ({spec.lr})")
     return export_state(model), n, {"train_loss": last_loss, "num_examples": float(n)}
+
+
+def train_local_dp(
+    spec: ModelSpec,
+    global_state: Mapping[str, torch.Tensor],
+    x: ArrayLike,
+    y: ArrayLike,
+    round_seed: int,
+    dp: DPRound,
+) -> tuple[StateDict, int, dict[str, float]]:
+    """DP-SGD from `global_state` on (x, y): `dp.steps` steps on Poisson-sampled batches.
+
+    Every example joins a step's batch with probability `dp.sample_rate`; Opacus computes
+    per-sample gradients, clips each to `dp.max_grad_norm` and adds Gaussian noise of std
+    `dp.noise_multiplier * dp.max_grad_norm` (`DPOptimizer`) before the spec's optimiser steps.
+    An empty batch still takes a noise-only step, as the accountant assumes. Sampling and noise
+    come from generators seeded by `round_seed`, so the same inputs give the same bytes.
+    The FedProx term (`proximal_mu`) is not applied: only clipped per-sample gradients reach
+    the update.
+    """
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    configure_worker()
+    xt, yt = _as_tensors(spec, x, y)
+    model = load_state(spec, dict(global_state))
+    sampled = GradSampleModule(model, loss_reduction="mean")
+    params = [p for p in model.parameters() if p.requires_grad]
+    n = int(xt.shape[0])
+    expected = max(1, round(dp.sample_rate * n))
+    last_loss = math.nan
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(round_seed)
+        sample_rng = torch.Generator().manual_seed(round_seed)
+        noise_rng = torch.Generator().manual_seed(round_seed ^ 0x5EED)
+        base = _optimizer(spec, params)
+        optimizer = DPOptimizer(
+            base,
+            noise_multiplier=dp.noise_multiplier,
+            max_grad_norm=dp.max_grad_norm,
+            expected_batch_size=expected,
+            loss_reduction="mean",
+            generator=noise_rng,
+        )
+        sampled.train()
+        total, seen = 0.0, 0
+        for _ in range(dp.steps):
+            batch = (torch.rand(n, generator=sample_rng) < dp.sample_rate).nonzero().squeeze(1)
+            optimizer.zero_grad(set_to_none=True)
+            if batch.numel() == 0:
+                std = dp.noise_multiplier * dp.max_grad_norm
+                for p in params:
+                    p.grad = torch.normal(0.0, std, p.shape, generator=noise_rng) / expected
+                base.step()
+                continue
+            loss = F.cross_entropy(sampled(xt[batch]), yt[batch])
+            total += float(loss.detach()) * int(batch.numel())
+            seen += int(batch.numel())
+            with warnings.catch_warnings():
+                # Opacus' hooks on the first layer, whose input needs no gradient: harmless.
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                torch.autograd.backward(loss)
+            optimizer.step()
+        last_loss = total / seen if seen else math.nan
+    sampled._close()
+    if seen and not math.isfinite(last_loss):
+        raise TrainingError(f"training diverged (loss {last_loss}); lower the learning rate ({spec.lr})")
+    metrics = {"train_loss": last_loss if seen else 0.0, "num_examples": float(n)}
+    return export_state(model), n, metrics
 
 
 def evaluate(

@@ -17,6 +17,10 @@ federated-learning code:
   `commitRound` puts on chain. The signature is the node key's 65-byte ECDSA signature
   over that digest; the dataset's owner is either that key's address or an EIP-1271
   contract wallet whose `isValidSignature` accepts it (checked on chain by verifiers).
+  A node that trained with DP-SGD signs `PRIVATE_ATTESTATION_TYPE` instead: the same fields
+  followed by the round's noise multiplier, clipping norm, sampling rate, steps and the
+  dataset's cumulative epsilon after the round (`PrivacyClaim`; same domain, the contract
+  never hashes attestations, so its EIP-712 version stays "2").
 - `RoundManifest` (schema `sovereign-ledger/round-manifest/v2`): the JSON document stored
   in the content store whose CID `commitRound` records. Each participant lists its
   update's CID (`update_cid`, CIDv1 base32 of the update file in the lab's content
@@ -25,8 +29,10 @@ federated-learning code:
   result's digest with `model_digest`. `parent_digest` is every attestation's
   `base_digest` and `spec_digest` every attestation's `spec_digest`. It is written as
   canonical JSON (sorted keys, no whitespace, UTF-8) so the same manifest always has the
-  same bytes and CID. v1 manifests (no update CIDs, attestations without base and spec
-  digests) are refused by the parser: they predate verifiable aggregation.
+  same bytes and CID. A DP participant carries a `privacy` object (`ParticipantPrivacy`); a
+  non-private one has none, so manifests without DP keep their bytes. v1 manifests (no
+  update CIDs, attestations without base and spec digests) are refused by the parser: they
+  predate verifiable aggregation.
 
 JSON conventions: 32-byte values (digests, purpose, attestation root) and dataset ids are
 `0x` + 64 lowercase hex digits (uint256 ids exceed the precision of JSON numbers in most
@@ -63,6 +69,7 @@ from pydantic import (
 
 from ledger.errors import LedgerError
 from ledger.merkle import merkle_root
+from ledger.privacy import DPRound, PrivacyError
 
 MANIFEST_SCHEMA = "sovereign-ledger/round-manifest/v2"
 MANIFEST_SCHEMA_V1 = "sovereign-ledger/round-manifest/v1"
@@ -74,6 +81,12 @@ ATTESTATION_TYPE = (
 )
 EIP712_DOMAIN_TYPE = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 ATTESTATION_TYPEHASH = keccak(text=ATTESTATION_TYPE)
+PRIVATE_ATTESTATION_TYPE = (
+    "PrivateAttestation(uint256 jobId,uint64 round,uint256 datasetId,bytes32 baseDigest,bytes32 specDigest,"
+    "bytes32 updateDigest,uint64 numExamples,uint64 noiseMultiplierE6,uint64 maxGradNormE6,"
+    "uint64 sampleRateE9,uint64 steps,uint64 epsilonSpentE6)"
+)
+PRIVATE_ATTESTATION_TYPEHASH = keccak(text=PRIVATE_ATTESTATION_TYPE)
 EIP712_DOMAIN_TYPEHASH = keccak(text=EIP712_DOMAIN_TYPE)
 
 
@@ -138,6 +151,28 @@ def _check_address(name: str, value: object) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class PrivacyClaim:
+    """What a DP-SGD round attests: its parameters and the cumulative epsilon after it.
+
+    `epsilon_spent_e6` is the dataset's cumulative epsilon (millionths, rounded up) for the
+    grantee and purpose over every round it served under the grant, this one included, at the
+    grant's delta (`ledger.privacy.cumulative_epsilon`).
+    """
+
+    dp: DPRound
+    epsilon_spent_e6: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dp, DPRound):
+            raise AttestationError(f"privacy.dp must be a DPRound; got {self.dp!r}")
+        _check_uint("epsilon_spent_e6", self.epsilon_spent_e6, UINT64_MAX)
+
+    @property
+    def epsilon_spent(self) -> float:
+        return self.epsilon_spent_e6 / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class Attestation:
     """A node's statement that it trained round `round` of `job_id` on `dataset_id`.
 
@@ -145,6 +180,10 @@ class Attestation:
     digest, checked on chain), `spec_digest` the job's on-chain spec digest (checked
     against the spec it was sent), `update_digest` the sha256 of its serialised update
     and `num_examples` the number of local examples it trained on (FedAvg's weight).
+
+    `privacy` is set when the node trained with DP-SGD: the round's parameters and the
+    cumulative epsilon of the dataset for this grantee after the round. Such an attestation is
+    signed as `PRIVATE_ATTESTATION_TYPE`; one without is the v2 `ATTESTATION_TYPE`, unchanged.
     """
 
     job_id: int
@@ -154,6 +193,7 @@ class Attestation:
     spec_digest: bytes
     update_digest: bytes
     num_examples: int
+    privacy: PrivacyClaim | None = None
 
     def __post_init__(self) -> None:
         _check_uint("job_id", self.job_id, UINT256_MAX)
@@ -164,18 +204,31 @@ class Attestation:
             if not isinstance(value, bytes) or len(value) != 32:
                 raise AttestationError(f"{name} must be 32 bytes; got {value!r}")
         _check_uint("num_examples", self.num_examples, UINT64_MAX)
+        if self.privacy is not None and not isinstance(self.privacy, PrivacyClaim):
+            raise AttestationError(f"privacy must be a PrivacyClaim or None; got {self.privacy!r}")
 
     def struct_hash(self) -> bytes:
         """EIP-712 `hashStruct` of this attestation."""
-        return keccak(
-            ATTESTATION_TYPEHASH
-            + self.job_id.to_bytes(32, "big")
+        body = (
+            self.job_id.to_bytes(32, "big")
             + self.round.to_bytes(32, "big")
             + self.dataset_id.to_bytes(32, "big")
             + self.base_digest
             + self.spec_digest
             + self.update_digest
             + self.num_examples.to_bytes(32, "big")
+        )
+        if self.privacy is None:
+            return keccak(ATTESTATION_TYPEHASH + body)
+        dp = self.privacy.dp
+        return keccak(
+            PRIVATE_ATTESTATION_TYPEHASH
+            + body
+            + dp.noise_multiplier_e6.to_bytes(32, "big")
+            + dp.max_grad_norm_e6.to_bytes(32, "big")
+            + dp.sample_rate_e9.to_bytes(32, "big")
+            + dp.steps.to_bytes(32, "big")
+            + self.privacy.epsilon_spent_e6.to_bytes(32, "big")
         )
 
 
@@ -223,6 +276,20 @@ def attestation_leaf(chain_id: int, ledger_address: str, attestation: Attestatio
 
 def attestation_typed_data(chain_id: int, ledger_address: str, attestation: Attestation) -> dict[str, Any]:
     """The `eth_signTypedData_v4` JSON for `attestation`, for wallets and other libraries."""
+    typed = _v2_typed_data(chain_id, ledger_address, attestation)
+    if attestation.privacy is None:
+        return typed
+    fields = typed["types"].pop("Attestation")
+    names = ("noiseMultiplierE6", "maxGradNormE6", "sampleRateE9", "steps", "epsilonSpentE6")
+    typed["types"]["PrivateAttestation"] = fields + [{"name": n, "type": "uint64"} for n in names]
+    typed["primaryType"] = "PrivateAttestation"
+    dp = attestation.privacy.dp
+    values = (dp.noise_multiplier_e6, dp.max_grad_norm_e6, dp.sample_rate_e9, dp.steps)
+    typed["message"].update(dict(zip(names, (*values, attestation.privacy.epsilon_spent_e6), strict=True)))
+    return typed
+
+
+def _v2_typed_data(chain_id: int, ledger_address: str, attestation: Attestation) -> dict[str, Any]:
     return {
         "types": {
             "EIP712Domain": [
@@ -394,6 +461,29 @@ Uint64 = Annotated[int, Field(ge=0, le=UINT64_MAX)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
+class ParticipantPrivacy(BaseModel):
+    """A participant's attested DP-SGD parameters (fixed point, see `ledger.privacy`)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    noise_multiplier_e6: Annotated[int, Field(ge=1, le=UINT64_MAX)]
+    max_grad_norm_e6: Annotated[int, Field(ge=1, le=UINT64_MAX)]
+    sample_rate_e9: Annotated[int, Field(ge=1, le=1_000_000_000)]
+    steps: Annotated[int, Field(ge=1, le=UINT64_MAX)]
+    epsilon_spent_e6: Uint64
+
+    @classmethod
+    def of(cls, claim: PrivacyClaim) -> ParticipantPrivacy:
+        dp = claim.dp
+        return cls(
+            noise_multiplier_e6=dp.noise_multiplier_e6,
+            max_grad_norm_e6=dp.max_grad_norm_e6,
+            sample_rate_e9=dp.sample_rate_e9,
+            steps=dp.steps,
+            epsilon_spent_e6=claim.epsilon_spent_e6,
+        )
+
+
 class Participant(BaseModel):
     """One dataset's contribution to a round, with its node's signed attestation.
 
@@ -411,6 +501,18 @@ class Participant(BaseModel):
     update_digest: Bytes32
     update_cid: CidV1
     signature: Signature
+    privacy: ParticipantPrivacy | None = None
+
+    def privacy_claim(self) -> PrivacyClaim | None:
+        """The attested DP parameters and cumulative epsilon, or None for a non-private round."""
+        if self.privacy is None:
+            return None
+        p = self.privacy
+        try:
+            dp = DPRound(p.noise_multiplier_e6, p.max_grad_norm_e6, p.sample_rate_e9, p.steps)
+        except PrivacyError as error:
+            raise ManifestError(f"participant 0x{self.dataset_id:064x}: privacy: {error}") from None
+        return PrivacyClaim(dp, p.epsilon_spent_e6)
 
     def attestation(
         self, job_id: int, round_number: int, *, base_digest: bytes, spec_digest: bytes
@@ -428,6 +530,7 @@ class Participant(BaseModel):
             spec_digest=spec_digest,
             update_digest=self.update_digest,
             num_examples=self.num_examples,
+            privacy=self.privacy_claim(),
         )
 
 
@@ -537,6 +640,9 @@ class RoundManifest(BaseModel):
                         update_digest=s.attestation.update_digest,
                         update_cid=update_cids[s.attestation.dataset_id],
                         signature=s.signature,
+                        privacy=None
+                        if s.attestation.privacy is None
+                        else ParticipantPrivacy.of(s.attestation.privacy),
                     )
                     for s in ordered
                 ],
@@ -548,8 +654,9 @@ class RoundManifest(BaseModel):
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: sorted keys, no whitespace, UTF-8; same manifest -> same bytes."""
+        # exclude_none: only `privacy` is ever None, and a non-private manifest keeps its v2 bytes.
         return json.dumps(
-            self.model_dump(mode="json", by_alias=True),
+            self.model_dump(mode="json", by_alias=True, exclude_none=True),
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,

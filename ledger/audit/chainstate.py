@@ -18,8 +18,8 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from ledger.chain.client import LedgerClient
-from ledger.chain.types import AuthorizationStatus, BlockRef, DatasetState
+from ledger.chain.client import LedgerClient, _grant_record
+from ledger.chain.types import AuthorizationStatus, BlockRef, DatasetState, GrantTerms
 from ledger.errors import LedgerError, RPCError
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class HistoricalReader:
         self.reason = ""
         self._status_fn = client.abis["UsageGrants"].function("authorizationStatus", 3)
         self._state_fn = client.abis["DatasetRegistry"].function("datasetState", 1)
+        self._grant_fn = client.abis["UsageGrants"].function("getGrant", 3)
 
     def _send(self, requests: Sequence[tuple[str, list[Any]]]) -> list[Any]:
         """The raw answers (`result` or `error` objects) of `requests`, batched, in request order."""
@@ -170,6 +171,26 @@ class HistoricalReader:
             answers[query] = (
                 None if raw is None or len(raw) != 32 else AuthorizationStatus(int.from_bytes(raw, "big"))
             )
+        return answers
+
+    def grant_terms(self, queries: Iterable[StatusQuery]) -> dict[StatusQuery, GrantTerms | None]:
+        """The grant's terms (`getGrant`) at each query's block (None where the node could not say)."""
+        unique = list(dict.fromkeys(queries))
+        calls = [
+            (
+                "UsageGrants",
+                self._grant_fn.encode_call([q.dataset_id, checksum_address(q.grantee), q.purpose]),
+                q.block,
+            )
+            for q in unique
+        ]
+        answers: dict[StatusQuery, GrantTerms | None] = {}
+        for query, raw in zip(unique, self._calls(calls), strict=True):
+            try:
+                (record,) = self._grant_fn.decode_output(raw) if raw is not None else (None,)
+                answers[query] = None if record is None else _grant_record(record).terms
+            except (ValueError, TypeError, LedgerError):
+                answers[query] = None
         return answers
 
     def dataset_states(self, queries: Iterable[StateQuery]) -> dict[StateQuery, DatasetState | None]:

@@ -21,6 +21,10 @@ Check names (stable; scripts filter on them):
   round's position (the chain's grant and deed logs, and the contract at that block).
 - `weights`: the manifest's aggregation weights are the attested example counts' shares.
 - `update`: a participant's update resolves by its `update_cid` and hashes to the attested digest.
+- `privacy`: a participant's attested cumulative epsilon is what the accountant
+  (`ledger.privacy.cumulative_epsilon`) composes from its attested DP-SGD parameters, within
+  the grant's budget at that round's block, and a grant with a budget got DP rounds
+  (`ledger.audit.privacy`); one summary per dataset with the epsilon spent and left.
 - `aggregation`: FedAvg of the round's updates (`ledger.aggregation.aggregate_updates`, in
   manifest order, weighted by the attested example counts) has the committed model digest.
 
@@ -38,6 +42,7 @@ from enum import StrEnum
 from typing import Any
 
 from ledger.audit.lineage import Lineage, ParticipantFacts, RoundFacts, grant_status_name
+from ledger.audit.privacy import privacy_findings
 from ledger.index import GrantStatus
 from ledger.provenance import WEIGHT_TOLERANCE
 from ledger.purposes import describe_purpose
@@ -54,6 +59,7 @@ CHECK_NAMES = (
     "weights",
     "update",
     "aggregation",
+    "privacy",
 )
 
 
@@ -128,8 +134,63 @@ def evaluate(lineage: Lineage) -> list[Check]:
         checks.extend(_round_checks(lineage, facts, previous_digest, previous_label))
         previous_digest = facts.committed.model_digest
         previous_label = f"round {facts.committed.round}'s model"
+    checks.extend(_privacy_checks(lineage))
     checks.append(_target_check(lineage))
     return checks
+
+
+def _privacy_checks(lineage: Lineage) -> list[Check]:
+    findings, budgets = privacy_findings(lineage)
+    statuses = {"pass": PASS, "fail": FAIL, "not-checked": NOT_CHECKED}
+    out = [
+        Check(
+            "privacy",
+            statuses[f.status],
+            f"round {f.round} dataset {_ds(f.dataset_id)}",
+            f.message,
+            f.round,
+            f.dataset_id,
+        )
+        for f in findings
+    ]
+    participants = sorted({p.dataset_id for facts in lineage.rounds for p in facts.participants})
+    for dataset_id in participants:
+        budget = budgets.get(dataset_id)
+        subject = f"dataset {_ds(dataset_id)} privacy budget"
+        if budget is None:
+            if not any(f.dataset_id == dataset_id for f in findings):
+                out.append(
+                    Check(
+                        "privacy",
+                        PASS,
+                        subject,
+                        f"dataset {_ds(dataset_id)}: no DP rounds attested "
+                        "and no privacy budget in its grant",
+                        None,
+                        dataset_id,
+                    )
+                )
+            continue
+        failed = any(f.dataset_id == dataset_id and f.status == "fail" for f in findings)
+        unread = budget.epsilon_budget is None
+        left = budget.epsilon_left
+        message = (
+            f"dataset {_ds(dataset_id)}: epsilon spent {budget.epsilon_spent:.6f} over "
+            f"{budget.private_rounds} DP round(s) of this job"
+            + ("" if unread else f", budget {budget.epsilon_budget:g} (delta {budget.delta:g})")
+            + ("" if left is None else f", left {left:.6f}")
+        )
+        out.append(
+            Check(
+                "privacy",
+                FAIL if failed else NOT_CHECKED if unread else PASS,
+                subject,
+                message,
+                None,
+                dataset_id,
+            )
+        )
+    return out
 
 
 def _job_check(lineage: Lineage) -> Check:

@@ -233,6 +233,21 @@ def report_to_html(report: AuditReport) -> str:
         ("historical state", lin.chain_history_note or "not read"),
     ]
     fact_rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
+    budget_rows = "".join(
+        f'<tr data-dataset="0x{b.dataset_id:064x}"><td>0x{b.dataset_id:064x}</td><td>{b.private_rounds}</td>'
+        f"<td>{b.epsilon_spent:.6f}</td>"
+        f"<td>{'?' if b.epsilon_budget is None else f'{b.epsilon_budget:g}'}</td>"
+        f"<td>{'?' if b.delta is None else f'{b.delta:g}'}</td>"
+        f"<td>{'-' if b.epsilon_left is None else f'{b.epsilon_left:.6f}'}</td></tr>"
+        for b in report.privacy_budgets()
+    )
+    privacy = (
+        '<h2>Privacy budget</h2><table id="privacy"><thead><tr><th>dataset</th><th>DP rounds</th>'
+        "<th>epsilon spent</th><th>budget</th><th>delta</th><th>left</th></tr></thead>"
+        f"<tbody>{budget_rows}</tbody></table>"
+        if budget_rows
+        else ""
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -247,6 +262,7 @@ def report_to_html(report: AuditReport) -> str:
         f'style="color:{verdict_colour}">{escape(report.summary())}</p>'
         f"<table>{fact_rows}</table>"
         f'<h2>Lineage</h2><div id="lineage">{_svg(graph)}</div>'
+        f"{privacy}"
         f'<h2>Checks</h2><table id="checks"><thead><tr><th>check</th><th>round</th><th>status</th>'
         f"<th>message</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         "</body></html>\n"

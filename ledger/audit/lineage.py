@@ -32,7 +32,7 @@ from ledger.audit.chainlog import ChainLogs, GrantTimeline
 from ledger.audit.chainstate import HistoricalReader, StateQuery, StatusQuery, checksum_address, probe_history
 from ledger.audit.errors import AuditTargetError
 from ledger.chain.client import LedgerClient
-from ledger.chain.types import AuthorizationStatus, DatasetState, JobRecord
+from ledger.chain.types import AuthorizationStatus, DatasetState, GrantTerms, JobRecord
 from ledger.errors import ContentNotFoundError, LedgerError
 from ledger.index import (
     EventIndex,
@@ -95,6 +95,7 @@ class ParticipantFacts:
     chain_status: AuthorizationStatus | None = None
     chain_state: DatasetState | None = None
     update_status: str | None = None  # "verified", "missing" (not in the store), "bad"
+    terms: GrantTerms | None = None  # the grant's terms at the round's block; None: not read
     update_note: str = ""
 
 
@@ -574,6 +575,7 @@ def _read_at_blocks(lineage: Lineage, reader: HistoricalReader, timelines: dict[
     state_queries = {key: StateQuery(query.dataset_id, query.block) for key, query in status_queries.items()}
     statuses = reader.authorization_statuses(status_queries.values())
     states = reader.dataset_states(state_queries.values())
+    terms = reader.grant_terms(status_queries.values())
     if reader.has_history is False:
         return
     for facts in lineage.rounds:
@@ -581,6 +583,7 @@ def _read_at_blocks(lineage: Lineage, reader: HistoricalReader, timelines: dict[
             key = (facts.committed.round, p.dataset_id)
             p.chain_status = statuses.get(status_queries[key])
             p.chain_state = states.get(state_queries[key])
+            p.terms = terms.get(status_queries[key])
             log_status = None if p.grant is None else p.grant.status
             if (
                 p.chain_status is not None

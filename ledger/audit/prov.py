@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ledger.purposes import describe_purpose
 
 if TYPE_CHECKING:
+    from ledger.audit.privacy import DatasetBudget
     from ledger.audit.report import AuditReport
 
 SOV_NAMESPACE = "https://sovereign-ledger.example/ns/prov#"
@@ -97,6 +98,7 @@ def report_to_prov(report: AuditReport) -> dict[str, Any]:
         "sov:round": 0,
         "sov:verified": True,
     }
+    budgets = {b.dataset_id: b for b in report.privacy_budgets()}
     for dataset in lin.datasets.values():
         owner = _agent_id("owner", dataset.owner)
         doc["agent"].setdefault(
@@ -114,6 +116,7 @@ def report_to_prov(report: AuditReport) -> dict[str, Any]:
             "sov:datasetId": f"0x{dataset.dataset_id:064x}",
             "sov:registeredBlock": dataset.block_number,
             "sov:retired": dataset.retired,
+            **_budget_attributes(budgets.get(dataset.dataset_id)),
             "sov:verified": True,
         }
         relation("wasAttributedTo", {"prov:entity": entity, "prov:agent": owner})
@@ -242,3 +245,21 @@ def report_to_prov(report: AuditReport) -> dict[str, Any]:
                     )
         previous = model
     return {kind: records for kind, records in doc.items() if records}
+
+
+def _budget_attributes(budget: DatasetBudget | None) -> dict[str, Any]:
+    """A dataset's privacy spending in the job (only the values that are known)."""
+    if budget is None:
+        return {}
+    values: dict[str, Any] = {
+        "sov:dpRounds": budget.private_rounds,
+        "sov:epsilonSpent": budget.epsilon_spent,
+        "sov:epsilonRecomputed": budget.epsilon_recomputed,
+    }
+    if budget.epsilon_budget is not None:
+        values["sov:epsilonBudget"] = budget.epsilon_budget
+    if budget.delta is not None:
+        values["sov:delta"] = budget.delta
+    if budget.epsilon_left is not None:
+        values["sov:epsilonLeft"] = budget.epsilon_left
+    return values

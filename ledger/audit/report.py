@@ -11,6 +11,7 @@ from rich.text import Text
 
 from ledger.audit.checks import CHECK_NAMES, Check
 from ledger.audit.lineage import Lineage
+from ledger.audit.privacy import DatasetBudget, privacy_findings
 from ledger.purposes import describe_purpose
 
 REPORT_SCHEMA = "sovereign-ledger/audit-report/v1"
@@ -98,6 +99,11 @@ class AuditReport:
             )
         return result
 
+    def privacy_budgets(self) -> list[DatasetBudget]:
+        """Each dataset's DP spending in this job against its grant's budget (`ledger.audit.privacy`)."""
+        _findings, budgets = privacy_findings(self.lineage)
+        return [budgets[d] for d in sorted(budgets)]
+
     # ------------------------------------------------------------------ JSON
 
     def to_json(self) -> dict[str, Any]:
@@ -136,6 +142,9 @@ class AuditReport:
                             "update_status": p.update_status,
                             "grant": _grant_json(p.grant),
                             "chain_status": None if p.chain_status is None else p.chain_status.name.lower(),
+                            "privacy": None
+                            if p.entry is None or p.entry.privacy is None
+                            else p.entry.privacy.model_dump(mode="json"),
                         }
                         for p in facts.participants
                     ],
@@ -193,6 +202,8 @@ class AuditReport:
             },
             "rounds": rounds,
             "datasets": datasets,
+            # Per dataset with DP rounds: epsilon spent (attested), recomputed, budget and left.
+            "privacy": [b.to_json() for b in self.privacy_budgets()],
             "checks": [check.to_json() for check in self.checks],
             "counts": {
                 name: {"passed": p, "failed": f, "not_made": u} for name, (p, f, u) in self.counts().items()
@@ -240,6 +251,21 @@ class AuditReport:
                     Text(str(unverified), style="bold yellow" if unverified else ""),
                 )
         parts: list[Any] = [rounds, kinds]
+        budgets = self.privacy_budgets()
+        if budgets:
+            privacy = Table(title="privacy budget per dataset")
+            for column in ("dataset", "DP rounds", "epsilon spent", "budget", "delta", "left"):
+                privacy.add_column(column)
+            for b in budgets:
+                privacy.add_row(
+                    f"0x{b.dataset_id:064x}"[:18] + "…",
+                    str(b.private_rounds),
+                    f"{b.epsilon_spent:.4f}",
+                    "?" if b.epsilon_budget is None else f"{b.epsilon_budget:g}",
+                    "?" if b.delta is None else f"{b.delta:g}",
+                    "-" if b.epsilon_left is None else f"{b.epsilon_left:.4f}",
+                )
+            parts.append(privacy)
         shown = self.checks if all_checks else [c for c in self.checks if not c.ok]
         if shown:
             detail = Table(
