@@ -95,8 +95,9 @@ class GrantTerms:
         eps = self.epsilon
         if isinstance(eps, bool) or not isinstance(eps, int | float) or not math.isfinite(eps):
             raise GrantTermsError(f"epsilon is {eps!r}: expected a number from 0.01 to {EPSILON_MAX} (or 0)")
-        hundredths = round(eps * 100)
-        if eps < 0 or hundredths > 65535:
+        # Range first: a huge finite epsilon times 100 overflows to infinity.
+        hundredths = round(eps * 100) if 0 <= eps <= EPSILON_MAX + 0.005 else -1
+        if not 0 <= hundredths <= 65535:
             raise GrantTermsError(
                 f"epsilon {eps:g} is out of range: 0 (DP not required) or 0.01 to {EPSILON_MAX}"
             )

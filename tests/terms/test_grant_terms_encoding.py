@@ -32,6 +32,7 @@ def test_round_trip(terms: GrantTerms, encoded: tuple[int, int, int, int]) -> No
         ),
         ({"epsilon": 0.005, "delta": 1e-5}, "the smallest budget is 0.01"),
         ({"epsilon": -0.01, "delta": 1e-5}, "epsilon -0.01 is out of range"),
+        ({"epsilon": 1.2e308, "delta": 1e-5}, "epsilon 1.2e+308 is out of range"),
         ({"epsilon": float("nan"), "delta": 1e-5}, "epsilon is nan"),
         ({"epsilon": 1, "delta": 1.0}, "delta 1 is out of range"),
         ({"epsilon": 1, "delta": 1e-256}, "delta 1e-256 is out of range: 1e-1 to 1e-255"),
