@@ -122,9 +122,9 @@ class GrantTerms:
         k = round(-math.log10(d))
         if not math.isclose(10.0**-k, d, rel_tol=1e-9):
             stricter = math.ceil(-math.log10(d))
+            looser = f" (or 1e-{stricter - 1} if a larger delta is acceptable)" if stricter > 1 else ""
             raise GrantTermsError(
-                f"delta {d:g} is not a power of ten (stored as 10^-k); use 1e-{stricter} "
-                f"(or 1e-{stricter - 1} if a larger delta is acceptable)"
+                f"delta {d:g} is not a power of ten (stored as 10^-k); use 1e-{stricter}{looser}"
             )
         if not 1 <= k <= DELTA_EXPONENT_MAX:
             raise GrantTermsError(f"delta {d:g} is out of range: 1e-1 to 1e-{DELTA_EXPONENT_MAX}")

@@ -37,6 +37,7 @@ def test_round_trip(terms: GrantTerms, encoded: tuple[int, int, int, int]) -> No
         ({"epsilon": 1, "delta": 1.0}, "delta 1 is out of range"),
         ({"epsilon": 1, "delta": 1e-256}, "delta 1e-256 is out of range: 1e-1 to 1e-255"),
         ({"epsilon": 1, "delta": 3e-6}, "use 1e-6 (or 1e-5 if a larger delta is acceptable)"),
+        ({"epsilon": 1, "delta": 0.5}, "delta 0.5 is not a power of ten (stored as 10^-k); use 1e-1"),
         ({"delta": 1e-5}, "epsilon 0 and delta 1e-05: set both"),
         ({"min_participants": 256}, "min_participants is 256"),
         ({"min_participants": -1}, "min_participants is -1"),
