@@ -103,6 +103,8 @@ class RoundOutcome:
     metrics: dict[str, float] = field(default_factory=dict)
     recomputed_without: tuple[int, ...] = ()
     update_cids: dict[int, str] = field(default_factory=dict)
+    # Seconds spent in each phase of the round (select, collect, aggregate, evaluate, anchor, commit).
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Coordinator:
@@ -216,6 +218,7 @@ class Coordinator:
     ) -> RoundOutcome:
         """Runs and commits the job's next round; returns what was committed."""
         round_number = job.last_round + 1
+        started = time.perf_counter()
         refused: dict[int, str] = {}
         selected = []
         statuses, owners = self._select_reads(job, nodes)
@@ -238,15 +241,18 @@ class Coordinator:
         )
         fold = StreamingFedAvg(hold_bytes=self.hold_bytes)
         update_cids: dict[int, str] = {}
+        selected_at = time.perf_counter()
         updates = self._collect(selected, request, refused, owners, fold, update_cids)
-        return self.aggregate_and_commit(
+        timings = {"select": selected_at - started, "collect": time.perf_counter() - selected_at}
+        outcome = self.aggregate_and_commit(
             job, round_number, updates, refused, fold=fold, update_cids=update_cids
         )
+        return replace(outcome, timings={**timings, **outcome.timings})
 
     def _select_reads(
         self, job: JobState, nodes: Sequence[NodeHandle]
     ) -> tuple[list[AuthorizationStatus], dict[int, str]]:
-        """Each node's authorisation now and its dataset's owner (to check attestations): two batched reads.
+        """Each node's authorisation now and its dataset's owner (to check attestations): one batched read.
 
         The owners are read once per round; the contract re-checks every grant (deed epoch
         included) at commit, so an owner change in between cannot slip through.
@@ -254,15 +260,29 @@ class Coordinator:
         if not nodes:
             return [], {}
         ids = [node.dataset_id for node in nodes]
-        owners = {i: state.owner for i, state in zip(ids, self.client.dataset_states(ids), strict=True)}
-        return self.client.authorization_statuses(ids, self.address, job.purpose), owners
+        answers = self.client.call_many(
+            [("DatasetRegistry", "datasetState", [i]) for i in ids]
+            + [("UsageGrants", "authorizationStatus", [i, self.address, job.purpose]) for i in ids]
+        )
+        # Owners as the chain returns them (checksummed by the ABI decoder); compared lower-cased.
+        owners = {i: str(answer[0]) for i, answer in zip(ids, answers[: len(ids)], strict=True)}
+        return [AuthorizationStatus(int(status)) for (status,) in answers[len(ids) :]], owners
 
     def _reply(
         self, node: NodeHandle, request: RoundRequest, owner: str | None
-    ) -> tuple[NodeReply, str | None]:
-        """A node's reply and, for an update, the problem found when verifying it (None if sound)."""
+    ) -> tuple[NodeReply, str | None, str | None]:
+        """A node's reply, the problem found when verifying an update (None if sound) and its CID.
+
+        Runs in the round's worker thread: a sound update is put and pinned here, while
+        other nodes still train, so the store's file writes leave the round's critical path.
+        """
         reply = node.handle(request)
-        return reply, (self.verify_update(request, reply, owner) if isinstance(reply, NodeUpdate) else None)
+        if not isinstance(reply, NodeUpdate):
+            return reply, None, None
+        problem = self.verify_update(request, reply, owner)
+        if problem:
+            return reply, problem, None
+        return reply, None, self._store_with_retry(reply.update_bytes)
 
     def _collect(
         self,
@@ -293,7 +313,9 @@ class Coordinator:
                 pending.discard(future)
                 dataset_id = futures[future]
                 try:
-                    reply, problem = future.result()
+                    reply, problem, cid = future.result()
+                except RoundNotCommittedError:
+                    raise  # the content store is down: the round cannot be anchored
                 except Exception as error:  # a dead node is a missing reply, not a failed round
                     refused[dataset_id] = f"unreachable: {error}"
                     continue
@@ -303,7 +325,8 @@ class Coordinator:
                 if problem:
                     refused[dataset_id] = f"rejected update: {problem}"
                     continue
-                update_cids[dataset_id] = self._store_with_retry(reply.update_bytes)
+                assert isinstance(reply, NodeUpdate) and cid is not None
+                update_cids[dataset_id] = cid
                 fold.offer(dataset_id, reply.update_bytes, reply.num_examples)
                 updates.append(replace(reply, update_bytes=b""))
                 del reply
@@ -417,6 +440,7 @@ class Coordinator:
                 fold.offer(update.dataset_id, update.update_bytes, update.num_examples)
             updates = [replace(update, update_bytes=b"") for update in updates]
         cids = update_cids
+        timings: dict[str, float] = {}
 
         def load(dataset_id: int) -> bytes:
             return self._get_with_retry(cids[dataset_id])
@@ -427,13 +451,20 @@ class Coordinator:
                     f"round {round_number} of job {job.job_id}: {len(updates)} valid update(s), "
                     f"quorum is {self.quorum}; refused: {refused}"
                 )
+            clock = time.perf_counter()
             model_bytes = fold.result([update.dataset_id for update in updates], load)
             digest = model_digest(model_bytes)
+            timings["aggregate"] = timings.get("aggregate", 0.0) + time.perf_counter() - clock
+            clock = time.perf_counter()
             metrics = self._evaluate(job.spec, model_bytes)
+            timings["evaluate"] = timings.get("evaluate", 0.0) + time.perf_counter() - clock
+            clock = time.perf_counter()
             model_cid = self._store_with_retry(model_bytes)
             round_cids = {update.dataset_id: update_cids[update.dataset_id] for update in updates}
             manifest = self._manifest(job, updates, digest, model_cid, round_cids, metrics)
             manifest_cid = self._store_with_retry(manifest.to_bytes())
+            timings["anchor"] = timings.get("anchor", 0.0) + time.perf_counter() - clock
+            clock = time.perf_counter()
             try:
                 receipt = self.client.commit_round(
                     job.job_id,
@@ -455,6 +486,7 @@ class Coordinator:
                 dropped.append(dataset_id)
                 updates = [update for update in updates if update.dataset_id != dataset_id]
                 continue
+            timings["commit"] = timings.get("commit", 0.0) + time.perf_counter() - clock
             job.last_round, job.last_digest, job.last_model_cid = round_number, digest, model_cid
             return RoundOutcome(
                 round_number=round_number,
@@ -467,6 +499,7 @@ class Coordinator:
                 metrics=metrics,
                 recomputed_without=tuple(dropped),
                 update_cids=round_cids,
+                timings=timings,
             )
 
     def _manifest(

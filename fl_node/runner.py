@@ -11,9 +11,10 @@ the baseline for the overhead benchmark and the byte-identity check.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from eth_account import Account
@@ -223,6 +224,47 @@ class LocalNode:
         return self.node.handle(request, self._training)
 
 
+class _SharedReads:
+    """A content store whose `get` keeps the last few files read (content is immutable by CID)."""
+
+    def __init__(self, store: ContentStore, keep: int = 2) -> None:
+        self.store = store
+        self.keep = keep
+        self._recent: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get(self, cid: str) -> bytes:
+        """The verified bytes of `cid`: from the last reads, or from the store (which verifies them)."""
+        with self._lock:
+            data = self._recent.get(cid)
+            if data is None:
+                data = self.store.get(cid)
+                self._recent[cid] = data
+                while len(self._recent) > self.keep:
+                    self._recent.pop(next(iter(self._recent)))
+            return data
+
+    def put(self, data: bytes) -> str:
+        """Stores through to the underlying store."""
+        return self.store.put(data)
+
+    def has(self, cid: str) -> bool:
+        """Whether the underlying store holds `cid`."""
+        return self.store.has(cid)
+
+    def pin(self, cid: str) -> None:
+        """Pins in the underlying store."""
+        self.store.pin(cid)
+
+    def export_car(self, cids: Iterable[str], out: BinaryIO) -> None:
+        """Exports from the underlying store."""
+        self.store.export_car(cids, out)
+
+    def import_car(self, src: BinaryIO) -> list[str]:
+        """Imports into the underlying store."""
+        return self.store.import_car(src)
+
+
 @dataclass
 class JobRun:
     """What a finished job reports."""
@@ -254,6 +296,9 @@ class EmbeddedRunner:
             timeout_s=config.node_timeout_s,
             quorum=config.quorum,
         )
+        # The in-process nodes share one store: the round's base model is read and verified
+        # once, not once per node.
+        shared_reads = _SharedReads(store)
         self.nodes = [
             LocalNode(
                 DataOwnerNode(
@@ -263,7 +308,7 @@ class EmbeddedRunner:
                     account=owner.account,  # type: ignore[arg-type]
                     # Each node reads the chain through its own connection, as at a hospital.
                     client=LedgerClient.from_url(owner.rpc_url, owner.deployment, owner.account),
-                    store=node_store(index) if node_store else store,
+                    store=node_store(index) if node_store else shared_reads,
                 )
             )
             for index, (partition, dataset_id, owner) in enumerate(

@@ -50,7 +50,8 @@ def test_fold_is_byte_identical_to_aggregate_updates_in_any_arrival_order(seed: 
     if clients > 1:
         kept = [i for i in ids if i != ids[clients // 2]]
         loaded.clear()
-        assert fold.result(kept, load) == aggregate_updates([files[i] for i in kept], [counts[i] for i in kept])
+        expected_kept = aggregate_updates([files[i] for i in kept], [counts[i] for i in kept])
+        assert fold.result(kept, load) == expected_kept
         assert loaded == kept
 
 
