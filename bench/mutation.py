@@ -110,11 +110,14 @@ class Score:
         return (self.killed_by_tests + self.type_errors) / self.total if self.total else 0.0
 
 
-def stage() -> None:
+def stage(deselect: list[str], type_check: bool = True) -> None:
     """Refresh the lean copy of the checkout in `.mutation/`, keeping mutmut's `mutants/`.
 
     `copy2` keeps modification times: mutmut re-mutates a module only when its source is
     newer than the mutated copy, which is what lets `--keep` reuse earlier results.
+    `deselect` adds tests to leave out to the copy's test selection (mutmut needs every
+    selected test to pass on the unmutated code). Without `type_check` no mutant is
+    filtered out by mypy first (mutmut's filter re-parses every mutated file: minutes).
     """
     STAGE.mkdir(exist_ok=True)
     for name in STAGED:
@@ -128,6 +131,15 @@ def stage() -> None:
             shutil.copytree(source, target, ignore=NOT_STAGED)
         else:
             shutil.copy2(source, target)
+    if deselect:
+        config = STAGE / "pyproject.toml"
+        opening = "pytest_add_cli_args_test_selection = ["
+        extra = "".join(f'\n    "--deselect={nodeid}",' for nodeid in deselect)
+        config.write_text(config.read_text().replace(opening, opening + extra, 1))
+    if not type_check:
+        config = STAGE / "pyproject.toml"
+        kept = [line for line in config.read_text().splitlines() if not line.startswith("type_check_command")]
+        config.write_text("\n".join(kept) + "\n")
 
 
 def run_mutmut(names: list[str], max_children: int, marker: str) -> int:
@@ -269,13 +281,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--keep", action="store_true", help="keep earlier results (default: fresh run)")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="parallel mutants")
     parser.add_argument("--nice", type=int, default=10, help="lower the run's priority by this much")
+    parser.add_argument("--no-type-check", action="store_true", help="run mypy-refused mutants too")
+    parser.add_argument(
+        "--deselect", action="append", default=[], metavar="NODEID", help="leave this test out (repeatable)"
+    )
     args = parser.parse_args(argv)
     if args.names and not args.keep:
         parser.error("naming mutants re-tests them against earlier results: add --keep")
     os.nice(args.nice)
     if not args.keep:
         shutil.rmtree(STAGE / "mutants", ignore_errors=True)
-    stage()
+    stage(args.deselect, type_check=not args.no_type_check)
     marker = uuid.uuid4().hex
     started = time.monotonic()
     status = run_mutmut(args.names, args.max_children, marker)

@@ -30,8 +30,12 @@ import torch._inductor  # noqa: F401
 
 COSTS = Path("mutation-costs.json")
 """Seconds per test module, written by the stats run in mutmut's working folder (mutants/)."""
+RUNS = Path("mutation-runs.jsonl")
+"""One line per mutant's pytest process: mutant, seconds, tests run, exit status."""
 
 _spent: dict[str, float] = defaultdict(float)
+_ran: list[str] = []
+_started = time.perf_counter()
 
 
 def _module(nodeid: str) -> str:
@@ -49,12 +53,31 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     finally:
         _spent[_module(item.nodeid)] += time.perf_counter() - started
+        _ran.append(item.nodeid)
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _started
+    _started = time.perf_counter()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _stats_run() and _spent:
         known = json.loads(COSTS.read_text()) if COSTS.exists() else {}
         COSTS.write_text(json.dumps({**known, **_spent}, indent=1, sort_keys=True))
+    mutant = os.environ.get("MUTANT_UNDER_TEST", "")
+    if mutant and mutant not in ("stats", "fail", "list_all_tests"):
+        line = {
+            "mutant": mutant,
+            "seconds": round(time.perf_counter() - _started, 3),
+            "selected": session.testscollected,
+            "ran": len(_ran),
+            "last": _ran[-1] if _ran else "",
+            "exit": int(exitstatus),
+        }
+        # One short write per process on an O_APPEND file: lines from parallel runs do not mix.
+        with RUNS.open("a") as runs:
+            runs.write(json.dumps(line) + "\n")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
