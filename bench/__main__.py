@@ -28,6 +28,7 @@ BENCHMARKS = [
     "bench.bench_accuracy",
     "bench.bench_ledger_overhead",
     "bench.bench_audit",
+    "bench.bench_growth",
     "bench.bench_api",
     "bench.bench_cli",
 ]
@@ -175,6 +176,16 @@ def _speed_section(document: dict[str, Any]) -> list[str]:
             "|---|---|",
         ]
         lines += [f"| {name} | {value} |" for name, value in phases.items()]
+    growth = [
+        ("growth_ledger_ms_per_round_by_nodes", "nodes", "ledger ms per round (digits, 5 rounds)"),
+        ("growth_audit_seconds_by_rounds", "rounds", "audit seconds (2 nodes, 16 KiB models)"),
+        ("growth_index_sync_seconds_by_events", "events", "index first sync seconds"),
+    ]
+    for key, size, measure in growth:
+        curve = document.get(key)
+        if curve:
+            lines += ["", f"| {size} | {measure} |", "|---|---|"]
+            lines += [f"| {point} | {value} |" for point, value in curve.items()]
     if "aggregation_peak_mib_100_clients" in document:
         lines += [
             "",
