@@ -190,6 +190,17 @@ def _speed_section(document: dict[str, Any]) -> list[str]:
             "|---|---|",
         ]
         lines += [f"| {name} | {value} |" for name, value in phases.items()]
+        lines += [
+            "",
+            "The gap to the floor (profiled with cProfile in the main thread and in every node",
+            "thread): the coordinator's own chain and store work (select, anchor, commit) is within",
+            "about twice the floor; the rest of `ledger_ms_per_round` is inside `collect`, on the",
+            "nodes' side of the in-process federation: each node's gate (one batched read, the ten",
+            "nodes against one anvil at once), its base-model read, its attestation signature and",
+            "update serialisation, and the GIL and the two cores shared with the node that trains",
+            "meanwhile (`fl_node/node.py`, `fl_node/gate.py`; `ledger/chain/abi.py` checksums every",
+            "decoded address).",
+        ]
     growth = [
         ("growth_ledger_ms_per_round_by_nodes", "nodes", "ledger ms per round (digits, 5 rounds)"),
         ("growth_audit_seconds_by_rounds", "rounds", "audit seconds (2 nodes, 16 KiB models)"),
