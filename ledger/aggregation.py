@@ -306,43 +306,69 @@ class StreamingFedAvg:
             raise AggregationError(f"updates {missing} were never offered")
         scalars = _float32_weights(normalized_weights([self.num_examples[key] for key in keys]))
         out: torch.Tensor | None = None
-        scratch: torch.Tensor | None = None
+        scratch = torch.empty(0, dtype=torch.float32)
         template: dict[str, torch.Tensor] = {}
         buffer = bytearray()
         canonical = False
-        for at, (key, weight) in enumerate(zip(keys, scalars, strict=True)):
-            data = self._take(key, load)
-            try:
-                flat, shapes = flat_from_bytes(data)
-            except ModelBytesError as error:
-                raise AggregationError(f"update {at} is not a model file: {error}") from None
-            if out is None:
-                template = shapes
-                # The model file's buffer, its header written first; the fold writes the values in place.
-                header = _canonical_header(layout(shapes))
-                canonical = data[: len(header)] == header
-                buffer = bytearray(len(header) + 4 * flat.numel())
-                buffer[: len(header)] = header
-                out = torch.frombuffer(buffer, dtype=torch.float32, offset=len(header), count=flat.numel())
-                scratch = torch.empty(min(BLOCK, flat.numel()), dtype=torch.float32)
-                torch.mul(flat, weight, out=out)
-            else:
-                if layout(shapes) != layout(template):
-                    raise AggregationError(
-                        f"update {at} holds tensors {layout(shapes)}, update 0 holds {layout(template)}"
+        at = 0
+        for run in self._runs(keys):
+            # A run of updates already in memory is folded block by block (each output block
+            # stays in cache while every update of the run is added in, as `fedavg_flat` does);
+            # an update read back from the store is a run of one. The order per element is the
+            # order of `keys` either way.
+            flats: list[torch.Tensor] = []
+            for key in run:
+                data = self._take(key, load)
+                try:
+                    flat, shapes = flat_from_bytes(data)
+                except ModelBytesError as error:
+                    raise AggregationError(f"update {at + len(flats)} is not a model file: {error}") from None
+                if out is None:
+                    template = shapes
+                    # The model file's buffer, its header first; the fold writes the values in place.
+                    header = _canonical_header(layout(shapes))
+                    canonical = data[: len(header)] == header
+                    buffer = bytearray(len(header) + 4 * flat.numel())
+                    buffer[: len(header)] = header
+                    out = torch.frombuffer(
+                        buffer, dtype=torch.float32, offset=len(header), count=flat.numel()
                     )
-                assert scratch is not None
-                for start in range(0, out.numel(), BLOCK):
-                    stop = min(start + BLOCK, out.numel())
-                    product = scratch[: stop - start]
-                    torch.mul(flat[start:stop], weight, out=product)
-                    out[start:stop].add_(product)
-            del flat, data
+                    scratch = torch.empty(min(BLOCK, flat.numel()), dtype=torch.float32)
+                elif layout(shapes) != layout(template):
+                    raise AggregationError(
+                        f"update {at + len(flats)} holds tensors {layout(shapes)}, "
+                        f"update 0 holds {layout(template)}"
+                    )
+                flats.append(flat)
+                del data
+            assert out is not None
+            weights = scalars[at : at + len(run)]
+            for start in range(0, out.numel(), BLOCK):
+                stop = min(start + BLOCK, out.numel())
+                block, product = out[start:stop], scratch[: stop - start]
+                for index, (flat, weight) in enumerate(zip(flats, weights, strict=True)):
+                    if at == 0 and index == 0:
+                        torch.mul(flat[start:stop], weight, out=block)
+                    else:
+                        torch.mul(flat[start:stop], weight, out=product)
+                        block.add_(product)
+            at += len(run)
+            del flats
         assert out is not None
         if not canonical:
             return model_to_bytes(unflatten(out, template))
         del out
         return bytes(buffer)
+
+    def _runs(self, keys: Sequence[int]) -> list[list[int]]:
+        """`keys` cut into runs: consecutive held updates together, each update to load alone."""
+        runs: list[list[int]] = []
+        for key in keys:
+            if key in self._held and runs and runs[-1][-1] in self._held:
+                runs[-1].append(key)
+            else:
+                runs.append([key])
+        return runs
 
     def _take(self, key: int, load: Callable[[int], bytes]) -> bytes:
         data = self._held.pop(key, None)
