@@ -130,7 +130,7 @@ def main(argv: list[str]) -> int:
         document = {**previous, **results, "partial_run": partial}
     RESULTS.write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
     if not argv:
-        REPORT.write_text(_report(document))
+        REPORT.write_text(_report(document) + _kept_sections())
     table = Table(title=f"benchmarks -> {RESULTS}")
     table.add_column("key")
     table.add_column("value", justify="right")
@@ -138,6 +138,17 @@ def main(argv: list[str]) -> int:
         table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
     console.print(table)
     return 1 if failed else 0
+
+
+# Sections other tools write into BENCHMARKS.md (`make mutation`); a bench run keeps them.
+KEPT_FROM = "## Mutation testing"
+
+
+def _kept_sections() -> str:
+    """The text of BENCHMARKS.md from `KEPT_FROM` on, or nothing."""
+    text = REPORT.read_text() if REPORT.exists() else ""
+    at = text.find(KEPT_FROM)
+    return "\n" + text[at:] if at >= 0 else ""
 
 
 def _report(document: dict[str, Any]) -> str:
