@@ -150,7 +150,7 @@ def _gated(
         base_state = wire.ndarrays_to_state(spec, parameters_to_ndarrays(fit_ins.parameters))
         base_digest = model_digest(model_to_bytes(base_state))
         spec_digest = spec.spec_digest()
-        gate.check_round(
+        admitted = gate.check_round(
             site.client,
             dataset_id=dataset_id,
             job_id=instructions.job_id,
@@ -160,6 +160,17 @@ def _gated(
             node_key=site.account,
             owner_wallet=_owner_wallet(context.node_config),
         )
+        if admitted.grant.terms.epsilon > 0:
+            # The Flower ClientApp trains with plain SGD: it must not spend a privacy budget it
+            # cannot account for. Refusing keeps the owner's bound; the embedded runner has DP-SGD.
+            return refusal_reply(
+                message,
+                dataset_id,
+                "dp_not_supported",
+                f"the grant of dataset {_hex(dataset_id)} sets a privacy budget (epsilon "
+                f"{admitted.grant.terms.epsilon:g}); this Flower node does not train with DP-SGD, "
+                "so it refuses",
+            )
         decision.facts["spec_digest"] = "0x" + spec_digest.hex()
         decision.facts["preprocessing"] = (
             None if spec.preprocessing is None else spec.preprocessing.describe()

@@ -32,6 +32,7 @@ from flwr.compat.common.recorddict_compat import (
 from fl_node.flower import wire
 from fl_node.flower.mod import ledger_gate_mod
 from fl_node.messages import NodeUpdate, RoundRequest
+from ledger.chain.types import GrantTerms
 from ledger.deploy import save_deployment
 from ledger.modelfile import model_from_bytes, model_to_bytes
 from ledger.settings import Settings
@@ -144,3 +145,20 @@ def test_mod_refuses_a_malformed_owner_wallet(job: Job, tmp_path: Path) -> None:
     metrics = refusal(job, train_message(job), context)
     assert metrics[wire.REFUSED] == "node_misconfigured"
     assert "'owner-wallet' must be a 20-byte hex address; got '0x1234'" in str(metrics[wire.REFUSAL_MESSAGE])
+
+
+def test_mod_refuses_a_grant_with_a_privacy_budget(job: Job, tmp_path: Path) -> None:
+    # The Flower ClientApp has no DP-SGD: a grant that sets epsilon must not be served by it.
+    lab, owner = job.lab, job.owner(0)
+    grant = lab.get_grant(job.dataset(0), lab.address, job.job.purpose)
+    owner.issue_grant(
+        job.dataset(0),
+        str(lab.address),
+        job.job.purpose,
+        grant.not_before,
+        grant.expires_at,
+        GrantTerms(epsilon=3.0, delta=1e-5),
+    )
+    metrics = refusal(job, train_message(job), node_context(job, tmp_path, 0, "dev1"))
+    assert metrics[wire.REFUSED] == "dp_not_supported"
+    assert "sets a privacy budget (epsilon 3)" in str(metrics[wire.REFUSAL_MESSAGE])
