@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -48,6 +48,7 @@ from .spec import ModelSpec
 from .train import evaluate
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @functools.lru_cache(maxsize=16)
@@ -529,34 +530,27 @@ class Coordinator:
 
     def _get_with_retry(self, cid: str) -> bytes:
         """A stored update read back for the fold, checked against its CID by the store."""
-        policy = self.store_retry
-        delay = policy.first_delay_s
-        for attempt in range(1, policy.attempts + 1):
-            try:
-                return self.store.get(cid)
-            except (LedgerError, OSError) as error:
-                if attempt == policy.attempts:
-                    raise RoundNotCommittedError(
-                        f"content store unavailable after {attempt} attempts reading {cid} ({error}); "
-                        "the round was not committed"
-                    ) from error
-                log.warning("content store failed (%s); retrying in %.1f s", error, delay)
-                time.sleep(delay)
-                delay *= policy.factor
-        raise AssertionError("unreachable")
+        return self._with_store_retry(lambda: self.store.get(cid), f" reading {cid}")
 
     def _store_with_retry(self, data: bytes) -> str:
+        def put_and_pin() -> str:
+            cid = self.store.put(data)
+            self.store.pin(cid)
+            return cid
+
+        return self._with_store_retry(put_and_pin, "")
+
+    def _with_store_retry(self, operation: Callable[[], _T], doing: str) -> _T:
+        """Runs a content-store operation under `store_retry`; a store that stays down ends the round."""
         policy = self.store_retry
         delay = policy.first_delay_s
         for attempt in range(1, policy.attempts + 1):
             try:
-                cid = self.store.put(data)
-                self.store.pin(cid)
-                return cid
+                return operation()
             except (LedgerError, OSError) as error:
                 if attempt == policy.attempts:
                     raise RoundNotCommittedError(
-                        f"content store unavailable after {attempt} attempts ({error}); "
+                        f"content store unavailable after {attempt} attempts{doing} ({error}); "
                         "the round was not committed"
                     ) from error
                 log.warning("content store failed (%s); retrying in %.1f s", error, delay)
