@@ -216,7 +216,8 @@ def _read(
         known = _job_facts[key] = (job.coordinator, job.purpose)
     facts = _batched(client, job_id, dataset_id, known, node_key, wallet)
     if (facts.job.coordinator, facts.job.purpose) != known:  # a redeployed devnet reused the id
-        del _job_facts[key]
+        # Nodes of one process gate concurrently: another may have dropped the entry already.
+        _job_facts.pop(key, None)
         return _read(client, job_id, dataset_id, node_key, wallet)
     return facts
 

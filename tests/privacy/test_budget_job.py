@@ -67,7 +67,9 @@ def test_job_stops_using_a_dataset_at_the_round_that_would_exceed_its_budget(
     job = runner.create_job()
     run = runner.run(job)
 
-    assert [private in r.participants for r in run.rounds] == [True, True, False]
+    assert [private in r.participants for r in run.rounds] == [True, True, False], [
+        r.refused for r in run.rounds
+    ]
     assert run.rounds[2].refused[private].startswith("privacy_budget_exhausted: ")
     assert "of its budget 2" in run.rounds[2].refused[private]
     assert all(len(r.participants) >= 2 for r in run.rounds)  # the others go on
