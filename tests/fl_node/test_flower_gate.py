@@ -7,23 +7,17 @@ must never run for a refused round.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from fl_jobs import Job
-from flwr.app import Context, Message, Metadata, RecordDict
-from flwr.app.message.message import make_message
+from flwr.app import Context, Message, RecordDict
 from flwr.common import (
     Code,
-    FitIns,
     FitRes,
-    MessageType,
     Status,
-    ndarrays_to_parameters,
     parameters_to_ndarrays,
 )
 from flwr.compat.common.recorddict_compat import (
-    fitins_to_recorddict,
     fitres_to_recorddict,
     recorddict_to_fitins,
     recorddict_to_fitres,
@@ -36,6 +30,7 @@ from ledger.chain.types import GrantTerms
 from ledger.deploy import save_deployment
 from ledger.modelfile import model_from_bytes, model_to_bytes
 from ledger.settings import Settings
+from tests.flower.flower_messages import train_message as flower_train_message
 
 
 def train_message(job: Job, spec_json: str | None = None) -> Message:
@@ -48,19 +43,7 @@ def train_message(job: Job, spec_json: str | None = None) -> Message:
         seed=state.seed,
     )
     arrays = wire.state_to_ndarrays(model_from_bytes(job.store.get(state.last_model_cid)))
-    fit_ins = FitIns(ndarrays_to_parameters(arrays), dict(instructions.to_config()))
-    metadata = Metadata(
-        run_id=1,
-        message_id="m1",
-        src_node_id=0,
-        dst_node_id=1,
-        reply_to_message_id="",
-        group_id="1",
-        created_at=time.time(),
-        ttl=600.0,
-        message_type=MessageType.TRAIN,
-    )
-    return make_message(metadata, fitins_to_recorddict(fit_ins, keep_input=False))
+    return flower_train_message(arrays, instructions.to_config())
 
 
 def node_context(job: Job, tmp_path: Path, index: int, account: str, **extra: str) -> Context:

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from flwr.app import Context, Message, Metadata, RecordDict
-from flwr.app.message.message import make_message
+from flwr.app import Context, Message, RecordDict
 from flwr.common import (
     Code,
-    FitIns,
-    MessageType,
-    ndarrays_to_parameters,
 )
-from flwr.compat.common.recorddict_compat import fitins_to_recorddict, recorddict_to_fitres
+from flwr.compat.common.recorddict_compat import recorddict_to_fitres
 
 from fl_node.data import partition_bytes
 from fl_node.flower import wire
@@ -25,26 +20,13 @@ from fl_node.model import initial_state
 from fl_node.spec import default_spec
 from ledger.modelfile import model_to_bytes
 from ledger.store import cid_of, content_root
+from tests.flower.flower_messages import train_message
 
 SPEC = default_spec(4, 2, hidden=(3,))
 
 
 def _train_message(config: dict[str, wire.Scalar]) -> Message:
-    arrays = wire.state_to_ndarrays(initial_state(SPEC))
-    content = fitins_to_recorddict(FitIns(ndarrays_to_parameters(arrays), dict(config)), keep_input=False)
-    # As the SuperNode hands it to the ClientApp: metadata set by the sender.
-    metadata = Metadata(
-        run_id=1,
-        message_id="m1",
-        src_node_id=0,
-        dst_node_id=1,
-        reply_to_message_id="",
-        group_id="1",
-        created_at=time.time(),
-        ttl=600.0,
-        message_type=MessageType.TRAIN,
-    )
-    return make_message(metadata, content)
+    return train_message(wire.state_to_ndarrays(initial_state(SPEC)), config)
 
 
 def _context(node_config: dict[str, wire.Scalar]) -> Context:

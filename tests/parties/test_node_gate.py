@@ -9,14 +9,11 @@ table with the spec the job's digest names; a table that does not fit the job is
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-from flwr.app import Context, Message, Metadata, RecordDict
-from flwr.app.message.message import make_message
-from flwr.common import Code, FitIns, FitRes, MessageType, Status, ndarrays_to_parameters
+from flwr.app import Context, Message, RecordDict
+from flwr.common import Code, FitRes, Status
 from flwr.compat.common.recorddict_compat import (
-    fitins_to_recorddict,
     fitres_to_recorddict,
     recorddict_to_fitins,
     recorddict_to_fitres,
@@ -33,6 +30,7 @@ from fl_node.spec import ModelSpec
 from ledger.modelfile import model_from_bytes
 from ledger.purposes import purpose_id
 from ledger.store import LocalBlockstore, cid_of_file, content_root
+from tests.flower.flower_messages import train_message
 from tests.parties.conftest import Parties
 
 LAB, HOSPITAL_A, HOSPITAL_B = 1, 2, 3
@@ -65,19 +63,7 @@ def _message(job: JobState, store: LocalBlockstore) -> Message:
         job.job_id, job.last_round + 1, job.job_datasets, job.spec.model_dump_json(), job.seed
     )
     arrays = wire.state_to_ndarrays(model_from_bytes(store.get(job.last_model_cid)))
-    fit_ins = FitIns(ndarrays_to_parameters(arrays), dict(instructions.to_config()))
-    metadata = Metadata(
-        run_id=1,
-        message_id="m1",
-        src_node_id=0,
-        dst_node_id=1,
-        reply_to_message_id="",
-        group_id="1",
-        created_at=time.time(),
-        ttl=600.0,
-        message_type=MessageType.TRAIN,
-    )
-    return make_message(metadata, fitins_to_recorddict(fit_ins, keep_input=False))
+    return train_message(arrays, instructions.to_config())
 
 
 def _context(parties: Parties, name: str, account: int, table: Path, label: str) -> Context:
