@@ -1,0 +1,124 @@
+"""`ledger.events.EventFeed` on a real anvil: CloudEvents with stable ids, resumable, reorg-aware."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from change_kit import DEMO_TYPES, run_demo
+
+from ledger.events import (
+    EventFeed,
+    InvalidCursorError,
+    UnknownEventTypeError,
+    event_id,
+    normalise_types,
+    parse_cursor,
+)
+from ledger.purposes import purpose_id
+from tests.conftest import DeployedChain
+
+ID = re.compile(r"^31337:\d+:\d+:[0-9a-f]{16}$")
+
+
+def test_the_demo_reads_as_cloudevents_with_stable_ids(deployed: DeployedChain) -> None:
+    facts = run_demo(deployed.clients)
+    events = EventFeed(deployed[0]).poll()
+    assert [e.type for e in events] == DEMO_TYPES
+    for event in events:
+        body = event.to_cloudevent()
+        assert body["specversion"] == "1.0" and body["datacontenttype"] == "application/json"
+        assert ID.match(body["id"]), body["id"]
+        header = deployed[0].block(event.block_number)
+        assert body["time"] == datetime.fromtimestamp(header.timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert body["blockhash"] == header.hash
+        assert body["id"] == event_id(31337, event.block_number, header.hash, event.tx_hash, event.log_index)
+    assert len({e.id for e in events}) == len(events)
+    revoked = events[DEMO_TYPES.index("org.sovereign-ledger.grant.revoked")]
+    d1 = f"0x{facts.dataset_ids[0]:064x}"
+    assert revoked.subject == f"{d1}/{facts.lab}/ai-training"
+    assert revoked.source == f"sov://31337/{deployed.deployment.address('UsageGrants')}"
+    assert revoked.data == {
+        "datasetId": d1,
+        "grantee": facts.lab,
+        "purpose": "0x" + purpose_id("ai-training").hex(),
+        "purposeName": "ai-training",
+    }
+    assert revoked.block_number == facts.revoke_block
+    rounds = [e for e in events if e.type.endswith("round.committed")]
+    assert [(r.subject, r.data["round"]) for r in rounds] == [(str(facts.job_id), 1), (str(facts.job_id), 2)]
+    assert rounds[1].data["participants"] == [f"0x{facts.dataset_ids[1]:064x}"]
+    # Another feed, later, renders the same bytes for the same events: ids are stable.
+    again = EventFeed(deployed[1]).start_at(facts.first_block).poll()
+    assert [e.to_json() for e in again] == [e.to_json() for e in events]
+
+
+def test_resuming_after_any_event_gives_the_rest_without_duplicates_or_gaps(deployed: DeployedChain) -> None:
+    facts = run_demo(deployed.clients)
+    events = EventFeed(deployed[0]).poll()
+    ids = [e.id for e in events]
+    for k, event in enumerate(events):
+        feed = EventFeed(deployed[0]).resume_after(event.id)
+        assert [e.id for e in feed.poll()] == ids[k + 1 :]
+        assert feed.cursor == (ids[-1] if k + 1 < len(ids) else event.id)
+    from_revoke = EventFeed(deployed[0]).start_at(facts.revoke_block).poll()
+    assert [e.id for e in from_revoke] == ids[DEMO_TYPES.index("org.sovereign-ledger.grant.revoked") :]
+    # A feed that polls as events land sees each once, in order.
+    feed = EventFeed(deployed[0]).start_at(facts.last_block + 1)
+    assert feed.poll() == []
+    assert deployed[1].address is not None
+    dataset, _ = deployed[1].register_dataset(b"\x07" * 32)
+    assert [e.type for e in feed.poll()] == ["org.sovereign-ledger.dataset.registered"]
+    assert feed.poll() == []
+    deployed[1].retire_dataset(dataset)
+    assert [e.subject for e in feed.poll()] == [f"0x{dataset:064x}"]
+
+
+def test_a_revocation_is_seen_within_one_block(deployed: DeployedChain) -> None:
+    lab, owner = deployed[0], deployed[1]
+    assert lab.address is not None
+    dataset, _ = owner.register_dataset(b"\x11" * 32)
+    now = lab.latest_block().timestamp
+    owner.issue_grant(dataset, lab.address, "ai-training", now - 10, now + 3600)
+    instant = EventFeed(lab, types=("grant.revoked",)).start_at_head()
+    confirmed = EventFeed(lab, confirmations=1, types=("grant.revoked",)).start_at_head()
+    receipt = owner.revoke_grant(dataset, lab.address, purpose_id("ai-training"))
+    seen = instant.poll()
+    assert [e.block_number for e in seen] == [receipt.block_number]
+    assert confirmed.poll() == []  # not yet covered by a block
+    deployed[0].transport.request("evm_mine", [])
+    assert [e.id for e in confirmed.poll()] == [seen[0].id]
+
+
+def test_a_reorg_rewinds_the_feed_and_the_new_branch_gets_new_ids(deployed: DeployedChain) -> None:
+    lab, owner = deployed[0], deployed[1]
+    assert lab.address is not None
+    snapshot = lab.transport.request("evm_snapshot", [])
+    dataset, _ = owner.register_dataset(b"\x21" * 32)
+    feed = EventFeed(lab)
+    orphaned = feed.poll()
+    assert [e.type for e in orphaned] == ["org.sovereign-ledger.dataset.registered"]
+    assert lab.transport.request("evm_revert", [snapshot]) is True
+    # The other branch: a different dataset in the same block number, then one more.
+    other, _ = deployed[2].register_dataset(b"\x22" * 32)
+    lab.transport.request("evm_mine", [])
+    replaced = feed.poll()
+    assert [e.subject for e in replaced] == [f"0x{other:064x}"]
+    assert replaced[0].block_number == orphaned[0].block_number and replaced[0].id != orphaned[0].id
+    # A consumer that resumes from the orphaned event gets the new branch's block whole.
+    resumed = EventFeed(lab).resume_after(orphaned[0].id).poll()
+    assert [e.id for e in resumed] == [replaced[0].id]
+    assert dataset != other
+
+
+def test_bad_cursors_and_type_filters_are_refused_with_the_expected_form(deployed: DeployedChain) -> None:
+    with pytest.raises(InvalidCursorError, match=r"expected <chainId>:<block>:<logIndex>:<16 hex digits>"):
+        parse_cursor("block-12")
+    with pytest.raises(InvalidCursorError, match="is an event of chain 5; this feed reads chain 31337"):
+        EventFeed(deployed[0]).resume_after("5:12:0:0123456789abcdef")
+    with pytest.raises(UnknownEventTypeError, match="did you mean 'grant.revoked'"):
+        normalise_types(["grant.revokd"])
+    assert normalise_types(["org.sovereign-ledger.round.committed, grant"]) == ("round.committed", "grant")
+    with pytest.raises(ValueError, match="confirmations must be 0 or more; got -1"):
+        EventFeed(deployed[0], confirmations=-1)
