@@ -77,6 +77,9 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "impact": LazyCommand(
         "api.cli.audit", "impact", "Which jobs and models a dataset or a grant contributed to."
     ),
+    "watch": LazyCommand(
+        "api.cli.watch", "watch", "Print dataset, grant, job and round events as they land (CloudEvents)."
+    ),
     "demo": LazyCommand(
         "api.cli.demo", "demo", "The one-process demo: devnet, hospitals, a job and its audit."
     ),
