@@ -8,7 +8,10 @@ import {IUsageGrants} from "./interfaces/IUsageGrants.sol";
 
 /// @title Federated training jobs and their hash-chained round commitments
 /// @notice Per round only two storage words change (last round, last digest); everything an
-/// auditor needs (manifest CID, participants, attestations root) is in the event.
+/// auditor needs (manifest CID, participants, attestations root) is in the event. Large rounds
+/// (open jobs, more than 256 participants) keep three more words while they are open, written
+/// once per batch of participants and cleared at finalize; their participants are in the
+/// batches' `RoundParticipantsAdded` events.
 /// @dev Inherits EIP712 only to publish, through EIP-5267 `eip712Domain()`, the domain
 /// (`TrainingLedger`, `2`) under which nodes sign their update attestations off-chain.
 contract TrainingLedger is EIP712, ITrainingLedger {
@@ -20,6 +23,7 @@ contract TrainingLedger is EIP712, ITrainingLedger {
 
     mapping(uint256 jobId => Job) private _jobs;
     uint256 private _jobCount;
+    mapping(uint256 jobId => LargeRound) private _largeRounds;
 
     constructor(IDatasetRegistry registry_, IUsageGrants grants_) EIP712("TrainingLedger", "2") {
         _registry = registry_;
@@ -78,6 +82,89 @@ contract TrainingLedger is EIP712, ITrainingLedger {
     }
 
     /// @inheritdoc ITrainingLedger
+    function createOpenJob(bytes32 purpose, bytes32 initialModelDigest, bytes32 specDigest)
+        external
+        returns (uint256 jobId)
+    {
+        if (purpose == bytes32(0)) revert TrainingLedgerInvalidPurpose(purpose);
+        if (initialModelDigest == bytes32(0)) revert TrainingLedgerZeroDigest();
+        jobId = _createOpenJob(purpose, initialModelDigest, specDigest);
+    }
+
+    /// @inheritdoc ITrainingLedger
+    function beginLargeRound(uint256 jobId, uint64 round, bytes32 parentDigest) external {
+        Job storage job = _jobs[jobId];
+        _checkOpenJobCaller(job, jobId);
+        LargeRound storage open = _largeRounds[jobId];
+        // One open round per job: a second one cannot be interleaved with it.
+        if (open.round != 0) revert TrainingLedgerLargeRoundOpen(jobId, open.round);
+        uint64 expected = job.lastRound + 1;
+        if (round != expected) revert TrainingLedgerRoundOutOfOrder(jobId, expected, round);
+        bytes32 lastDigest = job.lastDigest;
+        if (parentDigest != lastDigest) revert TrainingLedgerParentMismatch(jobId, lastDigest, parentDigest);
+        _beginLargeRound(open, jobId, round, parentDigest);
+    }
+
+    /// @inheritdoc ITrainingLedger
+    function addRoundParticipants(uint256 jobId, uint64 round, uint256[] calldata datasetIds) external {
+        Job storage job = _jobs[jobId];
+        address coordinator = _checkOpenJobCaller(job, jobId);
+        LargeRound storage open = _requireOpenRound(jobId, round);
+        if (datasetIds.length == 0) revert TrainingLedgerEmptyBatch(jobId, round);
+        bytes32 participantsHash = _foldInOrder(open, jobId, round, datasetIds);
+        // Reverts with the precise UsageGrants* error of the first unauthorised participant or of
+        // the first whose terms forbid this round number; the minimum waits for finalize.
+        // slither-disable-next-line calls-loop
+        (uint8 minParticipants, uint256 strictest) =
+            _grants.requireBatchAuthorized(datasetIds, coordinator, job.purpose, round);
+        _addParticipants(open, jobId, round, datasetIds, participantsHash, minParticipants, strictest);
+    }
+
+    /// @inheritdoc ITrainingLedger
+    function finalizeLargeRound(
+        uint256 jobId,
+        uint64 round,
+        bytes32 modelDigest,
+        string calldata manifestCid,
+        uint64 participantCount,
+        bytes32 participantsHash,
+        bytes32 attestationsRoot
+    ) external {
+        Job storage job = _jobs[jobId];
+        address coordinator = _checkOpenJobCaller(job, jobId);
+        LargeRound storage open = _requireOpenRound(jobId, round);
+        if (modelDigest == bytes32(0)) revert TrainingLedgerZeroDigest();
+        uint64 added = open.participantCount;
+        if (added == 0) revert TrainingLedgerNoParticipants(jobId, round);
+        bytes32 addedHash = open.participantsHash;
+        if (participantCount != added || participantsHash != addedHash) {
+            revert TrainingLedgerParticipantsMismatch(jobId, round, added, addedHash, participantCount, participantsHash);
+        }
+        uint8 minParticipants = open.minParticipants;
+        if (minParticipants > added) {
+            revert IUsageGrants.UsageGrantsTooFewParticipants(
+                open.strictestDatasetId, coordinator, job.purpose, minParticipants, added
+            );
+        }
+        _finalizeLargeRound(job, jobId, round, modelDigest, manifestCid, added, addedHash, attestationsRoot);
+    }
+
+    /// @inheritdoc ITrainingLedger
+    function abortLargeRound(uint256 jobId, uint64 round) external {
+        Job storage job = _jobs[jobId];
+        _checkOpenJobCaller(job, jobId);
+        LargeRound storage open = _requireOpenRound(jobId, round);
+        uint64 added = open.participantCount;
+        delete _largeRounds[jobId];
+        emit LargeRoundAborted(jobId, round, added);
+    }
+
+    /// @inheritdoc ITrainingLedger
+    function getLargeRound(uint256 jobId) external view returns (LargeRound memory) {
+        return _largeRounds[jobId];
+    }
+
+    /// @inheritdoc ITrainingLedger
     function getJob(uint256 jobId) external view returns (Job memory) {
         return _jobs[jobId];
     }
@@ -115,6 +202,65 @@ contract TrainingLedger is EIP712, ITrainingLedger {
         // count <= 256 holds here because the hash matched a list createJob accepted.
         if (participantMask == 0 || (count < MAX_DATASETS && participantMask >> count != 0)) {
             revert TrainingLedgerInvalidParticipants(jobId, participantMask, count);
+        }
+    }
+
+    /// @dev Guard clauses shared by the large-round functions: the job exists, the caller
+    /// coordinates it, and it is an open job (a listed job has a non-zero datasets hash).
+    function _checkOpenJobCaller(Job storage job, uint256 jobId) private view returns (address coordinator) {
+        coordinator = job.coordinator;
+        if (coordinator == address(0)) revert TrainingLedgerUnknownJob(jobId);
+        if (msg.sender != coordinator) revert TrainingLedgerNotCoordinator(jobId, msg.sender, coordinator);
+        if (job.datasetsHash != bytes32(0)) revert TrainingLedgerNotOpenJob(jobId);
+    }
+
+    /// @dev The job's open large round, which must be round `round`.
+    function _requireOpenRound(uint256 jobId, uint64 round) private view returns (LargeRound storage open) {
+        open = _largeRounds[jobId];
+        uint64 current = open.round;
+        if (current == 0 || round != current) revert TrainingLedgerNoLargeRound(jobId, current, round);
+    }
+
+    /// @dev The round's hash chain extended by `datasetIds`, which must continue its ascending order.
+    function _foldInOrder(LargeRound storage open, uint256 jobId, uint64 round, uint256[] calldata datasetIds)
+        private
+        view
+        returns (bytes32 participantsHash)
+    {
+        uint256 previous = open.lastDatasetId;
+        uint256 unordered;
+        (participantsHash, unordered) = _foldParticipants(open.participantsHash, previous, datasetIds);
+        if (unordered != 0) {
+            uint256 at = unordered - 1;
+            revert TrainingLedgerParticipantsNotAscending(
+                jobId, round, at == 0 ? previous : datasetIds[at - 1], datasetIds[at]
+            );
+        }
+    }
+
+    /// @dev Folds `datasetIds` into the hash chain `participantsHash` (see `LargeRound`), checking
+    /// they are strictly ascending after `previous`. Returns the new hash and 0, or the 1-based
+    /// position of the first id out of order. Hashed in scratch space: no memory growth per id.
+    function _foldParticipants(bytes32 participantsHash, uint256 previous, uint256[] calldata datasetIds)
+        private
+        pure
+        returns (bytes32 folded, uint256 unordered)
+    {
+        assembly ("memory-safe") {
+            let ptr := datasetIds.offset
+            let end := add(ptr, shl(5, datasetIds.length))
+            folded := participantsHash
+            for {} lt(ptr, end) { ptr := add(ptr, 0x20) } {
+                let id := calldataload(ptr)
+                if iszero(gt(id, previous)) {
+                    unordered := add(shr(5, sub(ptr, datasetIds.offset)), 1)
+                    break
+                }
+                mstore(0x00, folded)
+                mstore(0x20, id)
+                folded := keccak256(0x00, 0x40)
+                previous := id
+            }
         }
     }
 
@@ -173,6 +319,69 @@ contract TrainingLedger is EIP712, ITrainingLedger {
             specDigest: specDigest
         });
         emit JobCreated(jobId, msg.sender, purpose, datasets, initialModelDigest, specDigest);
+    }
+
+    /// @dev The open-job creation transition: write, then emit (an empty dataset list).
+    function _createOpenJob(bytes32 purpose, bytes32 initialModelDigest, bytes32 specDigest)
+        private
+        returns (uint256 jobId)
+    {
+        jobId = ++_jobCount;
+        _jobs[jobId] = Job({
+            coordinator: msg.sender,
+            lastRound: 0,
+            purpose: purpose,
+            lastDigest: initialModelDigest,
+            datasetsHash: bytes32(0),
+            specDigest: specDigest
+        });
+        emit JobCreated(jobId, msg.sender, purpose, new uint256[](0), initialModelDigest, specDigest);
+    }
+
+    /// @dev The large-round opening transition: write, then emit.
+    function _beginLargeRound(LargeRound storage open, uint256 jobId, uint64 round, bytes32 parentDigest) private {
+        open.round = round;
+        emit LargeRoundBegun(jobId, round, parentDigest);
+    }
+
+    /// @dev The batch transition: write the running count, hash, last id and strictest minimum, then emit.
+    function _addParticipants(
+        LargeRound storage open,
+        uint256 jobId,
+        uint64 round,
+        uint256[] calldata datasetIds,
+        bytes32 participantsHash,
+        uint8 minParticipants,
+        uint256 strictest
+    ) private {
+        uint64 count = open.participantCount + uint64(datasetIds.length);
+        open.participantCount = count;
+        if (minParticipants > open.minParticipants) {
+            open.minParticipants = minParticipants;
+            open.strictestDatasetId = strictest;
+        }
+        open.participantsHash = participantsHash;
+        open.lastDatasetId = datasetIds[datasetIds.length - 1];
+        emit RoundParticipantsAdded(jobId, round, datasetIds, count, participantsHash);
+    }
+
+    /// @dev The large-round commit transition: advance the job, clear the open round, then emit.
+    function _finalizeLargeRound(
+        Job storage job,
+        uint256 jobId,
+        uint64 round,
+        bytes32 modelDigest,
+        string calldata manifestCid,
+        uint64 participantCount,
+        bytes32 participantsHash,
+        bytes32 attestationsRoot
+    ) private {
+        bytes32 parentDigest = job.lastDigest;
+        job.lastRound = round;
+        job.lastDigest = modelDigest;
+        delete _largeRounds[jobId];
+        emit RoundCommitted(jobId, round, parentDigest, modelDigest, manifestCid, new uint256[](0), attestationsRoot);
+        emit LargeRoundCommitted(jobId, round, participantCount, participantsHash);
     }
 
     /// @dev The round-commit transition: write, then emit.

@@ -174,6 +174,44 @@ contract UsageGrants is EIP712, IUsageGrants {
         _requireAuthorized(datasetIds, grantee, purpose, datasetIds.length, round);
     }
 
+    /// @inheritdoc IUsageGrants
+    /// @dev The loop of `_requireAuthorized` with the participant minimum tracked instead of
+    /// checked. The fast-path test is repeated rather than shared: an internal call per
+    /// participant would add gas to every bitmask round as well.
+    function requireBatchAuthorized(uint256[] calldata datasetIds, address grantee, bytes32 purpose, uint64 round)
+        external
+        view
+        returns (uint8 minParticipants, uint256 strictestDatasetId)
+    {
+        uint256[] memory consent = _registry.consentWords(datasetIds);
+        for (uint256 i; i < datasetIds.length; ++i) {
+            uint256 datasetId = datasetIds[i];
+            Grant storage stored = _grants[_grantKey(datasetId, grantee, purpose)];
+            uint256 word;
+            assembly ("memory-safe") {
+                word := sload(stored.slot)
+            }
+            // The raw-slot test of `_requireAuthorized`.
+            if (
+                uint64(word >> 64) != 0 && uint8(word >> 160) == 0 && uint32(word >> 128) == consent[i]
+                    && _timeStatus(uint64(word), uint64(word >> 64)) == Status.Authorized
+            ) {
+                uint16 maxRounds = uint16(word >> 240);
+                if (maxRounds != 0 && round > maxRounds) {
+                    revert UsageGrantsRoundLimitExceeded(datasetId, grantee, purpose, maxRounds, round);
+                }
+                uint8 required = uint8(word >> 232);
+                if (required > minParticipants) {
+                    minParticipants = required;
+                    strictestDatasetId = datasetId;
+                }
+                continue;
+            }
+            Grant memory grant = stored;
+            _revertWith(_status(datasetId, grant, consent[i]), datasetId, grantee, purpose, grant);
+        }
+    }
+
     /// @dev The loop of `requireAuthorized` and `requireRoundAuthorized`.
     function _requireAuthorized(
         uint256[] calldata datasetIds,

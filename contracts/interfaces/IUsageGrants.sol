@@ -184,6 +184,16 @@ interface IUsageGrants {
         external
         view;
 
+    /// @notice `requireRoundAuthorized` for one batch of a round committed in several transactions:
+    /// every grant must authorise and allow round `round`; the participant minimum cannot be
+    /// checked before the round's size is known, so the strictest one is returned instead.
+    /// @return minParticipants The largest `minParticipants` term in the batch (0 when none).
+    /// @return strictestDatasetId The first dataset of the batch with that term (0 when none).
+    function requireBatchAuthorized(uint256[] calldata datasetIds, address grantee, bytes32 purpose, uint64 round)
+        external
+        view
+        returns (uint8 minParticipants, uint256 strictestDatasetId);
+
     /// @notice The stored grant (all zero when none).
     function getGrant(uint256 datasetId, address grantee, bytes32 purpose) external view returns (Grant memory);
 
