@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import ApiSettings
 from api.errors import error_response, install_error_handlers
-from api.routes import audit, datasets, grants, health, jobs, web
+from api.routes import access, audit, datasets, grants, health, jobs, web
+from api.routes import auth as auth_routes
 from api.routes.deps import Service, require_read
 from ledger.settings import Settings
 
@@ -103,11 +104,17 @@ class JsonContentTypeMiddleware:
     and the client gets a validation error about a missing object, which hides the real mistake.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, form_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
+        # Endpoints a standard defines with a form body (RFC 7662 introspection): they check it.
+        self.form_paths = form_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _BODY_METHODS
+            or scope["path"] in self.form_paths
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers", ()))
@@ -210,8 +217,11 @@ def create_app(settings: Settings, api_settings: ApiSettings | None = None) -> F
     app.include_router(grants.router, prefix="/v1", dependencies=read_guard)
     app.include_router(jobs.router, prefix="/v1", dependencies=read_guard)
     app.include_router(audit.router, prefix="/v1", dependencies=read_guard)
+    # Sign-in and the consumer read carry their own credentials (a SIWE signature, an access token).
+    app.include_router(auth_routes.router, prefix="/v1")
+    app.include_router(access.router, prefix="/v1")
     app.include_router(web.router)
-    app.add_middleware(JsonContentTypeMiddleware)
+    app.add_middleware(JsonContentTypeMiddleware, form_paths=auth_routes.FORM_PATHS)
     # Added last, so it runs first: an oversized body is refused before anything else looks at it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=api_settings.max_body_bytes)
     return app

@@ -3,11 +3,15 @@
 Writes always need `Authorization: Bearer <SOV_API_TOKEN>`; reads are open unless
 `SOV_API_READS_REQUIRE_TOKEN` is set. The token is compared in constant time and is never
 logged, echoed, or put in an error body (it lives in a `SecretStr`, whose repr is masked).
+
+Consumers sign in with their own wallet instead and get an access token (`api.access_tokens`),
+whose keys and lifetimes are configured here too (`SOV_API_PUBLIC_URL`, `SOV_API_ACCESS_TOKEN_*`).
 """
 
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 
 from fastapi import Request
 from pydantic import Field, SecretStr
@@ -38,9 +42,29 @@ class ApiSettings(BaseSettings):
     worker_threads: int = Field(
         default=40, ge=1, le=256, description="threads that run blocking route handlers (chain RPCs)"
     )
+    public_url: str | None = Field(
+        default=None,
+        description="the service's public origin (https://ledger.example.org): the SIWE domain and URI "
+        "a sign-in must name, and the tokens' issuer; unset = the origin each request was sent to",
+    )
+    access_token_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key (EC P-256 -> ES256, Ed25519 -> EdDSA) that signs access tokens",
+    )
+    access_token_secret: SecretStr | None = Field(
+        default=None, description="HS256 secret (32+ bytes) that signs access tokens, when no key file is set"
+    )
+    access_token_audience: str | None = Field(
+        default=None, description="`aud` of access tokens; unset = the issuer (this service reads them)"
+    )
+    access_token_ttl: int = Field(default=900, ge=30, le=900, description="access token lifetime, seconds")
+    siwe_nonce_ttl: int = Field(
+        default=300, ge=10, le=3600, description="how long a sign-in nonce is accepted"
+    )
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_credentials(request: Request) -> str | None:
+    """The credentials of an `Authorization: Bearer ...` header, or None."""
     header = request.headers.get("authorization")
     if header is None:
         return None
@@ -62,7 +86,7 @@ def check_token(request: Request, api_settings: ApiSettings, *, for_write: bool)
             "this service has no SOV_API_TOKEN configured, so it accepts no "
             + ("writes" if for_write else "reads"),
         )
-    given = _bearer(request)
+    given = bearer_credentials(request)
     if given is None:
         raise ApiError(
             401,
