@@ -21,9 +21,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import ApiSettings
 from api.errors import error_response, install_error_handlers
-from api.routes import access, audit, datasets, grants, health, jobs, web
+from api.routes import access, audit, datasets, events, grants, health, jobs, web
 from api.routes import auth as auth_routes
 from api.routes.deps import Service, require_read
+from api.webhooks import WebhookDispatcher
 from ledger.settings import Settings
 
 API_VERSION = "1"
@@ -188,7 +189,11 @@ def create_app(settings: Settings, api_settings: ApiSettings | None = None) -> F
         # Route handlers block on RPCs in worker threads; the pool size bounds concurrent RPCs.
         # Measured under 50 clients: 1-4 threads gave half the throughput of 40 (anyio's default).
         anyio.to_thread.current_default_thread_limiter().total_tokens = api_settings.worker_threads
+        # Signed webhooks: the queue is persisted under SOV_HOME, so a restart resumes it.
+        app.state.webhook_dispatcher = WebhookDispatcher(settings)
+        app.state.webhook_dispatcher.start()
         yield
+        app.state.webhook_dispatcher.stop()
         services: dict[tuple[int, int], Service] = app.state.services
         for service in list(services.values()):
             service.close()
@@ -217,6 +222,7 @@ def create_app(settings: Settings, api_settings: ApiSettings | None = None) -> F
     app.include_router(grants.router, prefix="/v1", dependencies=read_guard)
     app.include_router(jobs.router, prefix="/v1", dependencies=read_guard)
     app.include_router(audit.router, prefix="/v1", dependencies=read_guard)
+    app.include_router(events.router, prefix="/v1", dependencies=read_guard)
     # Sign-in and the consumer read carry their own credentials (a SIWE signature, an access token).
     app.include_router(auth_routes.router, prefix="/v1")
     app.include_router(access.router, prefix="/v1")
