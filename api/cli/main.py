@@ -63,6 +63,9 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "grant": LazyCommand(
         "api.cli.grant", "app", "Usage grants: issue, revoke, check, list, and off-chain signed grants."
     ),
+    "token": LazyCommand(
+        "api.cli.token", "app", "Access tokens: sign in to a service with your wallet (SIWE), introspect."
+    ),
     "index": LazyCommand("api.cli.index", "app", "The local event index (SQLite) of the contracts' events."),
     "store": LazyCommand("api.cli.store", "app", "The content store: put, get, export and import CAR files."),
     "cid": LazyCommand("api.cli.store", "cid_command", "Print the CIDv1 of a file (nothing is stored)."),
