@@ -1,20 +1,27 @@
 """The web page: owner view at `/`, audit view at `/audit/{cid}`, and its static files.
 
 Everything the page needs is in `api/web/` and served from here: no CDN, no external fonts.
+`/v1/web/config` tells the page what it needs to act with the owner's own wallet (chain id,
+contract addresses, purpose ids, the contracts' custom errors); the page builds and the wallet
+signs every owner transaction, so the service never holds the owner's key.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
 from api.errors import ApiError
+from api.routes.deps import ServiceDep, require_read
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 _STATIC = {
     "app.js": "text/javascript",
+    "codec.js": "text/javascript",
+    "wallet.js": "text/javascript",
     "lineage.js": "text/javascript",
     "style.css": "text/css",
     "favicon.svg": "image/svg+xml",
@@ -58,3 +65,38 @@ def static_file(name: str) -> FileResponse:
     if media_type is None:
         raise ApiError(404, "not_found", f"no static file {name!r}")
     return FileResponse(WEB_DIR / name, media_type=media_type, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/v1/web/config", dependencies=[Depends(require_read)])
+def web_config(service: ServiceDep) -> dict[str, Any]:
+    """What the owner page needs to build transactions for the owner's wallet (all public facts).
+
+    Errors are listed with their selectors, taken from the deployed contracts' ABIs, so the page
+    names a revert (`DatasetRegistryAlreadyRegistered(datasetId=..., owner=...)`) instead of
+    showing hex. `service_account` is the operator account writes behind the token use, if any.
+    """
+    from ledger.chain.abi import CONTRACT_NAMES
+    from ledger.purposes import PURPOSES
+    from ledger.signed_grants import DOMAIN_NAME, DOMAIN_VERSION
+
+    client = service.client()
+    errors: dict[str, dict[str, Any]] = {}
+    for name in CONTRACT_NAMES:
+        for selector, error in client.abis[name].errors.items():
+            inputs = zip(error.input_names, error.input_types, strict=True)
+            errors.setdefault(
+                "0x" + selector.hex(),
+                {
+                    "selector": "0x" + selector.hex(),
+                    "name": error.name,
+                    "inputs": [{"name": n, "type": t} for n, t in inputs],
+                },
+            )
+    return {
+        "chain_id": int(client.chain_id),
+        "contracts": {name: client.deployment.address(name) for name in CONTRACT_NAMES},
+        "purposes": [{"name": name, "id": "0x" + value.hex()} for name, value in PURPOSES.items()],
+        "eip712": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION},
+        "errors": list(errors.values()),
+        "service_account": client.address if service.api_settings.account else None,
+    }

@@ -96,24 +96,35 @@
     }
   }
 
-  async function loadOwner(owner) {
+  // `minBlock`: a transaction the page just sent was mined there; wait until the service's event
+  // index has seen it, so the tables show what the owner just did.
+  async function loadOwner(owner, minBlock = 0) {
     const message = $("#owner-message");
     const dsBody = $("#datasets-table tbody");
     const grBody = $("#grants-table tbody");
     if (!owner) return;
     history.replaceState(null, "", `/?owner=${encodeURIComponent(owner)}`);
+    const wallet = window.SovWallet && window.SovWallet.actsFor(owner) ? window.SovWallet : null;
     try {
       const q = encodeURIComponent(owner);
-      const [datasets, grants] = await Promise.all([
-        api(`/v1/datasets?owner=${q}&limit=500`),
-        api(`/v1/grants?owner=${q}&limit=500`),
-      ]);
+      let datasets, grants;
+      for (let attempt = 0; ; attempt++) {
+        [datasets, grants] = await Promise.all([
+          api(`/v1/datasets?owner=${q}&limit=500`),
+          api(`/v1/grants?owner=${q}&limit=500`),
+        ]);
+        const seen = Math.min(datasets.indexed_block ?? Infinity, grants.indexed_block ?? Infinity);
+        if (seen >= minBlock || attempt >= 20) break;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      if (wallet) wallet.setDatasets(datasets.items);
       dsBody.textContent = "";
       for (const ds of datasets.items) {
         const row = document.createElement("tr");
         row.dataset.datasetId = ds.dataset_id;
         row.append(td(shortHex(ds.dataset_id_hex, 8), "mono"), td(ds.uri || "—"), td(String(ds.epoch)),
-          td(ds.retired ? "retired" : "active", ds.retired ? "state-bad" : "state-ok"));
+          td(ds.retired ? "retired" : "active", ds.retired ? "state-bad" : "state-ok"), td(""));
+        if (wallet) row.cells[4].append(...wallet.datasetActions(ds));
         row.cells[0].title = ds.dataset_id_hex;
         dsBody.appendChild(row);
       }
@@ -129,7 +140,9 @@
         left.dataset.expiresAt = String(g.expires_at);
         if (g.revoked) { left.dataset.inactive = "true"; left.textContent = "—"; }
         const action = document.createElement("td");
-        if (!g.revoked && g.status !== "expired") {
+        if (!g.revoked && g.status !== "expired" && wallet) {
+          action.append(...wallet.grantActions(g));
+        } else if (!g.revoked && g.status !== "expired") {
           const button = document.createElement("button");
           button.textContent = "Revoke";
           button.className = "revoke";
@@ -152,6 +165,8 @@
       document.body.dataset.ready = "error";
     }
   }
+
+  window.SovOwner = { load: loadOwner };
 
   function ownerView() {
     $("#owner-view").hidden = false;
