@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +64,16 @@ def abi_type(param: Mapping[str, Any]) -> str:
     return kind
 
 
+@lru_cache(maxsize=4096)
+def _checksummed(address: str) -> str:
+    """`to_checksum_address`, remembered: two keccak256 per address dominated decoding a batch."""
+    return str(to_checksum_address(address))
+
+
 def _normalise(abi_kind: str, value: Any) -> Any:
     """Decoded values in the form people use: checksummed addresses, tuples as lists."""
     if abi_kind == "address":
-        return to_checksum_address(value)
+        return _checksummed(value)
     if abi_kind.endswith("]") and isinstance(value, tuple | list):
         inner = abi_kind[: abi_kind.rindex("[")]
         return [_normalise(inner, v) for v in value]
@@ -85,13 +91,117 @@ class FunctionABI:
     input_names: tuple[str, ...]
 
     def encode_call(self, args: Sequence[Any]) -> str:
-        """Calldata as a 0x-hex string."""
-        return "0x" + (self.selector + encode(list(self.input_types), list(args))).hex()
+        """Calldata as a 0x-hex string.
+
+        Calls with scalar arguments are remembered (a node sends the same reads every
+        round); the key holds each argument's type, so `True` and `1` stay apart and a
+        value eth-abi refuses is refused every time.
+        """
+        try:
+            key = tuple((type(arg), arg) for arg in args)
+            return _encode_cached(self.selector, self.input_types, key)
+        except TypeError:  # an unhashable argument (a list): encode it afresh
+            return _encode(self.selector, self.input_types, args)
 
     def decode_output(self, data: bytes) -> tuple[Any, ...]:
         """The decoded return values (addresses checksummed)."""
-        values = decode(list(self.output_types), data)
+        plan = _static_plan(self.output_types)
+        values = None if plan is None else _decode_static(plan, data)
+        if values is None:  # dynamic types, or data eth-abi refuses: let it decode (or raise)
+            values = decode(list(self.output_types), data)
         return tuple(_normalise(t, v) for t, v in zip(self.output_types, values, strict=True))
+
+
+def _encode(selector: bytes, input_types: tuple[str, ...], args: Sequence[Any]) -> str:
+    return "0x" + (selector + encode(list(input_types), list(args))).hex()
+
+
+@lru_cache(maxsize=4096)
+def _encode_cached(selector: bytes, input_types: tuple[str, ...], key: tuple[tuple[type, Any], ...]) -> str:
+    return _encode(selector, input_types, [arg for _, arg in key])
+
+
+# A decoding plan for ABI types made only of static words (uintN, bool, address, bytesN and
+# tuples of them), which is what the ledger's views return: one 32-byte word per value, read
+# here with eth-abi's strict checks (zero padding, bool 0 or 1). Anything else, or a word
+# failing a check, goes to eth-abi, which decodes it or raises its own error.
+_Plan = tuple[tuple[str, int, "_Plan"], ...]
+
+
+def _split_top_level(inner: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(inner):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(inner[start:index])
+            start = index + 1
+    parts.append(inner[start:])
+    return parts
+
+
+@cache
+def _static_plan(types: tuple[str, ...]) -> _Plan | None:
+    plan = []
+    for kind in types:
+        if kind.startswith("(") and kind.endswith(")"):
+            inner = _static_plan(tuple(_split_top_level(kind[1:-1])))
+            if inner is None:
+                return None
+            plan.append(("tuple", 0, inner))
+        elif kind == "bool" or kind == "address":
+            plan.append((kind, 0, ()))
+        elif kind.startswith("uint") and kind[4:].isdigit() and int(kind[4:]) in _UINT_BITS:
+            plan.append(("uint", 32 - int(kind[4:]) // 8, ()))
+        elif kind.startswith("bytes") and kind[5:].isdigit() and 1 <= int(kind[5:]) <= 32:
+            plan.append(("bytes", int(kind[5:]), ()))
+        else:
+            return None
+    return tuple(plan)
+
+
+_ZERO_WORD = bytes(32)
+_UINT_BITS = frozenset(range(8, 257, 8))
+
+
+def _decode_static(plan: _Plan, data: bytes, offset: int = 0) -> tuple[Any, ...] | None:
+    values: list[Any] = []
+    for kind, size, inner in plan:
+        if kind == "tuple":
+            decoded = _decode_static(inner, data, offset)
+            if decoded is None:
+                return None
+            values.append(decoded)
+            offset += 32 * _words(inner)
+            continue
+        word = data[offset : offset + 32]
+        if len(word) != 32:
+            return None
+        offset += 32
+        if kind == "uint":
+            if word[:size] != _ZERO_WORD[:size]:
+                return None
+            values.append(int.from_bytes(word, "big"))
+        elif kind == "bool":
+            if word[:31] != _ZERO_WORD[:31] or word[31] > 1:
+                return None
+            values.append(word[31] == 1)
+        elif kind == "address":
+            if word[:12] != _ZERO_WORD[:12]:
+                return None
+            values.append("0x" + word[12:].hex())
+        else:  # bytesN: left-aligned, zero padding on the right
+            if word[size:] != _ZERO_WORD[size:]:
+                return None
+            values.append(word[:size])
+    return tuple(values)
+
+
+@cache
+def _words(plan: _Plan) -> int:
+    return sum(_words(inner) if kind == "tuple" else 1 for kind, _, inner in plan)
 
 
 @dataclass(frozen=True)
