@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -245,3 +246,17 @@ def test_unusable_store_directory_is_a_store_error(tmp_path: Path) -> None:
     assert isinstance(caught.value, OSError)
     assert occupied.read_bytes() == b"not a directory"
     assert not store.has(cid_of(b"model"))
+
+
+def test_store_whose_directories_were_removed_writes_again(tmp_path: Path) -> None:
+    """The store remembers the directories it made; one removed behind its back is made again."""
+    store = LocalBlockstore(tmp_path / "blocks")
+    first = store.put(b"first model")
+    store.pin(first)
+    shutil.rmtree(tmp_path / "blocks")
+    second = store.put(b"second model")
+    store.pin(second)
+    assert store.get(second) == b"second model"
+    assert store.pins() == [second]
+    assert not store.has(first)
+    assert sorted(p.name for p in (tmp_path / "blocks" / ".tmp").iterdir()) == []
