@@ -14,13 +14,14 @@ import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-/** Contracts the ledger deploys, and the EIP-1271 wallet mocks its tests deploy. */
+/** Contracts the ledger deploys, the EIP-1271 wallet mocks its tests deploy, and the bench's bulk owner. */
 const EXPORTS = [
   ["contracts/DatasetRegistry.sol", "DatasetRegistry"],
   ["contracts/UsageGrants.sol", "UsageGrants"],
   ["contracts/TrainingLedger.sol", "TrainingLedger"],
   ["contracts/mocks/MockWallets.sol", "MockSignerWallet"],
   ["contracts/mocks/MockWallets.sol", "MockRejectingWallet"],
+  ["contracts/mocks/BulkDatasetOwner.sol", "BulkDatasetOwner"],
 ];
 
 async function listSolidity(dir) {

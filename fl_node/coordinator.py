@@ -28,9 +28,10 @@ import numpy as np
 
 from ledger.aggregation import HOLD_BYTES, StreamingFedAvg
 from ledger.chain.client import LedgerClient
-from ledger.chain.types import AuthorizationStatus
+from ledger.chain.types import AuthorizationStatus, Receipt
 from ledger.errors import ContractRevertError, LedgerError
 from ledger.modelfile import model_from_bytes, model_to_bytes
+from ledger.participants import MASK_CAPACITY
 from ledger.provenance import (
     AttestationError,
     RoundManifest,
@@ -150,12 +151,20 @@ class Coordinator:
         spec: ModelSpec,
         initial_state: dict[str, object],
         seed: int,
+        open_job: bool = False,
     ) -> JobState:
-        """Anchors the initial model, then creates the job on-chain."""
+        """Anchors the initial model, then creates the job on-chain.
+
+        More datasets than the participant bitmask holds (256), or `open_job`, make an open job
+        (no dataset list on chain; its rounds are committed in batches, `commit_large_round`).
+        """
         job_datasets = tuple(sorted(datasets))
         initial_bytes = model_to_bytes(initial_state)  # type: ignore[arg-type]
         initial_cid = self._store_with_retry(initial_bytes)
         digest = model_digest(initial_bytes)
+        if open_job or len(job_datasets) > MASK_CAPACITY:
+            job_id, _ = self.client.create_open_job(purpose, digest, spec.spec_digest())
+            return JobState(job_id, purpose, (), spec, seed, 0, digest, initial_cid)
         job_id, _ = self.client.create_job(purpose, job_datasets, digest, spec.spec_digest())
         return JobState(job_id, purpose, job_datasets, spec, seed, 0, digest, initial_cid)
 
@@ -224,7 +233,9 @@ class Coordinator:
         selected = []
         statuses, owners = self._select_reads(job, nodes)
         for node, status in zip(nodes, statuses, strict=True):
-            if status is AuthorizationStatus.AUTHORIZED and node.dataset_id in job.job_datasets:
+            # An open job (no dataset list) takes every node whose grant authorises now.
+            in_job = not job.job_datasets or node.dataset_id in job.job_datasets
+            if status is AuthorizationStatus.AUTHORIZED and in_job:
                 selected.append(node)
             else:
                 refused[node.dataset_id] = f"not selected: {status.name.lower()}"
@@ -467,15 +478,8 @@ class Coordinator:
             timings["anchor"] = timings.get("anchor", 0.0) + time.perf_counter() - clock
             clock = time.perf_counter()
             try:
-                receipt = self.client.commit_round(
-                    job.job_id,
-                    round_number,
-                    job.last_digest,
-                    digest,
-                    manifest_cid,
-                    job.job_datasets,
-                    [update.dataset_id for update in updates],
-                    manifest.attestations_root,
+                receipt = self._commit(
+                    job, round_number, digest, manifest_cid, [u.dataset_id for u in updates], manifest
                 )
             except ContractRevertError as revert:
                 dataset_id = revert.args_by_name.get("datasetId")
@@ -502,6 +506,37 @@ class Coordinator:
                 update_cids=round_cids,
                 timings=timings,
             )
+
+    def _commit(
+        self,
+        job: JobState,
+        round_number: int,
+        digest: bytes,
+        manifest_cid: str,
+        participants: list[int],
+        manifest: RoundManifest,
+    ) -> Receipt:
+        """One commitRound (participant bitmask), or for an open job a large round in batches."""
+        if job.job_datasets:
+            return self.client.commit_round(
+                job.job_id,
+                round_number,
+                job.last_digest,
+                digest,
+                manifest_cid,
+                job.job_datasets,
+                participants,
+                manifest.attestations_root,
+            )
+        return self.client.commit_large_round(
+            job.job_id,
+            round_number,
+            job.last_digest,
+            digest,
+            manifest_cid,
+            participants,
+            manifest.attestations_root,
+        )
 
     def _manifest(
         self,

@@ -153,7 +153,10 @@ def check_round(
     job = facts.job
     if job.coordinator == ZERO_ADDRESS:
         raise RoundRefusedError("unknown_job", f"job {job_id} does not exist on chain {client.chain_id}")
-    if datasets_hash(job_datasets) != job.datasets_hash or dataset_id not in job_datasets:
+    # An open job (`createOpenJob`, a datasets hash of zero, which no list hashes to) has no
+    # dataset list: the grant checked below is what admits a dataset to it.
+    listed = job.datasets_hash != bytes(32)
+    if listed and (datasets_hash(job_datasets) != job.datasets_hash or dataset_id not in job_datasets):
         raise RoundRefusedError(
             "not_in_job", f"dataset {dataset_id:#066x} is not one of job {job_id}'s datasets on chain"
         )

@@ -483,6 +483,56 @@ class ZeroModelDigestError(ContractRevertError, ValueError):
     template = "a model digest of zero is not a digest; pass the sha256 of the serialised model"
 
 
+class NotOpenJobError(ContractRevertError, ValueError):
+    """`TrainingLedgerNotOpenJob`: large rounds are for open jobs; a listed job uses commitRound."""
+
+    template = (
+        "job {jobId} has a dataset list: commit its rounds with the participant mask, not as a large round"
+    )
+
+
+class LargeRoundOpenError(ContractRevertError, ValueError):
+    """`TrainingLedgerLargeRoundOpen`: the job already has a large round open."""
+
+    template = "job {jobId} already has large round {round} open: finalize or abort it first"
+
+
+class NoLargeRoundError(ContractRevertError, ValueError):
+    """`TrainingLedgerNoLargeRound`: no large round with this number is open."""
+
+    template = "job {jobId} has no large round {given} open (open round: {open}, 0 = none)"
+
+
+class EmptyBatchError(ContractRevertError, ValueError):
+    """`TrainingLedgerEmptyBatch`: a batch of participants is empty."""
+
+    template = "a batch of participants for job {jobId} round {round} is empty"
+
+
+class ParticipantsNotAscendingError(ContractRevertError, ValueError):
+    """`TrainingLedgerParticipantsNotAscending`: participants must be strictly ascending across the round."""
+
+    template = (
+        "job {jobId} round {round}: participant {datasetId} does not come after {previous} "
+        "(ascending across all batches, no dataset twice)"
+    )
+
+
+class NoParticipantsError(ContractRevertError, ValueError):
+    """`TrainingLedgerNoParticipants`: a large round needs at least one participant."""
+
+    template = "job {jobId} round {round} has no participant to commit"
+
+
+class ParticipantsMismatchError(ContractRevertError, ValueError):
+    """`TrainingLedgerParticipantsMismatch`: the finalized set is not the one the batches added."""
+
+    template = (
+        "job {jobId} round {round}: the batches added {addedCount} participant(s) hashing to {addedHash}, "
+        "not {givenCount} hashing to {givenHash}"
+    )
+
+
 # --- OpenZeppelin ERC-721 errors the registry inherits (IERC6093) -----------------------
 
 
@@ -557,6 +607,13 @@ REVERT_ERRORS: dict[str, type[ContractRevertError]] = {
     "TrainingLedgerUnknownDataset": JobUnknownDatasetError,
     "TrainingLedgerInvalidPurpose": JobInvalidPurposeError,
     "TrainingLedgerZeroDigest": ZeroModelDigestError,
+    "TrainingLedgerNotOpenJob": NotOpenJobError,
+    "TrainingLedgerLargeRoundOpen": LargeRoundOpenError,
+    "TrainingLedgerNoLargeRound": NoLargeRoundError,
+    "TrainingLedgerEmptyBatch": EmptyBatchError,
+    "TrainingLedgerParticipantsNotAscending": ParticipantsNotAscendingError,
+    "TrainingLedgerNoParticipants": NoParticipantsError,
+    "TrainingLedgerParticipantsMismatch": ParticipantsMismatchError,
     "ERC721NonexistentToken": DeedNonexistentError,
     "ERC721IncorrectOwner": DeedIncorrectOwnerError,
     "ERC721InsufficientApproval": DeedInsufficientApprovalError,

@@ -34,7 +34,14 @@ from ledger.chain.types import (
     Receipt,
 )
 from ledger.deploy import Deployment, load_deployment, verify_deployment
-from ledger.errors import ConfigurationError, InvalidArgumentError, RPCError, SignedGrantFormatError
+from ledger.errors import (
+    ConfigurationError,
+    ContractRevertError,
+    InvalidArgumentError,
+    RPCError,
+    SignedGrantFormatError,
+)
+from ledger.participants import DEFAULT_BATCH, batches, participants_hash
 from ledger.purposes import purpose_id
 from ledger.settings import Settings
 from ledger.signed_grants import GrantAuthority, SignedGrant, grant_authority, grant_from_signed
@@ -764,6 +771,114 @@ class LedgerClient:
             "create job",
         )
         return int(receipt.event("JobCreated").args["jobId"]), receipt
+
+    def create_open_job(
+        self, purpose: bytes | str, initial_model_digest: bytes, spec_digest: bytes
+    ) -> tuple[int, Receipt]:
+        """Create an open job (no dataset list: any granted dataset may take part, in large rounds)."""
+        receipt = self._transact(
+            "TrainingLedger",
+            "createOpenJob",
+            [
+                purpose_id(purpose),
+                _bytes32(initial_model_digest, "initial model digest"),
+                _bytes32(spec_digest, "spec digest"),
+            ],
+            "create open job",
+        )
+        return int(receipt.event("JobCreated").args["jobId"]), receipt
+
+    def begin_large_round(self, job_id: int, round_number: int, parent_digest: bytes) -> Receipt:
+        """Open large round `round_number` of an open job on the job's last model."""
+        return self._transact(
+            "TrainingLedger",
+            "beginLargeRound",
+            [job_id, round_number, _bytes32(parent_digest, "parent digest")],
+            "begin large round",
+        )
+
+    def add_round_participants(
+        self, job_id: int, round_number: int, participants: Sequence[DatasetRef]
+    ) -> Receipt:
+        """Add one batch of participants (ascending, after every id added before) to the open large round."""
+        return self._transact(
+            "TrainingLedger",
+            "addRoundParticipants",
+            [job_id, round_number, [dataset_id_of(d) for d in participants]],
+            "add round participants",
+        )
+
+    def finalize_large_round(
+        self,
+        job_id: int,
+        round_number: int,
+        model_digest: bytes,
+        manifest_cid: str,
+        participant_count: int,
+        participants_hash: bytes,
+        attestations_root: bytes,
+    ) -> Receipt:
+        """Commit the open large round: the count and hash chain must be those its batches built."""
+        return self._transact(
+            "TrainingLedger",
+            "finalizeLargeRound",
+            [
+                job_id,
+                round_number,
+                _bytes32(model_digest, "model digest"),
+                manifest_cid,
+                participant_count,
+                _bytes32(participants_hash, "participants hash"),
+                _bytes32(attestations_root, "attestations root"),
+            ],
+            "finalize large round",
+        )
+
+    def abort_large_round(self, job_id: int, round_number: int) -> Receipt:
+        """Drop the job's open large round and its batches."""
+        return self._transact(
+            "TrainingLedger", "abortLargeRound", [job_id, round_number], "abort large round"
+        )
+
+    def open_large_round(self, job_id: int, *, block: BlockId = "latest") -> tuple[int, int, bytes]:
+        """The job's open large round as (round, participant count, participants hash); round 0: none."""
+        (raw,) = self._call("TrainingLedger", "getLargeRound", [job_id], block=block)
+        return int(raw[0]), int(raw[1]), bytes(raw[3])
+
+    def commit_large_round(
+        self,
+        job_id: int,
+        round_number: int,
+        parent_digest: bytes,
+        model_digest: bytes,
+        manifest_cid: str,
+        participants: Sequence[DatasetRef],
+        attestations_root: bytes,
+        *,
+        batch_size: int = DEFAULT_BATCH,
+    ) -> Receipt:
+        """Commit a round of an open job: begin, one transaction per batch, finalize.
+
+        A round left open by an earlier attempt (a crash, or a batch the contract refused) is
+        aborted first, so the participants committed are exactly `participants`. A revert of a
+        batch (a grant that ended since selection) aborts the round and re-raises, with the
+        contract's error naming the dataset; nothing is committed. Returns the finalize receipt.
+        """
+        ids = sorted(dataset_id_of(d) for d in participants)
+        chain_hash = participants_hash(ids)
+        open_round, _, _ = self.open_large_round(job_id)
+        if open_round != 0:
+            self.abort_large_round(job_id, open_round)
+        self.begin_large_round(job_id, round_number, parent_digest)
+        try:
+            for batch in batches(ids, batch_size):
+                self.add_round_participants(job_id, round_number, batch)
+            return self.finalize_large_round(
+                job_id, round_number, model_digest, manifest_cid, len(ids), chain_hash, attestations_root
+            )
+        except ContractRevertError:
+            self.abort_large_round(job_id, round_number)
+            raise
 
     def commit_round(
         self,
