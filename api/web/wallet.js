@@ -144,8 +144,9 @@
     await config();
     const accounts = await rpc("eth_requestAccounts", undefined, "the connection request");
     if (!Array.isArray(accounts) || accounts.length === 0) throw new WalletError("no_account", "the wallet shared no account with this page");
-    state.account = C.parseAddress(accounts[0], "wallet account");
+    const account = C.parseAddress(accounts[0], "wallet account");
     await ensureChain();
+    state.account = account;
     const service = state.config.service_account;
     const status = $("#wallet-status");
     status.textContent = `connected: ${state.account} on chain ${state.config.chain_id}`;

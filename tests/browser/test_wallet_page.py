@@ -200,6 +200,18 @@ def test_without_a_wallet_the_page_says_so(session: dict[str, Any]) -> None:
     assert step["blockAfter"] == step["blockBefore"]
 
 
+def test_a_wallet_on_another_chain_is_asked_to_switch(session: dict[str, Any]) -> None:
+    declined = _step(session, "wrongChainDeclined")
+    assert (declined["state"], declined["code"]) == ("error", "wrong_chain")
+    assert declined["message"] == (
+        "connect failed (wrong_chain): your wallet is on chain 1 but this service's contracts are on chain "
+        "31337; you declined the switch: switch the wallet to chain 31337 and retry"
+    )
+    assert session["actionsHiddenOnWrongChain"] is True
+    switches = [c for c in session["walletCalls"] if c["method"] == "wallet_switchEthereumChain"]
+    assert len(switches) == 2  # declined, then accepted on the second connect
+
+
 def test_connect_shows_the_owner_account(session: dict[str, Any]) -> None:
     step = _step(session, "connect")
     assert step["state"] == "ok", step["message"]

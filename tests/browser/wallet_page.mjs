@@ -25,17 +25,27 @@ const blockNumber = async () => Number(BigInt((await anvil("eth_blockNumber")).r
 const report = { consoleErrors: [], externalRequests: [], walletCalls: [], steps: {} };
 // Set by a step to make the wallet answer the next transaction as a user who clicked "Reject".
 let rejectNext = false;
+// The wallet starts on another chain (mainnet); the page must ask it to switch, and the user may decline.
+let walletChain = "0x1";
+let declineSwitch = true;
 
 async function walletRequest(method, params) {
   report.walletCalls.push({ method, from: method === "eth_sendTransaction" ? params[0].from : undefined });
   if (method === "eth_requestAccounts" || method === "eth_accounts") return { result: [owner] };
+  const anvilChain = (await anvil("eth_chainId")).result;
+  if (method === "eth_chainId") return { result: walletChain };
   if (method === "wallet_switchEthereumChain") {
-    const chain = (await anvil("eth_chainId")).result;
-    return BigInt(params[0].chainId) === BigInt(chain)
-      ? { result: null }
-      : { error: { code: 4902, message: `Unrecognized chain ID ${params[0].chainId}` } };
+    if (declineSwitch) return { error: { code: 4001, message: "User rejected the request." } };
+    if (BigInt(params[0].chainId) !== BigInt(anvilChain)) {
+      return { error: { code: 4902, message: `Unrecognized chain ID ${params[0].chainId}` } };
+    }
+    walletChain = params[0].chainId;
+    return { result: null };
   }
   if (method === "eth_sendTransaction" || method === "eth_signTypedData_v4") {
+    if (BigInt(walletChain) !== BigInt(anvilChain)) {
+      return { error: { code: 4901, message: `the wallet is on chain ${walletChain}` } };
+    }
     if (rejectNext) {
       rejectNext = false;
       return { error: { code: 4001, message: "User rejected the request." } };
@@ -154,6 +164,9 @@ try {
     };
   });
   await page.goto(baseUrl + "/");
+  await step(page, "wrongChainDeclined", () => page.click("#wallet-connect"));
+  report.actionsHiddenOnWrongChain = await page.isHidden("#wallet-actions");
+  declineSwitch = false;
   await step(page, "connect", () => page.click("#wallet-connect"));
 
   // Dataset A: a 600 kB file, hashed in the page (a dag-pb root over three raw leaves).
