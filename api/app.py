@@ -23,7 +23,7 @@ from api.auth import ApiSettings
 from api.errors import error_response, install_error_handlers
 from api.routes import access, audit, datasets, events, grants, health, jobs, web
 from api.routes import auth as auth_routes
-from api.routes.deps import Service, require_read
+from api.routes.deps import Service
 from api.webhooks import WebhookDispatcher
 from ledger.settings import Settings
 
@@ -216,7 +216,8 @@ def create_app(settings: Settings, api_settings: ApiSettings | None = None) -> F
     install_error_handlers(app)
     _install_json_error_handler(app)
 
-    read_guard = [Depends(require_read)]
+    # SOV_API_TOKEN, or (when reads are closed) a consumer's access token from /v1/auth/siwe.
+    read_guard = [Depends(auth_routes.require_read_or_access_token)]
     app.include_router(health.router, prefix="/v1")
     app.include_router(datasets.router, prefix="/v1", dependencies=read_guard)
     app.include_router(grants.router, prefix="/v1", dependencies=read_guard)

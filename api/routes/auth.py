@@ -8,16 +8,19 @@ GET  /v1/auth/jwks        the public key(s) that verify the tokens
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.access_tokens import TokenAuthority
+from api.access_tokens import TOKEN_TYPE, TokenAuthority
+from api.auth import bearer_credentials, check_token
 from api.errors import ApiError
-from api.routes.deps import ApiSettingsDep, Service, ServiceDep
+from api.routes.deps import ApiSettingsDep, Service, ServiceDep, SettingsDep, bearer_scheme, get_service
 from api.schemas import ErrorOut
 
 router = APIRouter(tags=["auth"], responses={"4XX": {"model": ErrorOut}, "5XX": {"model": ErrorOut}})
@@ -44,6 +47,50 @@ AuthorityDep = Annotated[TokenAuthority, Depends(get_authority)]
 def base_url(request: Request) -> str:
     """The origin this request was sent to (used when SOV_API_PUBLIC_URL is unset)."""
     return str(request.base_url)
+
+
+def _is_access_token(credentials: str) -> bool:
+    """Whether `credentials` claim to be one of our JWTs (so their refusal should say why)."""
+    import jwt
+
+    try:
+        return jwt.get_unverified_header(credentials).get("typ") == TOKEN_TYPE
+    except (jwt.InvalidTokenError, ValueError, TypeError):
+        return False
+
+
+async def require_read_or_access_token(
+    request: Request,
+    api_settings: ApiSettingsDep,
+    settings: SettingsDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> None:
+    """The read guard: reads closed by SOV_API_READS_REQUIRE_TOKEN open to the service's token,
+    and to a consumer's active access token that covers at least one live grant.
+
+    Open reads touch nothing here (not even the token key, so a bad key file costs no read).
+    """
+    if not api_settings.reads_require_token:
+        return
+    given = bearer_credentials(request)
+    secret = api_settings.token.get_secret_value() if api_settings.token is not None else ""
+    if given is not None and secret and hmac.compare_digest(given.encode(), secret.encode()):
+        return
+    if given is None or not _is_access_token(given):
+        check_token(request, api_settings, for_write=False)
+        return
+    authority = await get_authority(request, api_settings)
+    service = await get_service(request, settings, api_settings)
+    verified = authority.verify(given, base_url=base_url(request))
+    if not verified.grants:
+        raise ApiError(
+            403,
+            "insufficient_scope",
+            "the access token covers no grant (scope empty); this service opens its reads to holders "
+            "of a live grant: ask a dataset's owner for one, then sign in again",
+            {"required": "any live grant", "scope": ""},
+        )
+    await run_in_threadpool(authority.recheck, service, verified)
 
 
 class NonceOut(BaseModel):

@@ -369,6 +369,53 @@ def test_introspection_takes_a_form_with_one_token(client: TestClient) -> None:
     )
 
 
+def test_closed_reads_open_to_an_active_access_token_with_a_grant(
+    settings: Settings,
+    api_settings: ApiSettings,
+    auth: dict[str, str],
+    registered: dict[str, object],
+    consumer: LocalAccount,
+) -> None:
+    closed = api_settings.model_copy(update={"reads_require_token": True})
+    with TestClient(create_app(settings, closed), raise_server_exceptions=False) as client:
+        ds = registered["dataset_id"]
+        error = _refused(client.get("/v1/datasets"), 401, "unauthorized")
+        assert error["message"] == "missing bearer token: send 'Authorization: Bearer <token>'"
+        assert client.get("/v1/datasets", headers=auth).status_code == 200
+
+        empty = _token(client, Account.create())["access_token"]
+        error = _refused(
+            client.get("/v1/datasets", headers={"Authorization": f"Bearer {empty}"}),
+            403,
+            "insufficient_scope",
+        )
+        assert error["message"].startswith("the access token covers no grant (scope empty)")
+
+        _grant(client, auth, ds, consumer.address)
+        token = _token(client, consumer)["access_token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        listed = client.get("/v1/grants", params={"grantee": consumer.address}, headers=bearer)
+        assert listed.status_code == 200 and [g["dataset_id"] for g in listed.json()["items"]] == [ds]
+        # An access token opens reads, never writes.
+        write = client.post("/v1/datasets", json={"content_root": "0x" + "ab" * 32}, headers=bearer)
+        assert (
+            _refused(write, 401, "unauthorized")["message"] == "the bearer token is not this service's token"
+        )
+
+        revoked = client.post(
+            "/v1/grants/revoke",
+            json={"dataset_id": ds, "grantee": consumer.address, "purpose": "ai-training"},
+            headers=auth,
+        )
+        assert revoked.status_code == 200, revoked.text
+        error = _refused(client.get("/v1/datasets", headers=bearer), 401, "token_inactive")
+        assert error["details"]["reason"] == "grant_revoked"
+        error = _refused(
+            client.get("/v1/datasets", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized"
+        )
+        assert error["message"] == "the bearer token is not this service's token"
+
+
 def test_exp_is_bounded_by_the_earliest_grant_and_chain_expiry_ends_the_token(
     client: TestClient,
     auth: dict[str, str],
