@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -94,6 +95,10 @@ MODEL_KEYS = (
 
 class JobFileError(LedgerError, ValueError):
     """A job spec file or a job's local record cannot be read, or does not fit the chain."""
+
+
+class JobStoppedError(LedgerError, PermissionError):
+    """`sov job run --stop-on-revocation`: a grant the job depends on stopped authorising it."""
 
 
 # ----------------------------------------------------------------------------- spec files
@@ -342,6 +347,14 @@ def run_command(
         typer.Option(help="a table the lab evaluates each round's model on (job's preprocessing)"),
     ] = None,
     round_timeout: Annotated[int, typer.Option(min=1, help="seconds a round waits for nodes")] = 300,
+    stop_on_revocation: Annotated[
+        bool,
+        typer.Option(
+            "--stop-on-revocation",
+            help="stop the whole job as soon as a grant it depends on is revoked (or a dataset is "
+            "retired or transferred), instead of training on without that dataset",
+        ),
+    ] = False,
     json: JsonFlag = False,
 ) -> None:
     """Run (or resume) a job over Flower until it has ROUNDS rounds; no round is committed twice."""
@@ -363,6 +376,7 @@ def run_command(
     if chain_job.last_round >= rounds:
         _finish(lab, job, rounds, json, note=f"job {job} already has {chain_job.last_round} round(s)")
         return
+    revocations = _revocation_watch(lab, job, rounds) if stop_on_revocation else None
     host, port = parse_address(superlink, "--superlink")
     work = _record_path(config, lab, job).with_suffix("")
     work.mkdir(parents=True, exist_ok=True)
@@ -415,6 +429,8 @@ def run_command(
                 f"job {job}: at round {seen}; running to round {rounds} over {superlink}", highlight=False
             )
         while process.poll() is None:
+            if revocations is not None:
+                revocations()
             now = lab.get_job(job).last_round
             if now != seen and not json:
                 err_console.print(f"job {job}: round {now} committed", highlight=False)
@@ -433,6 +449,58 @@ def run_command(
             f"{report_path}); run `sov job run {job}` again to continue"
         )
     _finish(lab, job, rounds, json, note=f"job {job}: {final} round(s) committed")
+
+
+def _revocation_watch(lab: LedgerClient, job_id: int, rounds: int) -> Callable[[], None]:
+    """A check that raises `JobStoppedError` once the job lost a grant it depends on.
+
+    Refuses at once when a grant is already revoked (or its dataset retired or transferred);
+    afterwards each call reads the new events (`ledger.events`) from the block after the first
+    check, so a revocation is seen in the first poll after the block that carries it.
+    """
+    from ledger.chain.types import AuthorizationStatus
+    from ledger.events import EventFeed, authority_losses
+
+    assert lab.address is not None
+    coordinator = lab.address
+    chain_job = lab.get_job(job_id)
+    datasets = _job_datasets(lab, job_id)
+    feed = EventFeed(lab, types=("grant.revoked", "dataset.retired", "dataset.transferred"))
+    feed.start_at_head()
+    lost = {
+        AuthorizationStatus.REVOKED: "the grant to {lab} was revoked",
+        AuthorizationStatus.DATASET_RETIRED: "the dataset was retired",
+        AuthorizationStatus.OWNER_CHANGED: "the deed changed hands (its grants ended)",
+    }
+    statuses = lab.authorization_statuses(datasets, coordinator, chain_job.purpose)
+    for dataset, status in zip(datasets, statuses, strict=True):
+        if status in lost:
+            raise JobStoppedError(
+                f"job {job_id} not started (--stop-on-revocation): on dataset {dataset:#066x} "
+                + lost[status].format(lab=coordinator)
+                + f" before this run; {chain_job.last_round} of {rounds} round(s) are committed"
+            )
+
+    def check() -> None:
+        losses = authority_losses(
+            feed.poll(), datasets=datasets, coordinator=coordinator, purpose=chain_job.purpose
+        )
+        if losses:
+            done = lab.get_job(job_id).last_round
+            raise JobStoppedError(
+                f"job {job_id} stopped (--stop-on-revocation) at round {done} of {rounds}: "
+                f"{losses[0].describe()}; the run's processes were stopped and it commits no further round"
+            )
+
+    return check
+
+
+def _job_datasets(client: LedgerClient, job_id: int) -> list[int]:
+    """The job's dataset ids, from its JobCreated log."""
+    for event in client.get_logs(client.deployment.deployed_block):
+        if event.name == "JobCreated" and int(event.args["jobId"]) == job_id:
+            return [int(d) for d in event.args["datasets"]]
+    raise JobFileError(f"job {job_id} has no JobCreated event on chain {client.chain_id}")
 
 
 def _finish(client: LedgerClient, job_id: int, rounds: int, json: bool, *, note: str) -> None:
