@@ -88,6 +88,11 @@ HEADLINES: list[tuple[str, str, str]] = [
     ("cid_vs_ipfs_add_ratio", "local CID / a real IPFS node's HTTP add (js-ipfs)", ""),
     ("reads_per_s_ratio", "isAuthorized reads/s: facade / web3 defaults", ""),
     ("writes_per_s_ratio", "grant writes/s: facade / web3 defaults", ""),
+    (
+        "large_round_gas_per_participant_1000",
+        "gas per participant of a 1,000-dataset round (open job, batches of 500; 10,000 in results)",
+        "<= 7,000",
+    ),
     ("audit_seconds_200_rounds", "audit of a 200-round, 10-node job, every hash and signature", "a few s"),
     ("api_check_rps", "grant-check endpoint requests/s, 50 concurrent clients", ""),
     ("api_check_p99_ms", "grant-check endpoint p99 latency (ms)", ""),
