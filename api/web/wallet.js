@@ -140,8 +140,33 @@
     return state.account;
   }
 
+  // A wallet tells the page when its user picks another account or chain: the page must never
+  // keep acting for the previous account.
+  function listen(eth) {
+    if (state.listening || typeof eth.on !== "function") return;
+    state.listening = true;
+    eth.on("accountsChanged", async (accounts) => {
+      state.account = null;
+      $("#wallet-actions").hidden = true;
+      $("#token-row").hidden = false;
+      $("#wallet-connect").textContent = "Connect wallet";
+      $("#wallet-status").textContent = "not connected";
+      delete $("#wallet-status").dataset.account;
+      // Redraw the tables without the wallet's buttons.
+      await window.SovOwner.load($("#owner-address").value.trim());
+      const next = Array.isArray(accounts) && accounts[0] ? ` to ${accounts[0]}` : "";
+      say(`Your wallet switched accounts${next}: connect again to act for it.`, "info");
+    });
+    eth.on("chainChanged", (chainId) => {
+      if (state.config && Number(BigInt(chainId)) !== state.config.chain_id && state.account) {
+        say(`Your wallet moved to chain ${Number(BigInt(chainId))}; the next action will ask it to switch back to chain ${state.config.chain_id}.`, "info");
+      }
+    });
+  }
+
   async function connect() {
     await config();
+    listen(provider());
     const accounts = await rpc("eth_requestAccounts", undefined, "the connection request");
     if (!Array.isArray(accounts) || accounts.length === 0) throw new WalletError("no_account", "the wallet shared no account with this page");
     const account = C.parseAddress(accounts[0], "wallet account");

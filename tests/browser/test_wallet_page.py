@@ -212,6 +212,14 @@ def test_a_wallet_on_another_chain_is_asked_to_switch(session: dict[str, Any]) -
     assert len(switches) == 2  # declined, then accepted on the second connect
 
 
+def test_the_page_stops_acting_when_the_wallet_switches_account(session: dict[str, Any]) -> None:
+    step = _step(session, "accountChanged")
+    assert step["message"] == f"Your wallet switched accounts to {RECIPIENT}: connect again to act for it."
+    assert step["walletStatus"] == "not connected"
+    assert session["actionsHiddenAfterSwitch"] is True
+    assert session["revokeButtonsAfterSwitch"] == 0  # no Revoke/Retire/Transfer left for the old account
+
+
 def test_connect_shows_the_owner_account(session: dict[str, Any]) -> None:
     step = _step(session, "connect")
     assert step["state"] == "ok", step["message"]
@@ -351,11 +359,13 @@ def test_signed_grant_is_redeemed_by_the_cli(session: dict[str, Any], devnet: Wa
     step = _step(session, "sign")
     assert step["state"] == "ok", step["message"]
     assert "nothing was sent" in step["message"] and step["blockAfter"] == step["blockBefore"]
+    # What the page shows is what it downloads; the downloaded file is what gets redeemed.
     assert session["downloadName"] == "signed-grant.json"
-    signed = json.loads(session["signedGrant"])
+    assert session["downloadedGrant"] == session["signedGrant"] + "\n"
+    signed = json.loads(session["downloadedGrant"])
     assert signed["domain"]["version"] == "2" and signed["message"]["grantee"] == SIGNED_GRANTEE
     path = Path(session["work"]) / "signed-grant.json"
-    path.write_text(session["signedGrant"])
+    path.write_text(session["downloadedGrant"])
     sov = str(Path(sys.executable).parent / "sov")
     result = subprocess.run(
         [sov, "grant", "redeem", str(path), "--account", "dev0", "--json"],

@@ -160,7 +160,10 @@ try {
         }
         return answer.result;
       },
-      on() {}, removeListener() {},
+      listeners: {},
+      on(event, fn) { (this.listeners[event] ||= []).push(fn); },
+      removeListener(event, fn) { this.listeners[event] = (this.listeners[event] || []).filter((f) => f !== fn); },
+      emit(event, value) { for (const fn of this.listeners[event] || []) fn(value); },
     };
   });
   await page.goto(baseUrl + "/");
@@ -206,7 +209,9 @@ try {
   await page.fill("#grant-deadline-days", "7");
   await step(page, "sign", () => page.click("#grant-sign"));
   report.signedGrant = await page.inputValue("#signed-grant-json");
-  report.downloadName = await page.getAttribute("#signed-grant-download", "download");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#signed-grant-download")]);
+  report.downloadName = download.suggestedFilename();
+  report.downloadedGrant = readFileSync(await download.path(), "utf8");
 
   const revokeButton = "tr.status-authorized button.wallet-revoke";
   await step(page, "revokeCancelled", async () => { await page.click(revokeButton); await confirm(page, { cancel: true }); }, { final: ["info"] });
@@ -217,6 +222,10 @@ try {
   await step(page, "badRecipient", async () => { await page.click(`${row(plan.datasetC)} button.wallet-transfer`); await confirm(page, { input: "0x1234" }); });
   await step(page, "transfer", async () => { await page.click(`${row(plan.datasetC)} button.wallet-transfer`); await confirm(page, { input: plan.recipient }); });
   await page.screenshot({ path: join(plan.shotDir, "owner-wallet-page.png"), fullPage: true });
+  // The user picks another account in the wallet: the page stops acting for the owner.
+  await step(page, "accountChanged", () => page.evaluate((next) => window.ethereum.emit("accountsChanged", [next]), plan.recipient), { final: ["info"] });
+  report.actionsHiddenAfterSwitch = await page.isHidden("#wallet-actions");
+  report.revokeButtonsAfterSwitch = await page.locator("button.wallet-action").count();
 } finally {
   await browser.close();
   rmSync(profile, { recursive: true, force: true });
