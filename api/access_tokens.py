@@ -25,7 +25,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,7 +34,14 @@ import jwt
 
 from api.auth import ApiSettings
 from api.errors import ApiError
-from api.siwe import SiweFormatError, SiweMessage, parse_message, parse_time, recover_signer
+from api.siwe import (
+    SiweFormatError,
+    SiweMessage,
+    parse_message,
+    parse_time,
+    personal_message_hash,
+    recover_signer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,33 @@ MAX_TTL = 900  # seconds: the longest an access token lives
 CLOCK_SKEW = 60  # seconds a SIWE `Issued At` may lie in the future (clocks differ)
 NONCE_CAPACITY = 10_000  # outstanding nonces kept at once; more are refused until some expire
 _REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "client_id"]
+EIP1271_MAGIC = bytes.fromhex("1626ba7e")  # isValidSignature(bytes32,bytes) selector: "valid"
+
+# (address, EIP-191 hash, signature) -> None when the address has no code, else whether its
+# EIP-1271 `isValidSignature` accepts the signature.
+ContractSignatureCheck = Callable[[str, bytes, bytes], "bool | None"]
+
+
+def chain_contract_check(client: Any) -> ContractSignatureCheck:
+    """An EIP-1271 check that asks the chain `client` is connected to, at its latest block."""
+    from eth_abi.abi import encode
+
+    from ledger.errors import RPCError
+
+    def check(address: str, digest: bytes, signature: bytes) -> bool | None:
+        code = str(client.transport.request("eth_getCode", [address, "latest"]))
+        if code in ("0x", "0x0", ""):
+            return None
+        data = EIP1271_MAGIC + encode(["bytes32", "bytes"], [digest, signature])
+        try:
+            answer = str(
+                client.transport.request("eth_call", [{"to": address, "data": "0x" + data.hex()}, "latest"])
+            )
+        except RPCError:  # a wallet that reverts rejects the signature (unreachable stays a 503)
+            return False
+        return bytes.fromhex(answer.removeprefix("0x"))[:4] == EIP1271_MAGIC
+
+    return check
 
 
 def _b64url(raw: bytes) -> str:
@@ -313,9 +347,19 @@ class TokenAuthority:
 
     # ----------------------------------------------------------------- sign-in
 
-    def verify_sign_in(self, text: str, signature: bytes, *, base_url: str, chain_id: int) -> SiweMessage:
+    def verify_sign_in(
+        self,
+        text: str,
+        signature: bytes,
+        *,
+        base_url: str,
+        chain_id: int,
+        contract_check: ContractSignatureCheck | None = None,
+    ) -> SiweMessage:
         """The message, after every check but spending its nonce; raises the typed refusal.
 
+        An address with code (a Safe, a smart account) signs in when its EIP-1271
+        `isValidSignature` accepts the signature (`contract_check`), as EIP-4361 specifies.
         Nothing changes here: a refused message leaves its nonce open for the genuine one.
         """
         try:
@@ -382,18 +426,34 @@ class TokenAuthority:
                 {"not_before": message.not_before},
             )
         self.nonces.check(message.nonce)
+        signer: str | None = None
+        problem = ""
         try:
             signer = recover_signer(text, signature)
         except ValueError as error:
-            raise ApiError(401, "siwe_bad_signature", f"the signature is not valid: {error}") from None
-        if signer != message.address:
+            problem = str(error)
+        if signer == message.address:
+            return message
+        wallet = None
+        if contract_check is not None:
+            wallet = contract_check(message.address, personal_message_hash(text), signature)
+        if wallet is True:
+            return message
+        if wallet is False:
             raise ApiError(
                 401,
                 "siwe_bad_signature",
-                f"the signature is by {signer}, not by the message's address {message.address}",
-                {"address": message.address, "signer": signer},
+                f"the contract wallet {message.address} does not accept this signature (EIP-1271)",
+                {"address": message.address, "wallet": True},
             )
-        return message
+        if signer is None:
+            raise ApiError(401, "siwe_bad_signature", f"the signature is not valid: {problem}")
+        raise ApiError(
+            401,
+            "siwe_bad_signature",
+            f"the signature is by {signer}, not by the message's address {message.address}",
+            {"address": message.address, "signer": signer},
+        )
 
     def live_grants(self, service: Any, address: str) -> list[TokenGrant]:
         """The grants `address` holds that authorise now (found in the index, confirmed on chain)."""

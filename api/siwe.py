@@ -202,6 +202,14 @@ def parse_message(text: str) -> SiweMessage:
     )
 
 
+def personal_message_hash(text: str) -> bytes:
+    """The EIP-191 (version 0x45) hash `personal_sign` signs, which an EIP-1271 wallet is asked about."""
+    from eth_utils.crypto import keccak
+
+    raw = text.encode()
+    return bytes(keccak(b"\x19Ethereum Signed Message:\n" + str(len(raw)).encode() + raw))
+
+
 def recover_signer(text: str, signature: bytes) -> str:
     """The address whose EIP-191 `personal_sign` of `text` is `signature` (ValueError if none)."""
     from eth_account import Account

@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.access_tokens import TOKEN_TYPE, TokenAuthority
+from api.access_tokens import TOKEN_TYPE, TokenAuthority, chain_contract_check
 from api.auth import bearer_credentials, check_token
 from api.errors import ApiError
 from api.routes.deps import ApiSettingsDep, Service, ServiceDep, SettingsDep, bearer_scheme, get_service
@@ -107,7 +107,10 @@ class SiweRequest(BaseModel):
     """An EIP-4361 message and its EIP-191 (`personal_sign`) signature."""
 
     message: str = Field(min_length=1, max_length=8192, description="the EIP-4361 text, LF line ends")
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65-byte signature, 0x-hex")
+    signature: str = Field(
+        pattern=r"^0x(?:[0-9a-fA-F]{2}){1,4096}$",
+        description="0x-hex: 65 bytes from an account; any length from a contract wallet (EIP-1271)",
+    )
     client_id: str = Field(
         default="sov", pattern=r"^[A-Za-z0-9._:-]{1,64}$", description="the OAuth client (the app signing in)"
     )
@@ -174,9 +177,13 @@ def sign_in(body: SiweRequest, request: Request, authority: AuthorityDep, servic
     """Verify the message (domain, URI, chain, times, nonce, signature), spend its nonce, and
     return a token scoped to the grants its address holds now (possibly none)."""
     origin = base_url(request)
-    chain_id = int(service.client().chain_id)
+    client = service.client()
     message = authority.verify_sign_in(
-        body.message, bytes.fromhex(body.signature[2:]), base_url=origin, chain_id=chain_id
+        body.message,
+        bytes.fromhex(body.signature[2:]),
+        base_url=origin,
+        chain_id=int(client.chain_id),
+        contract_check=chain_contract_check(client),
     )
     grants = authority.live_grants(service, message.address)
     token, claims = authority.issue(message, grants, base_url=origin, client_id=body.client_id)

@@ -416,6 +416,50 @@ def test_closed_reads_open_to_an_active_access_token_with_a_grant(
         assert error["message"] == "the bearer token is not this service's token"
 
 
+def _deploy_wallet(settings: Settings, name: str, *args: object) -> str:
+    from web3 import Web3
+
+    from ledger.chain.abi import load_artifact
+    from ledger.keys import dev_account
+    from tests.contracts.safe_wallet import send
+
+    w3 = Web3(Web3.HTTPProvider(settings.rpc_url))
+    artifact = load_artifact(name)
+    factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    address = send(w3, dev_account(0), factory.constructor(*args))["contractAddress"]
+    assert address is not None
+    return str(Web3.to_checksum_address(address))
+
+
+def test_a_contract_wallet_signs_in_through_eip1271(
+    client: TestClient,
+    settings: Settings,
+    auth: dict[str, str],
+    registered: dict[str, object],
+    consumer: LocalAccount,
+) -> None:
+    wallet = _deploy_wallet(settings, "MockSignerWallet", consumer.address)
+    ds = registered["dataset_id"]
+    _grant(client, auth, ds, wallet)
+    offer = _message(client, consumer)
+    text = SiweMessage(**{**offer.__dict__, "address": wallet}).to_text()
+    # The wallet's signer signs; the message names the wallet, which vouches for it on chain.
+    signed_in = _sign_in(client, consumer, text)
+    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.json()["sub"] == wallet
+    assert signed_in.json()["scope"] == f"ai-training:0x{int(str(ds)):064x}"
+    assert _read(client, ds, signed_in.json()["access_token"]).status_code == 200
+
+    rejecting = _deploy_wallet(settings, "MockRejectingWallet")
+    offer = _message(client, consumer)
+    text = SiweMessage(**{**offer.__dict__, "address": rejecting}).to_text()
+    error = _refused(_sign_in(client, consumer, text), 401, "siwe_bad_signature")
+    assert error["message"] == f"the contract wallet {rejecting} does not accept this signature (EIP-1271)"
+    # Refused without spending the nonce: the same nonce still signs the consumer itself in.
+    own = SiweMessage(**{**offer.__dict__, "address": consumer.address}).to_text()
+    assert _sign_in(client, consumer, own).status_code == 200
+
+
 def test_exp_is_bounded_by_the_earliest_grant_and_chain_expiry_ends_the_token(
     client: TestClient,
     auth: dict[str, str],
