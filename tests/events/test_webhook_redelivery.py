@@ -1,7 +1,8 @@
 """The acceptance of change notifications, against a real `sov serve` (uvicorn) and a real receiver.
 
-A receiver subscribes, then the demo-like sequence runs (two registrations, two grants, a job,
-round 1, a revocation, round 2). The receiver first answers 500, then is shut down (connections
+A receiver subscribes, then a real federated job runs (`tests/api/federation_kit.py`: three
+hospitals register and grant, the lab trains and commits two rounds, hospital 1 revokes, the
+lab commits round 3 without it). The receiver first answers 500, then is shut down (connections
 refused) while the service is restarted; only then does it come up. It must end with every
 event of the sequence exactly once per id, in chain order, each request verified by its HMAC.
 The SSE stream, read live over HTTP, resumes from Last-Event-ID with no duplicate and no gap.
@@ -26,7 +27,20 @@ from ledger.deploy import save_deployment
 from ledger.devnet import free_port
 from ledger.events import EventFeed
 from ledger.settings import Settings
+from tests.api.federation_kit import run_federated_job
 from tests.conftest import REPO_ROOT, DeployedChain
+
+FEDERATED_TYPES = [
+    "org.sovereign-ledger." + t
+    for t in (
+        *("dataset.registered", "grant.issued") * 3,
+        "job.created",
+        "round.committed",
+        "round.committed",
+        "grant.revoked",
+        "round.committed",
+    )
+]
 
 
 class Service:
@@ -93,7 +107,11 @@ def test_a_receiver_that_was_down_gets_every_event_once_per_id_verified_by_its_h
         assert created.status_code == 201, created.text
         subscription = created.json()["subscription"]
         assert "secret" not in json.dumps(created.json())
-        facts = run_demo(deployed.clients)
+        first_block = deployed[0].latest_block().number + 1
+        lab_home = service.log_dir / "lab-home"
+        save_deployment(Settings(home=lab_home), deployed.deployment)
+        job = run_federated_job(Settings(home=lab_home, rpc_url=deployed.rpc_url))
+        last_block = deployed[0].latest_block().number
 
         # Down, first as a 500, then refusing connections across a service restart.
         receiver.wait(lambda: len(receiver.requests) >= 3, 60, "three delivery attempts answered 500")
@@ -106,7 +124,7 @@ def test_a_receiver_that_was_down_gets_every_event_once_per_id_verified_by_its_h
         service.start()
         status = httpx.get(f"{service.url}/v1/webhooks/{subscription['id']}", headers=service.auth).json()
         pending = status["subscription"]["deliveries"]
-        assert pending["delivered"] == 0 and pending["pending"] == len(DEMO_TYPES), status
+        assert pending["delivered"] == 0 and pending["pending"] == len(FEDERATED_TYPES), status
         assert status["subscription"]["consecutive_failures"] >= 3
         assert status["subscription"]["last_error"]
         time.sleep(1.0)
@@ -114,7 +132,7 @@ def test_a_receiver_that_was_down_gets_every_event_once_per_id_verified_by_its_h
 
         receiver.status = 200
         receiver.start()
-        receiver.wait(lambda: len(receiver.accepted()) >= len(DEMO_TYPES), 60, "every event delivered")
+        receiver.wait(lambda: len(receiver.accepted()) >= len(FEDERATED_TYPES), 60, "every event delivered")
         time.sleep(2.0)  # anything delivered twice would arrive now
     finally:
         receiver.stop()
@@ -123,15 +141,22 @@ def test_a_receiver_that_was_down_gets_every_event_once_per_id_verified_by_its_h
     ids = [r.event_id for r in accepted]
     assert Counter(ids).most_common(1)[0][1] == 1, Counter(ids)  # exactly once per id
     assert all(r.verified for r in receiver.requests), [r for r in receiver.requests if not r.verified]
-    expected = EventFeed(deployed[0]).start_at(facts.first_block).poll(until_block=facts.last_block)
+    expected = EventFeed(deployed[0]).start_at(first_block).poll(until_block=last_block)
     assert ids == [e.id for e in expected]  # every event, in chain order
     bodies = receiver.events()
-    assert [b["type"] for b in bodies] == DEMO_TYPES
+    assert [b["type"] for b in bodies] == FEDERATED_TYPES
+    revoked = bodies[FEDERATED_TYPES.index("org.sovereign-ledger.grant.revoked")]
+    assert revoked["subject"] == f"0x{job.revoked_dataset_id:064x}/{job.lab}/ai-training"
+    assert [b["data"]["round"] for b in bodies if b["type"].endswith("round.committed")] == [1, 2, 3]
     assert all(b["id"] == r.event_id for b, r in zip(bodies, accepted, strict=True))
     assert [json.loads(e.to_json()) for e in expected] == bodies
-    assert failed_attempts >= 3 and len(receiver.requests) == failed_attempts + len(DEMO_TYPES)
+    assert failed_attempts >= 3 and len(receiver.requests) == failed_attempts + len(FEDERATED_TYPES)
     final = httpx.get(f"{service.url}/v1/webhooks/{subscription['id']}", headers=service.auth).json()
-    assert final["subscription"]["deliveries"] == {"pending": 0, "delivered": len(DEMO_TYPES), "failed": 0}
+    assert final["subscription"]["deliveries"] == {
+        "pending": 0,
+        "delivered": len(FEDERATED_TYPES),
+        "failed": 0,
+    }
     assert final["subscription"]["consecutive_failures"] == 0
 
 
