@@ -188,6 +188,7 @@ class NonceBook:
         """Refuse a nonce that is not open (unknown, expired or spent); with `spend`, spend it."""
         now = time.time()
         with self._lock:
+            self._purge(now)
             if nonce in self._spent:
                 raise ApiError(
                     401,

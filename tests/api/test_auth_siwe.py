@@ -182,6 +182,31 @@ def test_a_revocation_makes_the_token_inactive_and_the_read_refused(
     assert _read(client, ds, fresh).status_code == 200
 
 
+def test_a_changed_grant_or_a_retired_dataset_ends_the_token(
+    client: TestClient,
+    auth: dict[str, str],
+    registered: dict[str, object],
+    consumer: LocalAccount,
+    chain: Callable[[int], LedgerClient],
+) -> None:
+    ds = registered["dataset_id"]
+    _grant(client, auth, ds, consumer.address)
+    token = _token(client, consumer)["access_token"]
+    _grant(client, auth, ds, consumer.address, expires_at=FAR - 1)  # re-issued with another window
+    assert _introspect(client, token) == {"active": False}
+    error = _refused(_read(client, ds, token), 401, "token_inactive")
+    assert error["details"]["reason"] == "grant_changed"
+    assert "is changed on chain; sign in again" in error["message"]
+
+    fresh = _token(client, consumer)["access_token"]
+    assert _read(client, ds, fresh).status_code == 200
+    chain(0).retire_dataset(int(str(ds)))
+    error = _refused(_read(client, ds, fresh), 401, "token_inactive")
+    assert error["details"]["reason"] == "dataset_retired"
+    assert _introspect(client, fresh) == {"active": False}
+    assert _token(client, consumer)["scope"] == ""
+
+
 def test_a_replayed_sign_in_is_refused(client: TestClient, consumer: LocalAccount) -> None:
     text = _message(client, consumer).to_text()
     signature = sign_message(consumer, text)
