@@ -227,6 +227,7 @@ def create_app(settings: Settings, api_settings: ApiSettings | None = None) -> F
     # Sign-in and the consumer read carry their own credentials (a SIWE signature, an access token).
     app.include_router(auth_routes.router, prefix="/v1")
     app.include_router(access.router, prefix="/v1")
+    app.include_router(web.config_router, prefix="/v1", dependencies=read_guard)
     app.include_router(web.router)
     app.add_middleware(JsonContentTypeMiddleware, form_paths=auth_routes.FORM_PATHS)
     # Added last, so it runs first: an oversized body is refused before anything else looks at it.

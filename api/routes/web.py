@@ -9,13 +9,14 @@ signs every owner transaction, so the service never holds the owner's key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
 
 from api.errors import ApiError
-from api.routes.deps import ServiceDep, require_read
+from api.routes.deps import ServiceDep
+from api.schemas import ErrorOut
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 _STATIC = {
@@ -30,6 +31,8 @@ _STATIC = {
 _CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'"
 
 router = APIRouter(include_in_schema=False)
+# Mounted under /v1 with the read guard (api/app.py), and documented in the OpenAPI schema.
+config_router = APIRouter(tags=["web"], responses={"4XX": {"model": ErrorOut}, "5XX": {"model": ErrorOut}})
 
 
 def _page() -> FileResponse:
@@ -67,36 +70,82 @@ def static_file(name: str) -> FileResponse:
     return FileResponse(WEB_DIR / name, media_type=media_type, headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/v1/web/config", dependencies=[Depends(require_read)])
-def web_config(service: ServiceDep) -> dict[str, Any]:
-    """What the owner page needs to build transactions for the owner's wallet (all public facts).
+class ErrorParamOut(BaseModel):
+    """One argument of a contract's custom error."""
+
+    name: str
+    type: str = Field(description="canonical ABI type, e.g. uint256, address")
+
+
+class ContractErrorOut(BaseModel):
+    """A custom error of the deployed contracts, by the selector that starts its revert data."""
+
+    selector: str = Field(description="0x + 4 bytes: keccak256 of the error's signature")
+    name: str
+    inputs: list[ErrorParamOut]
+
+
+class PurposeOut(BaseModel):
+    """A purpose of the vocabulary and its on-chain id (keccak256 of the name)."""
+
+    name: str
+    id: str
+
+
+class Eip712DomainOut(BaseModel):
+    """Name and version of the UsageGrants EIP-712 domain (chain id and contract are above)."""
+
+    name: str
+    version: str
+
+
+class WebConfigOut(BaseModel):
+    """What a page or wallet client needs to build owner transactions itself: all public facts."""
+
+    chain_id: int
+    contracts: dict[str, str] = Field(description="DatasetRegistry, UsageGrants, TrainingLedger addresses")
+    purposes: list[PurposeOut]
+    eip712: Eip712DomainOut
+    errors: list[ContractErrorOut]
+    service_account: str | None = Field(
+        description="the operator account writes behind the token use (null when writes are off)"
+    )
+
+
+@config_router.get(
+    "/web/config",
+    response_model=WebConfigOut,
+    summary="Chain id, contract addresses, purposes and contract errors, for clients that sign themselves",
+)
+def web_config(service: ServiceDep) -> WebConfigOut:
+    """What the owner page needs to build transactions for the owner's own wallet.
 
     Errors are listed with their selectors, taken from the deployed contracts' ABIs, so the page
     names a revert (`DatasetRegistryAlreadyRegistered(datasetId=..., owner=...)`) instead of
-    showing hex. `service_account` is the operator account writes behind the token use, if any.
+    showing hex.
     """
     from ledger.chain.abi import CONTRACT_NAMES
     from ledger.purposes import PURPOSES
     from ledger.signed_grants import DOMAIN_NAME, DOMAIN_VERSION
 
     client = service.client()
-    errors: dict[str, dict[str, Any]] = {}
+    errors: dict[bytes, ContractErrorOut] = {}
     for name in CONTRACT_NAMES:
         for selector, error in client.abis[name].errors.items():
             inputs = zip(error.input_names, error.input_types, strict=True)
             errors.setdefault(
-                "0x" + selector.hex(),
-                {
-                    "selector": "0x" + selector.hex(),
-                    "name": error.name,
-                    "inputs": [{"name": n, "type": t} for n, t in inputs],
-                },
+                selector,
+                ContractErrorOut(
+                    selector="0x" + selector.hex(),
+                    name=error.name,
+                    inputs=[ErrorParamOut(name=n, type=t) for n, t in inputs],
+                ),
             )
-    return {
-        "chain_id": int(client.chain_id),
-        "contracts": {name: client.deployment.address(name) for name in CONTRACT_NAMES},
-        "purposes": [{"name": name, "id": "0x" + value.hex()} for name, value in PURPOSES.items()],
-        "eip712": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION},
-        "errors": list(errors.values()),
-        "service_account": client.address if service.api_settings.account else None,
-    }
+    return WebConfigOut(
+        chain_id=int(client.chain_id),
+        contracts={name: client.deployment.address(name) for name in CONTRACT_NAMES},
+        purposes=[PurposeOut(name=name, id="0x" + value.hex()) for name, value in PURPOSES.items()],
+        eip712=Eip712DomainOut(name=DOMAIN_NAME, version=DOMAIN_VERSION),
+        errors=list(errors.values()),
+        service_account=client.address if service.api_settings.account else None,
+    )
