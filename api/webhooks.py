@@ -52,6 +52,7 @@ from urllib.parse import urlsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.errors import LedgerError
 from ledger.events import ChangeEvent, EventFeed, normalise_types
 
 if TYPE_CHECKING:
@@ -488,10 +489,21 @@ class WebhookDispatcher:
             self._http.close()
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.is_set():
             try:
                 self.tick()
-            except Exception:  # the thread must outlive a bad tick (node down, disk full)
+                failing = False
+            except (LedgerError, OSError) as error:
+                # The chain or the disk is away: say so once per outage, keep the queue, retry.
+                if not failing:
+                    log.warning(
+                        "webhook dispatcher paused: %s (retrying every %.1f s)",
+                        error,
+                        self.config.poll_interval,
+                    )
+                failing = True
+            except Exception:  # a bug: the thread must outlive it, with the traceback in the log
                 log.exception("webhook dispatcher tick failed; retrying in %.1f s", self.config.poll_interval)
             self._wake.wait(self.config.poll_interval)
             self._wake.clear()

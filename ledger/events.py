@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ledger.chain.types import BlockRef, DecodedEvent
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, RPCError
 from ledger.purposes import describe_purpose
 
 if TYPE_CHECKING:
@@ -355,6 +355,25 @@ class EventFeed:
                     ) from None
                 log.info("chain moved while reading %d..%d (%s); reading again", start, end, moved)
                 continue
+            except RPCError as error:
+                if end == start:
+                    if out:
+                        break  # hand over what was read; the next poll meets the error again
+                    raise
+                # Providers cap eth_getLogs by block range or result size: halve the range.
+                self.chunk_blocks = max(1, (end - start + 1) // 2)
+                log.info(
+                    "eth_getLogs %d..%d refused (%s); ranges now %d blocks",
+                    start,
+                    end,
+                    error,
+                    self.chunk_blocks,
+                )
+                continue
+            except (LedgerError, OSError):
+                if out:
+                    break
+                raise
             out.extend(self._after_resume_point(events))
             self._anchors[end] = end_hash
             for event in events:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
@@ -122,3 +123,68 @@ def test_bad_cursors_and_type_filters_are_refused_with_the_expected_form(deploye
     assert normalise_types(["org.sovereign-ledger.round.committed, grant"]) == ("round.committed", "grant")
     with pytest.raises(ValueError, match="confirmations must be 0 or more; got -1"):
         EventFeed(deployed[0], confirmations=-1)
+
+
+class _CappedRPC:
+    """A JSON-RPC proxy in front of the node that refuses eth_getLogs over `cap` blocks, as
+    hosted providers do; everything else is forwarded as is."""
+
+    def __init__(self, upstream: str, cap: int) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import httpx
+
+        self.refused = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                request = json.loads(body)
+                if isinstance(request, dict) and request.get("method") == "eth_getLogs":
+                    query = request["params"][0]
+                    span = int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
+                    if span > cap:
+                        proxy.refused += 1
+                        answer = {"jsonrpc": "2.0", "id": request["id"], "error": {
+                            "code": -32005, "message": f"query exceeds max block range {cap}"}}  # fmt: skip
+                        self._reply(json.dumps(answer).encode())
+                        return
+                self._reply(
+                    httpx.post(upstream, content=body, headers={"content-type": "application/json"}).content
+                )
+
+            def _reply(self, data: bytes) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_provider_that_caps_log_ranges_gets_smaller_ranges_and_the_same_events(
+    deployed: DeployedChain,
+) -> None:
+    from ledger.chain.client import LedgerClient
+
+    run_demo(deployed.clients)
+    direct = EventFeed(deployed[0]).poll()
+    proxy = _CappedRPC(deployed.rpc_url, cap=3)
+    try:
+        feed = EventFeed(LedgerClient.from_url(proxy.url, deployed.deployment))
+        assert feed.poll() == direct
+        assert proxy.refused >= 1 and feed.chunk_blocks <= 3
+    finally:
+        proxy.close()
