@@ -26,16 +26,20 @@ ZERO_HASH = bytes(32)
 
 def participants_hash(dataset_ids: Sequence[int]) -> bytes:
     """The contract's hash chain over `dataset_ids` (which must be strictly ascending)."""
-    digest = ZERO_HASH
-    previous = 0
-    for dataset_id in dataset_ids:
+    for previous, dataset_id in zip([0, *dataset_ids], dataset_ids, strict=False):
         if dataset_id <= previous:
             raise InvalidArgumentError(
                 f"large-round participants must be strictly ascending: 0x{dataset_id:064x} follows "
                 f"0x{previous:064x}"
             )
+    return hash_chain(dataset_ids)
+
+
+def hash_chain(dataset_ids: Sequence[int]) -> bytes:
+    """The hash chain over `dataset_ids` as given, unchecked (the auditor hashes what it is shown)."""
+    digest = ZERO_HASH
+    for dataset_id in dataset_ids:
         digest = keccak(digest + dataset_id.to_bytes(32, "big"))
-        previous = dataset_id
     return digest
 
 

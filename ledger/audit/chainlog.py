@@ -7,6 +7,12 @@ cache anyone with the file can edit): the job from its `JobCreated` log, its rou
 (dataset, coordinator, purpose). Each filter is a handful of `eth_getLogs` requests whatever
 the chain's size; a node that caps the block range gets the range halved until it answers.
 
+A large round (an open job's round, committed in batches) is a `RoundCommitted` whose
+participant list is empty, next to a `LargeRoundCommitted` in the same transaction; its
+participants are the ids of the round's `RoundParticipantsAdded` logs since the job's
+previous large round was committed or aborted (`ChainLogs.large_rounds`), each batch checked
+by the contract at its own position.
+
 `GrantTimeline.at` rebuilds a grant's state at a round's position (block, log index) from
 those logs with the contract's precedence (`UsageGrants._status`); the audit also asks the
 contract itself at the round's block where the node keeps that state.
@@ -53,6 +59,36 @@ def _topic_address(address: str) -> str:
 
 def _topic_bytes(value: bytes) -> str:
     return "0x" + value.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantBatch:
+    """One `RoundParticipantsAdded` log: the datasets it added and where the contract checked them."""
+
+    participants: tuple[int, ...]
+    block_number: int
+    log_index: int
+    tx_hash: str
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class LargeRoundLog:
+    """A committed large round: its `LargeRoundCommitted` log and the batches that built it."""
+
+    round: int
+    participant_count: int
+    participants_hash: bytes
+    batches: tuple[ParticipantBatch, ...]
+
+    @property
+    def participants(self) -> tuple[int, ...]:
+        """Every dataset the batches added, in the order added (ascending on an honest chain)."""
+        return tuple(d for batch in self.batches for d in batch.participants)
+
+    def batch_of(self, dataset_id: int) -> ParticipantBatch | None:
+        """The batch that added `dataset_id` (None when none did)."""
+        return next((b for b in self.batches if dataset_id in b.participants), None)
 
 
 @dataclass
@@ -151,7 +187,16 @@ class ChainLogs:
         self._topic0 = {
             name: "0x" + next(e.topic0 for e in abi.events.values() if e.name == name).hex()
             for abi, names in (
-                (ledger, ("JobCreated", "RoundCommitted")),
+                (
+                    ledger,
+                    (
+                        "JobCreated",
+                        "RoundCommitted",
+                        "RoundParticipantsAdded",
+                        "LargeRoundAborted",
+                        "LargeRoundCommitted",
+                    ),
+                ),
                 (registry, ("DatasetRegistered", "DatasetRetired", "Transfer")),
                 (grants, ("GrantIssued", "GrantRevoked")),
             )
@@ -251,6 +296,46 @@ class ChainLogs:
             )
             for e in events
         ]
+
+    def large_rounds(self, job: IndexedJob) -> dict[int, LargeRoundLog]:
+        """The job's committed large rounds by round number, each with the batches added since the
+        job's previous large round closed (committed or aborted: a job has one open at a time)."""
+        names = ("RoundParticipantsAdded", "LargeRoundAborted", "LargeRoundCommitted")
+        events = [
+            e
+            for e in self.logs(
+                ["TrainingLedger"],
+                [[self._topic0[n] for n in names], _topic_uint(job.job_id)],
+                job.block_number,
+            )
+            if e.name in names
+        ]
+        headers = self.blocks(e.block_number for e in events if e.name == "RoundParticipantsAdded")
+        found: dict[int, LargeRoundLog] = {}
+        pending: list[ParticipantBatch] = []
+        for e in events:
+            number = int(e.args["round"])
+            if e.name == "LargeRoundAborted":
+                pending = []
+            elif e.name == "RoundParticipantsAdded":
+                pending.append(
+                    ParticipantBatch(
+                        participants=tuple(int(d) for d in e.args["participants"]),
+                        block_number=e.block_number,
+                        log_index=e.log_index,
+                        tx_hash=e.tx_hash,
+                        timestamp=headers[e.block_number].timestamp,
+                    )
+                )
+            else:
+                found[number] = LargeRoundLog(
+                    round=number,
+                    participant_count=int(e.args["participantCount"]),
+                    participants_hash=bytes(e.args["participantsHash"]),
+                    batches=tuple(pending),
+                )
+                pending = []
+        return found
 
     def timelines(
         self, dataset_ids: Sequence[int], grantee: str, purpose: bytes

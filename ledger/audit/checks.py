@@ -11,6 +11,9 @@ Check names (stable; scripts filter on them):
   and the model's sha256 equals the committed model digest.
 - `manifest`: the manifest says what the chain committed (job, round, model digest,
   participants, attestation root, chain, ledger, purpose, spec digest).
+- `large-round`: for a round committed in batches (an open job's), the `RoundParticipantsAdded`
+  logs add exactly the participant count and hash chain `LargeRoundCommitted` commits, and the
+  manifest's participant list hashes to that commitment.
 - `digest-chain`: each round builds on the previous round's model (round 1 on the job's
   initial model), on chain and in the manifest, up to the target.
 - `attestation`: a participant's attestation binds the round's parent digest and the job's
@@ -41,9 +44,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ledger.audit.lineage import Lineage, ParticipantFacts, RoundFacts, grant_status_name
+from ledger.audit.lineage import Lineage, ParticipantFacts, RoundFacts, grant_position, grant_status_name
 from ledger.audit.privacy import privacy_findings
 from ledger.index import GrantStatus
+from ledger.participants import hash_chain
 from ledger.provenance import WEIGHT_TOLERANCE
 from ledger.purposes import describe_purpose
 
@@ -52,6 +56,7 @@ CHECK_NAMES = (
     "index",
     "content",
     "manifest",
+    "large-round",
     "digest-chain",
     "attestation",
     "attestation-root",
@@ -234,9 +239,15 @@ def _job_check(lineage: Lineage) -> Check:
         PASS,
         subject,
         f"job {job.job_id} created by coordinator {job.coordinator} at block {job.block_number} for "
-        f"{describe_purpose(job.purpose)} over {len(job.datasets)} "
-        f"dataset(s); {record.last_round} round(s) on chain, last digest {_hex(record.last_digest)}",
+        f"{describe_purpose(job.purpose)} over {_job_scope(job.datasets)}; {record.last_round} round(s) on "
+        f"chain, last digest {_hex(record.last_digest)}",
     )
+
+
+def _job_scope(datasets: tuple[int, ...]) -> str:
+    if not datasets:
+        return "any dataset granted to it (an open job, rounds committed in batches)"
+    return f"{len(datasets)} dataset(s)"
 
 
 def _index_checks(lineage: Lineage) -> list[Check]:
@@ -371,6 +382,8 @@ def _round_checks(
     out.append(_digest_chain_check(facts, previous_digest, previous_label))
     if facts.manifest is not None:
         out.append(_manifest_check(lineage, facts))
+        if facts.large is not None:
+            out.append(_large_round_check(facts))
         out.append(_root_check(facts))
         out.append(_weights_check(facts))
     for p in facts.participants:
@@ -499,9 +512,10 @@ def _manifest_check(lineage: Lineage, facts: RoundFacts) -> Check:
             f"attestations_root {_hex(m.attestations_root)} is not the committed {_hex(c.attestations_root)}"
         )
     listed = [p.dataset_id for p in m.participants]
-    if listed != sorted(c.participants):
-        extra = sorted(set(listed) - set(c.participants))
-        missing = sorted(set(c.participants) - set(listed))
+    on_chain = facts.on_chain_participants
+    if listed != sorted(on_chain):
+        extra = sorted(set(listed) - set(on_chain))
+        missing = sorted(set(on_chain) - set(listed))
         detail = []
         if extra:
             detail.append("lists " + ", ".join(_ds(d) for d in extra) + " that the chain did not record")
@@ -529,7 +543,52 @@ def _manifest_check(lineage: Lineage, facts: RoundFacts) -> Check:
         "manifest",
         PASS,
         subject,
-        f"round {r}: manifest matches the RoundCommitted event ({len(listed)} participant(s))",
+        f"round {r}: manifest matches the RoundCommitted event ({len(listed)} participant(s)"
+        f"{'' if facts.large is None else ', as added by the round' + chr(39) + 's batches'})",
+        r,
+    )
+
+
+def _large_round_check(facts: RoundFacts) -> Check:
+    """A large round's batches, its commitment and the manifest's list are one participant set."""
+    large = facts.large
+    m = facts.manifest
+    assert large is not None and m is not None
+    r = facts.committed.round
+    subject = f"round {r} participants"
+    added = large.participants
+    added_hash = hash_chain(added)
+    committed = (
+        f"LargeRoundCommitted commits {large.participant_count} hashing to {_hex(large.participants_hash)}"
+    )
+    if (len(added), added_hash) != (large.participant_count, large.participants_hash):
+        return Check(
+            "large-round",
+            FAIL,
+            subject,
+            f"round {r}: the chain's {len(large.batches)} RoundParticipantsAdded log(s) add {len(added)} "
+            f"dataset(s) hashing to {_hex(added_hash)}, but {committed} (a batch log is missing or altered)",
+            r,
+        )
+    listed = [p.dataset_id for p in m.participants]
+    listed_hash = hash_chain(listed)
+    if listed_hash != large.participants_hash:
+        return Check(
+            "large-round",
+            FAIL,
+            subject,
+            f"round {r}: manifest {facts.committed.manifest_cid} lists {len(listed)} participant(s) hashing "
+            f"to {_hex(listed_hash)}, but {committed}",
+            r,
+        )
+    first, last = large.batches[0].block_number, large.batches[-1].block_number
+    return Check(
+        "large-round",
+        PASS,
+        subject,
+        f"round {r}: {len(added)} participant(s) added in {len(large.batches)} batch(es) (blocks "
+        f"{first}..{last}) hash to the committed {_hex(large.participants_hash)}, as the manifest's "
+        "list does",
         r,
     )
 
@@ -685,7 +744,6 @@ def _attestation_check(lineage: Lineage, facts: RoundFacts, p: ParticipantFacts)
 
 def _grant_check(lineage: Lineage, facts: RoundFacts, p: ParticipantFacts) -> Check:
     r = facts.committed.round
-    c = facts.committed
     ds = _ds(p.dataset_id)
     subject = f"round {r} dataset {ds}"
     job = lineage.job
@@ -703,13 +761,15 @@ def _grant_check(lineage: Lineage, facts: RoundFacts, p: ParticipantFacts) -> Ch
         )
     grant = p.grant
     assert grant is not None  # rebuilt from the chain's logs for every participant
+    # Where the contract checked it: the commit, or a large round's batch that added the dataset.
+    block, _, timestamp = grant_position(facts, p)
     if grant.status is not GrantStatus.AUTHORIZED:
         detail = _grant_detail(grant)
         return Check(
             "grant",
             FAIL,
             subject,
-            f"{what} was not valid at block {c.block_number} (time {c.timestamp}): "
+            f"{what} was not valid at block {block} (time {timestamp}): "
             f"{grant_status_name(grant.status)}{detail}",
             r,
             p.dataset_id,
@@ -717,14 +777,14 @@ def _grant_check(lineage: Lineage, facts: RoundFacts, p: ParticipantFacts) -> Ch
     issued = grant.issued
     assert issued is not None
     window = (
-        f"window {issued.not_before}..{issued.expires_at} contains {c.timestamp}, issued at block "
+        f"window {issued.not_before}..{issued.expires_at} contains {timestamp}, issued at block "
         f"{issued.block_number}, not revoked, dataset not retired, same deed epoch"
     )
     if p.chain_status is None:
         reason = (
-            f"node has no state at block {c.block_number}"
+            f"node has no state at block {block}"
             if lineage.no_state_block is not None
-            else f"the contract did not answer authorizationStatus at block {c.block_number}"
+            else f"the contract did not answer authorizationStatus at block {block}"
         )
         return Check(
             "grant",
@@ -742,7 +802,7 @@ def _grant_check(lineage: Lineage, facts: RoundFacts, p: ParticipantFacts) -> Ch
                 "grant",
                 FAIL,
                 subject,
-                f"{what}: the contract says {grant_status_name(p.chain_status)} at block {c.block_number} "
+                f"{what}: the contract says {grant_status_name(p.chain_status)} at block {block} "
                 "but the chain's grant logs say authorized at the round's position",
                 r,
                 p.dataset_id,
@@ -751,7 +811,7 @@ def _grant_check(lineage: Lineage, facts: RoundFacts, p: ParticipantFacts) -> Ch
         "grant",
         PASS,
         subject,
-        f"{what} was valid at block {c.block_number}: {window} (grant logs + contract at that block)",
+        f"{what} was valid at block {block}: {window} (grant logs + contract at that block)",
         r,
         p.dataset_id,
     )

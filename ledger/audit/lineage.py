@@ -28,7 +28,7 @@ from typing import Any
 
 from eth_utils.crypto import keccak
 
-from ledger.audit.chainlog import ChainLogs, GrantTimeline
+from ledger.audit.chainlog import ChainLogs, GrantTimeline, LargeRoundLog, ParticipantBatch
 from ledger.audit.chainstate import HistoricalReader, StateQuery, StatusQuery, checksum_address, probe_history
 from ledger.audit.errors import AuditTargetError
 from ledger.chain.client import LedgerClient
@@ -97,6 +97,7 @@ class ParticipantFacts:
     update_status: str | None = None  # "verified", "missing" (not in the store), "bad"
     terms: GrantTerms | None = None  # the grant's terms at the round's block; None: not read
     update_note: str = ""
+    batch: ParticipantBatch | None = None  # large round: the batch that added it (grant checked there)
 
 
 @dataclass(slots=True)
@@ -117,6 +118,19 @@ class RoundFacts:
     aggregate_digest: bytes | None = None  # digest of the model recomputed from the updates
     aggregation_error: str | None = None  # the updates are there but do not make a model
     aggregation_missing: tuple[int, ...] = ()  # dataset ids whose update is not in the store
+    large: LargeRoundLog | None = None  # set for a large round (an open job's, committed in batches)
+
+    @property
+    def on_chain_participants(self) -> tuple[int, ...]:
+        """The datasets the chain committed: the event's list, or a large round's batches."""
+        return self.committed.participants if self.large is None else self.large.participants
+
+
+def grant_position(facts: RoundFacts, p: ParticipantFacts) -> tuple[int, int, int]:
+    """(block, log index, timestamp) at which the contract checked `p`'s grant in `facts`' round:
+    the round's commit, or for a large round the batch that added the dataset."""
+    at = p.batch or facts.committed
+    return at.block_number, at.log_index, at.timestamp
 
 
 @dataclass(slots=True)
@@ -407,11 +421,13 @@ def rebuild_lineage(
     lineage.spec = _fetch_spec(store, job.spec_digest)
 
     domain = domain_separator(client.chain_id, ledger_address)
+    large = chain.large_rounds(job)
     for facts in lineage.rounds:
+        facts.large = large.get(facts.committed.round)
         _fetch_round(facts, store, domain)
     ids = set(job.datasets)
     for facts in lineage.rounds:
-        ids |= set(facts.committed.participants)
+        ids |= set(facts.on_chain_participants)
         if facts.manifest is not None:
             ids |= {p.dataset_id for p in facts.manifest.participants}
     timelines, records = chain.timelines(sorted(ids), job.coordinator, job.purpose)
@@ -421,12 +437,14 @@ def rebuild_lineage(
     for facts in lineage.rounds:
         committed = facts.committed
         entries = {p.dataset_id: p for p in facts.manifest.participants} if facts.manifest else {}
-        for dataset_id in sorted(set(committed.participants) | set(entries)):
+        on_chain = set(facts.on_chain_participants)
+        for dataset_id in sorted(on_chain | set(entries)):
             timeline = timelines[dataset_id]
             p = ParticipantFacts(
                 dataset_id=dataset_id,
-                on_chain=dataset_id in committed.participants,
-                in_job=dataset_id in job_datasets,
+                on_chain=dataset_id in on_chain,
+                # An open job (no dataset list) admits any dataset; its grant decides.
+                in_job=not job_datasets or dataset_id in job_datasets,
                 entry=entries.get(dataset_id),
                 dataset=records.get(dataset_id),
                 owner=timeline.owner_at(committed.block_number, committed.log_index),
@@ -439,9 +457,10 @@ def rebuild_lineage(
                     p.recovered_signer = _recover(leaf, p.entry.signature)
                 except AttestationError as error:
                     p.signature_error = str(error)
-            p.grant = timeline.at(
-                job.coordinator, job.purpose, committed.block_number, committed.log_index, committed.timestamp
-            )
+            if facts.large is not None:
+                p.batch = facts.large.batch_of(dataset_id)
+            block, log_index, timestamp = grant_position(facts, p)
+            p.grant = timeline.at(job.coordinator, job.purpose, block, log_index, timestamp)
             facts.participants.append(p)
         _recompute(facts, store)
 
@@ -567,12 +586,17 @@ def _read_at_blocks(lineage: Lineage, reader: HistoricalReader, timelines: dict[
     coordinator, purpose = lineage.job.coordinator, lineage.job.purpose
     status_queries = {
         (facts.committed.round, p.dataset_id): StatusQuery(
-            p.dataset_id, coordinator, purpose, facts.committed.block_number
+            p.dataset_id, coordinator, purpose, grant_position(facts, p)[0]
         )
         for facts in lineage.rounds
         for p in facts.participants
     }
-    state_queries = {key: StateQuery(query.dataset_id, query.block) for key, query in status_queries.items()}
+    # Deeds at the commit's block (the attestation check's owner), grants where they were checked.
+    state_queries = {
+        (facts.committed.round, p.dataset_id): StateQuery(p.dataset_id, facts.committed.block_number)
+        for facts in lineage.rounds
+        for p in facts.participants
+    }
     statuses = reader.authorization_statuses(status_queries.values())
     states = reader.dataset_states(state_queries.values())
     terms = reader.grant_terms(status_queries.values())
@@ -592,9 +616,9 @@ def _read_at_blocks(lineage: Lineage, reader: HistoricalReader, timelines: dict[
             ):
                 # A state read at block N sees the end of block N; a later transaction of the
                 # same block (e.g. a revocation) explains a difference, anything else is a lie.
-                p.grant_end_of_block = timelines[p.dataset_id].at(
-                    coordinator, purpose, facts.committed.block_number, None, facts.committed.timestamp
-                )
+                block, _, timestamp = grant_position(facts, p)
+                timeline = timelines[p.dataset_id]
+                p.grant_end_of_block = timeline.at(coordinator, purpose, block, None, timestamp)
     _classify_owners(lineage, reader, at_latest=False)
 
 

@@ -16,7 +16,8 @@ def test_untouched_job_verifies_by_every_kind_of_target(world: World, tmp_path: 
     assert by_job.exit_code == 0
     assert by_job.lineage.target.round == 2
     names = {c.name for c in by_job.checks}
-    assert names == set(CHECK_NAMES)
+    # every check but the one of rounds committed in batches (open jobs; test_large_round_audit.py)
+    assert names == set(CHECK_NAMES) - {"large-round"}
     # 4 hospitals x 2 rounds: one attestation and one grant check each, all read on chain too
     assert sum(1 for c in by_job.checks if c.name == "grant") == 8
     assert by_job.lineage.chain_history
