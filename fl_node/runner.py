@@ -27,6 +27,7 @@ from ledger.keys import DEV_MNEMONIC, DevAccountOffDevnetError, dev_account
 from ledger.modelfile import model_from_bytes, model_to_bytes
 from ledger.provenance import model_digest
 from ledger.purposes import purpose_id
+from ledger.secp import DigestSigner
 from ledger.store import ContentStore, cid_of, content_root
 
 from .coordinator import Coordinator, JobState, RoundOutcome
@@ -305,7 +306,8 @@ class EmbeddedRunner:
                     dataset_id=dataset_id,
                     features=partition.x,
                     labels=partition.y,
-                    account=owner.account,  # type: ignore[arg-type]
+                    # Signs its attestations with a key object made once (eth-account remakes it per call).
+                    account=DigestSigner(owner.account),  # type: ignore[arg-type]
                     # Each node reads the chain through its own connection, as at a hospital.
                     client=LedgerClient.from_url(owner.rpc_url, owner.deployment, owner.account),
                     store=node_store(index) if node_store else shared_reads,
