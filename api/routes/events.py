@@ -133,7 +133,9 @@ class WebhookRequest(BaseModel):
         default=None, description="HMAC-SHA256 key, 16 to 512 characters (or whsec_<base64>)"
     )
     types: list[str] = Field(default_factory=list, max_length=32, description="type filters; empty: all")
-    from_block: int | None = Field(default=None, ge=0, description="first block to deliver (default: next)")
+    from_block: int | None = Field(
+        default=None, ge=0, le=2**62, description="first block to deliver (default: the next one)"
+    )
 
 
 class WebhookOut(BaseModel):

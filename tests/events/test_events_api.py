@@ -15,11 +15,14 @@ import pytest
 from change_kit import DEMO_TYPES, DemoFacts, run_demo
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from receiver_kit import Receiver
 
 from api.app import create_app
 from api.auth import ApiSettings
 from api.webhooks import DB_NAME, SignatureError, sign, verify
 from ledger.deploy import save_deployment
+from ledger.devnet import free_port
+from ledger.purposes import purpose_id
 from ledger.settings import Settings
 from tests.conftest import DeployedChain
 
@@ -190,3 +193,36 @@ def test_the_signature_matches_the_standard_webhooks_published_example() -> None
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body
     )
     assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_a_webhook_subscriber_gets_a_revocation_once_one_block_covers_it(
+    home: Path, deployed: DeployedChain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOV_WEBHOOK_POLL_INTERVAL", "0.1")
+    monkeypatch.setenv("SOV_WEBHOOK_CONFIRMATIONS", "1")
+    lab, owner = deployed[0], deployed[1]
+    assert lab.address is not None
+    dataset, _ = owner.register_dataset(secrets.token_bytes(32))
+    now = lab.latest_block().timestamp
+    owner.issue_grant(dataset, lab.address, "ai-training", now - 10, now + 3600)
+    receiver = Receiver(port=free_port(), secret=SECRET.encode())
+    receiver.start()
+    app = create_app(
+        Settings(home=home, rpc_url=deployed.rpc_url), ApiSettings(token=SecretStr(TOKEN), account="dev0")
+    )
+    try:
+        with TestClient(app) as client:
+            body = {"url": receiver.url, "secret": SECRET, "types": ["grant.revoked"]}
+            assert client.post("/v1/webhooks", json=body, headers=AUTH).status_code == 201
+            revoke = owner.revoke_grant(dataset, lab.address, purpose_id("ai-training"))
+            time.sleep(1.5)
+            assert receiver.requests == []  # one confirmation asked for: not yet
+            lab.transport.request("evm_mine", [])
+            receiver.wait(lambda: len(receiver.accepted()) == 1, 10, "the revocation")
+    finally:
+        receiver.stop()
+    (event,) = receiver.events()
+    assert (
+        event["type"] == "org.sovereign-ledger.grant.revoked" and event["blocknumber"] == revoke.block_number
+    )
+    assert all(r.verified for r in receiver.requests)
