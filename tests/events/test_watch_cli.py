@@ -97,3 +97,27 @@ def test_bad_watch_input_is_one_line_with_a_typed_code(
     assert json.loads(result.stdout)["error"]["code"] == code
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def test_an_unreachable_node_is_one_line_and_help_loads_no_chain_client(tmp_path: Path) -> None:
+    from ledger.devnet import free_port
+
+    env = {"SOV_HOME": str(tmp_path / "home"), "SOV_RPC_URL": f"http://127.0.0.1:{free_port()}"}
+    result = CliRunner().invoke(app, ["watch", "--no-follow", "--json"], env=env)
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["error"]["code"] == "unreachable"
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and env["SOV_RPC_URL"] in lines[0], (
+        result.stderr
+    )
+    probe = (
+        "import sys\nfrom api.cli.main import app\nimport typer.main\n"
+        "try:\n    typer.main.get_command(app).main(\n"
+        "        ['watch', '--help'], prog_name='sov', standalone_mode=False)\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted({n.split('.')[0] for n in sys.modules} & {'web3', 'eth_account', 'torch', 'fastapi'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO_ROOT, check=True
+    )
+    assert "--cursor" in done.stdout and done.stdout.strip().splitlines()[-1] == "[]", done.stdout
