@@ -186,6 +186,7 @@ def test_a_changed_grant_or_a_retired_dataset_ends_the_token(
     client: TestClient,
     auth: dict[str, str],
     registered: dict[str, object],
+    new_root: Callable[[], str],
     consumer: LocalAccount,
     chain: Callable[[int], LedgerClient],
 ) -> None:
@@ -205,6 +206,14 @@ def test_a_changed_grant_or_a_retired_dataset_ends_the_token(
     assert error["details"]["reason"] == "dataset_retired"
     assert _introspect(client, fresh) == {"active": False}
     assert _token(client, consumer)["scope"] == ""
+
+    moved = client.post("/v1/datasets", json={"content_root": new_root(), "uri": "ipfs://c"}, headers=auth)
+    moved_id = moved.json()["dataset"]["dataset_id"]
+    _grant(client, auth, moved_id, consumer.address)
+    token = _token(client, consumer)["access_token"]
+    chain(0).transfer_dataset(int(str(moved_id)), str(Account.create().address))
+    error = _refused(_read(client, moved_id, token), 401, "token_inactive")
+    assert error["details"]["reason"] == "owner_changed"
 
 
 def test_a_replayed_sign_in_is_refused(client: TestClient, consumer: LocalAccount) -> None:

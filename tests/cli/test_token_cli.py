@@ -135,3 +135,21 @@ def test_bad_urls_accounts_and_tokens_are_one_line_errors(
     result = lab.run("token", "introspect", "", "--url", url, "--json")
     assert json.loads(result.stdout)["error"]["code"] == "invalid_request"
     assert result.exit_code == 1
+
+
+def test_a_keystore_account_signs_in_and_a_wrong_password_signs_nothing(
+    deployed: DeployedChain, serve: Callable[..., str], tmp_path: Path
+) -> None:
+    lab = Party(home=tmp_path / "lab-keys", extra_env={"SOV_KEY_PASSWORD": "correct horse"})
+    address = lab.json("account", "create", "labkey")["address"]
+    dataset_id, _ = deployed[0].register_dataset(secrets.token_bytes(32), uri="ipfs://hospital-b")
+    deployed[0].issue_grant(dataset_id, address, "ai-training", 0, FAR)
+    url = serve()
+    body = lab.json("token", "get", "--url", url, "--account", "labkey")
+    assert body["sub"] == address and body["scope"] == f"ai-training:0x{dataset_id:064x}"
+
+    wrong = Party(home=lab.home, extra_env={"SOV_KEY_PASSWORD": "wrong"})
+    before = wrong.files()
+    line = one_error_line(wrong.run("token", "get", "--url", url, "--account", "labkey"))
+    assert line == "error: the password does not decrypt account 'labkey'"
+    assert wrong.files() == before
