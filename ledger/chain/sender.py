@@ -51,11 +51,11 @@ class NonceManager:
         self._next: int | None = None
         self._in_flight = 0
 
-    def peek(self) -> int:
-        """The nonce the next transaction gets."""
+    def peek(self, pending: int | None = None) -> int:
+        """The nonce the next transaction gets; `pending` is the node's pending count, if just read."""
         with self.lock:
             if self._next is None or self._in_flight == 0:
-                self._next = self._fetch_pending()
+                self._next = self._fetch_pending() if pending is None else pending
             return self._next
 
     def advance(self) -> None:
@@ -145,13 +145,32 @@ class TransactionSender:
 
     def estimate(self, call: dict[str, Any], action: str) -> int:
         """Gas for `call`; a revert raises its decoded `ContractRevertError` and nothing is sent."""
+        return self._gas(lambda: self.transport.request("eth_estimateGas", [call]), action)
+
+    def _gas(self, read: Callable[[], Any], action: str) -> int:
         try:
-            return int(self.transport.request("eth_estimateGas", [call]), 16)
+            return int(read(), 16)
         except RPCError as error:
             data = revert_data_of(error.error)
             if data is not None:
                 raise self.decoder.decode(data, action) from None
             raise
+
+    def _estimate_and_pending(self, call: dict[str, Any], action: str) -> tuple[int, int | None]:
+        """`estimate` and the account's pending nonce in one round trip (None when not read).
+
+        The nonce is a hint for `NonceManager.peek`: if another sender of this account gets in
+        between, the node answers "nonce too low" and the nonce is read again, as before.
+        """
+        answers = self.transport.batch(
+            [("eth_estimateGas", [call]), ("eth_getTransactionCount", [self.account.address, "pending"])]
+        )
+        if answers is None:
+            return self.estimate(call, action), None
+        gas = self._gas(lambda: self.transport.result("eth_estimateGas", answers[0]), action)
+        if "error" in answers[1]:
+            return gas, None
+        return gas, int(answers[1]["result"], 16)
 
     def transact(self, to: str | None, data: str, action: str, gas: int | None = None) -> dict[str, Any]:
         """Send a transaction calling `to` with `data` (or creating a contract when `to` is None).
@@ -163,9 +182,11 @@ class TransactionSender:
         call: dict[str, Any] = {"from": self.account.address, "data": data}
         if to is not None:
             call["to"] = to_checksum_address(to)
+        pending = None
         if gas is None:
-            gas = self.estimate(call, action) * GAS_MARGIN_NUM // GAS_MARGIN_DEN
-        tx_hash = self._sign_and_send(call, gas, action)
+            estimated, pending = self._estimate_and_pending(call, action)
+            gas = estimated * GAS_MARGIN_NUM // GAS_MARGIN_DEN
+        tx_hash = self._sign_and_send(call, gas, action, pending)
         try:
             receipt = self.wait(tx_hash)
         finally:
@@ -174,12 +195,13 @@ class TransactionSender:
             raise self._failure(call, receipt, action)
         return receipt
 
-    def _sign_and_send(self, call: dict[str, Any], gas: int, action: str) -> str:
+    def _sign_and_send(self, call: dict[str, Any], gas: int, action: str, pending: int | None = None) -> str:
         max_fee, tip = self.fees()
         refreshed_fees = False
         with self.nonces.lock:
             for _ in range(4):
-                nonce = self.nonces.peek()
+                nonce = self.nonces.peek(pending)
+                pending = None  # a retry reads the node again
                 tx: dict[str, Any] = {
                     "type": 2,
                     "chainId": self.chain_id,

@@ -8,10 +8,11 @@ around every `eth_call`. The chain id is read once by the client and pinned.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 TRANSIENT_HTTP_STATUS = frozenset({429, 502, 503, 504})
+# A batch that fails so is sent again one request at a time (ValueError: not JSON, a proxy's page).
+_BATCH_FAILURES: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, HTTPStatusError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,10 @@ class Transport:
                 ) from cause
             log.debug("rpc %s transient failure (%s), retrying in %.3f s", method, cause, delay)
             time.sleep(delay)
+        return self.result(method, response)
+
+    def result(self, method: str, response: Mapping[str, Any]) -> Any:
+        """The `result` of one JSON-RPC response to `method`; its `error` raised as `request` raises it."""
         if "error" in response:
             error_obj = dict(response["error"])
             message = str(error_obj.get("message", ""))
@@ -137,6 +144,34 @@ class Transport:
                 error=error_obj,
             )
         return response["result"]
+
+    def batch(self, requests: Sequence[tuple[str, list[Any]]]) -> list[dict[str, Any]] | None:
+        """The raw responses of one JSON-RPC batch in request order, or None when it could not be had.
+
+        One round trip for several requests, over a provider that can post a body (the
+        keep-alive HTTP one). None (then send them one by one with `request`, which retries
+        and explains) for other providers, a transport failure, or an answer that is not a
+        complete batch; nothing is retried here.
+        """
+        post = getattr(self.provider, "post", None)
+        if post is None:
+            return None
+        body = [{"jsonrpc": "2.0", "method": m, "params": p, "id": i} for i, (m, p) in enumerate(requests)]
+        if log.isEnabledFor(logging.DEBUG):
+            for method, params in requests:
+                log.debug("rpc %s %s (batched)", method, _short(params))
+        try:
+            raw = json.loads(post(json.dumps(body).encode()))
+        except _BATCH_FAILURES:
+            return None
+        if not isinstance(raw, list):
+            return None
+        # Batch answers may come in any order; the ids put them back.
+        by_id = {item.get("id"): item for item in raw if isinstance(item, dict)}
+        found = [by_id.get(i) for i in range(len(requests))]
+        if any(answer is None or ("result" not in answer and "error" not in answer) for answer in found):
+            return None
+        return [dict(answer) for answer in found if answer is not None]
 
 
 def _short(params: list[Any]) -> str:

@@ -82,3 +82,44 @@ def test_rpcs_logged_at_debug_never_the_key(
     methods = [r.getMessage().split()[1] for r in caplog.records if r.getMessage().startswith("rpc ")]
     assert {"eth_estimateGas", "eth_sendRawTransaction", "eth_getTransactionReceipt"} <= set(methods)
     assert bytes(dev_account(1).key).hex() not in caplog.text
+
+
+def test_a_transaction_reads_its_gas_and_nonce_in_one_round_trip(deployed: DeployedChain) -> None:
+    """estimateGas and the pending nonce go in one batch; the nonce is not read again on its own."""
+    owner = deployed[2]
+    provider = owner.transport.provider
+    bodies: list[bytes] = []
+    post = provider.post  # type: ignore[attr-defined]
+
+    def counting(body: bytes) -> bytes:
+        bodies.append(body)
+        return post(body)  # type: ignore[no-any-return]
+
+    provider.post = counting  # type: ignore[attr-defined]
+    try:
+        for label in (b"batched-1", b"batched-2"):
+            owner.register_dataset(hashlib.sha256(label).digest())
+    finally:
+        del provider.post  # type: ignore[attr-defined]
+    batched = [b for b in bodies if b"eth_estimateGas" in b]
+    assert len(batched) == 2 and all(b"eth_getTransactionCount" in b for b in batched)
+    assert not [b for b in bodies if b"eth_getTransactionCount" in b and b"eth_estimateGas" not in b]
+    assert owner.dataset_state(hashlib.sha256(b"batched-2").digest()).owner == owner.address
+
+
+def test_a_provider_without_batches_sends_one_request_at_a_time(deployed: DeployedChain) -> None:
+    """Without a provider that posts a batch body, the gas and the nonce are read one by one."""
+    from ledger.chain.sender import TransactionSender
+
+    class OneByOne:
+        def __init__(self, inner: object) -> None:
+            self.make_request = inner.make_request  # type: ignore[attr-defined]
+
+    transport = Transport(OneByOne(deployed[3].transport.provider), deployed.rpc_url)  # type: ignore[arg-type]
+    assert transport.batch([("eth_chainId", [])]) is None
+    sender = TransactionSender(transport, deployed[3].chain_id, dev_account(3), deployed[3].decoder)
+    before = int(transport.request("eth_getTransactionCount", [dev_account(3).address, "latest"]), 16)
+    receipt = sender.transact(dev_account(4).address, "0x", "plain transfer")
+    assert int(receipt["status"], 16) == 1
+    after = int(transport.request("eth_getTransactionCount", [dev_account(3).address, "latest"]), 16)
+    assert after == before + 1
