@@ -470,11 +470,14 @@ class Coordinator:
             model_bytes = fold.result([update.dataset_id for update in updates], load)
             digest = model_digest(model_bytes)
             timings["aggregate"] = timings.get("aggregate", 0.0) + time.perf_counter() - clock
+            # The model is stored and pinned in a round thread while it is evaluated (file writes
+            # beside torch, both mostly outside the GIL); the manifest needs both.
+            stored = self._pool_for(1).submit(self._store_with_retry, model_bytes)
             clock = time.perf_counter()
             metrics = self._evaluate(job.spec, model_bytes)
             timings["evaluate"] = timings.get("evaluate", 0.0) + time.perf_counter() - clock
             clock = time.perf_counter()
-            model_cid = self._store_with_retry(model_bytes)
+            model_cid = stored.result()
             round_cids = {update.dataset_id: update_cids[update.dataset_id] for update in updates}
             manifest = self._manifest(job, updates, digest, model_cid, round_cids, metrics)
             manifest_cid = self._store_with_retry(manifest.to_bytes())
