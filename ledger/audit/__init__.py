@@ -62,11 +62,6 @@ def audit_model(cid: str, client: LedgerClient, index: EventIndex, store: Conten
     return audit(cid, client=client, index=index, store=store)
 
 
-def audit_job(job_id: int, client: LedgerClient, index: EventIndex, store: ContentStore) -> AuditReport:
-    """`audit` of every committed round of a job."""
-    return audit(str(int(job_id)), client=client, index=index, store=store)
-
-
 __all__ = [
     "CHECK_NAMES",
     "AuditError",
@@ -81,7 +76,6 @@ __all__ = [
     "ImpactReport",
     "Lineage",
     "audit",
-    "audit_job",
     "audit_model",
     "evaluate",
     "impact",
