@@ -24,6 +24,7 @@ class Received:
     body: bytes
     verified: bool
     answered: int
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Receiver:
     port: int
     secret: bytes
     status: int = 200
+    refuse: dict[str, int] = field(default_factory=dict)  # event id -> status answered to it
     requests: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,7 +60,7 @@ class Receiver:
                 verified = fresh and hmac.compare_digest(
                     signature, receiver.expected_signature(event_id, stamp, body)
                 )
-                answer = receiver.status if verified else 401
+                answer = receiver.refuse.get(event_id, receiver.status) if verified else 401
                 with receiver._lock:
                     receiver.requests.append(Received(event_id, stamp, body, verified, answer))
                 self.send_response(answer)

@@ -4,7 +4,9 @@ nothing, the subscription lifecycle, SSE resumption, and the signature scheme re
 from __future__ import annotations
 
 import base64
+import itertools
 import json
+import random
 import secrets
 import time
 from collections.abc import Iterator
@@ -19,9 +21,10 @@ from receiver_kit import Receiver
 
 from api.app import create_app
 from api.auth import ApiSettings
-from api.webhooks import DB_NAME, SignatureError, sign, verify
+from api.webhooks import DB_NAME, SignatureError, WebhookSettings, backoff_delay, sign, verify
 from ledger.deploy import save_deployment
 from ledger.devnet import free_port
+from ledger.events import EventFeed
 from ledger.purposes import purpose_id
 from ledger.settings import Settings
 from tests.conftest import DeployedChain
@@ -226,3 +229,50 @@ def test_a_webhook_subscriber_gets_a_revocation_once_one_block_covers_it(
         event["type"] == "org.sovereign-ledger.grant.revoked" and event["blocknumber"] == revoke.block_number
     )
     assert all(r.verified for r in receiver.requests)
+
+
+def test_an_event_the_receiver_keeps_refusing_is_retried_with_growing_delays_then_dropped(
+    home: Path, deployed: DeployedChain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = 0.2
+    for name, value in {
+        "POLL_INTERVAL": "0.05",
+        "RETRY_BASE": str(base),
+        "RETRY_MAX": "5",
+        "MAX_ATTEMPTS": "4",
+    }.items():
+        monkeypatch.setenv(f"SOV_WEBHOOK_{name}", value)
+    receiver = Receiver(port=free_port(), secret=SECRET.encode())
+    receiver.start()
+    app = create_app(
+        Settings(home=home, rpc_url=deployed.rpc_url), ApiSettings(token=SecretStr(TOKEN), account="dev0")
+    )
+    try:
+        with TestClient(app) as client:
+            start = deployed[0].latest_block().number + 1
+            body = {"url": receiver.url, "secret": SECRET, "from_block": start}
+            created = client.post("/v1/webhooks", json=body, headers=AUTH).json()["subscription"]
+            feed_ids = [e.id for e in _demo_events(deployed, start)]
+            receiver.refuse[feed_ids[0]] = 400  # a receiver bug on one event: it must not block the rest
+            receiver.wait(lambda: len(receiver.accepted()) == len(feed_ids) - 1, 30, "the other events")
+            counts = client.get(f"/v1/webhooks/{created['id']}", headers=AUTH).json()["subscription"]
+    finally:
+        receiver.stop()
+    attempts = [r for r in receiver.requests if r.event_id == feed_ids[0]]
+    assert [r.answered for r in attempts] == [400] * 4  # SOV_WEBHOOK_MAX_ATTEMPTS, then dropped
+    gaps = [b.at - a.at for a, b in itertools.pairwise(attempts)]
+    # Each wait is at least half its exponential ceiling (jitter scales it by 0.5..1).
+    assert all(gap >= 0.5 * base * 2**k - 0.02 for k, gap in enumerate(gaps)), gaps
+    assert [r.event_id for r in receiver.accepted()] == feed_ids[1:]
+    assert counts["deliveries"] == {"pending": 0, "delivered": len(feed_ids) - 1, "failed": 1}
+    settings = WebhookSettings(retry_base=1.0, retry_max=30.0)
+    rng = random.Random(7)
+    for failures, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (6, 30.0), (40, 30.0)):
+        delays = [backoff_delay(failures, settings, rng) for _ in range(200)]
+        assert ceiling / 2 <= min(delays) and max(delays) <= ceiling
+        assert max(delays) - min(delays) > ceiling / 10  # jittered, not fixed
+
+
+def _demo_events(deployed: DeployedChain, start: int) -> list[Any]:
+    facts = run_demo(deployed.clients)
+    return EventFeed(deployed[0]).start_at(start).poll(until_block=facts.last_block)
