@@ -439,6 +439,9 @@ CREATE TABLE IF NOT EXISTS round_participants (
     job_id INTEGER NOT NULL, round INTEGER NOT NULL, dataset_id TEXT NOT NULL, block_number INTEGER NOT NULL,
     PRIMARY KEY (job_id, round, dataset_id));
 CREATE INDEX IF NOT EXISTS round_participants_by_dataset ON round_participants (dataset_id);
+CREATE TABLE IF NOT EXISTS batch_participants (
+    job_id INTEGER NOT NULL, round INTEGER NOT NULL, dataset_id TEXT NOT NULL, block_number INTEGER NOT NULL,
+    log_index INTEGER NOT NULL, timestamp INTEGER NOT NULL, PRIMARY KEY (job_id, round, dataset_id));
 """
 
 # Every table whose rows belong to a block: a rewind deletes from each above the fork.
@@ -452,6 +455,7 @@ _BLOCK_TABLES = (
     "job_datasets",
     "rounds",
     "round_participants",
+    "batch_participants",
     "blocks",
 )
 
@@ -852,6 +856,21 @@ class EventIndex:
                 "INSERT INTO round_participants VALUES (?, ?, ?, ?)",
                 [(a["jobId"], a["round"], d, entry.block_number) for d in participants],
             )
+        elif key == ("TrainingLedger", "RoundParticipantsAdded"):
+            # A large round's participants arrive in batches before its (empty-listed) RoundCommitted;
+            # each batch's position is where the contract checked those grants.
+            added = [_id_text(d) for d in a["participants"]]
+            db.executemany(
+                "INSERT INTO round_participants VALUES (?, ?, ?, ?)",
+                [(a["jobId"], a["round"], d, entry.block_number) for d in added],
+            )
+            db.executemany(
+                "INSERT INTO batch_participants VALUES (?, ?, ?, ?, ?, ?)",
+                [(a["jobId"], a["round"], d, *position[:2], header.timestamp) for d in added],
+            )
+        elif key == ("TrainingLedger", "LargeRoundAborted"):
+            for table in ("round_participants", "batch_participants"):
+                db.execute(f"DELETE FROM {table} WHERE job_id = ? AND round = ?", (a["jobId"], a["round"]))
 
     # ------------------------------------------------------------------ reorgs
 
@@ -1236,6 +1255,18 @@ class EventIndex:
             (_id_text(dataset_id),),
         )
         return [self._round(r) for r in rows]
+
+    def batch_position(self, job_id: int, round_number: int, dataset_id: int) -> tuple[int, int, int] | None:
+        """(block, log index, timestamp) of the large-round batch that added `dataset_id` (None: none did)."""
+        rows = self._rows(
+            "SELECT block_number, log_index, timestamp FROM batch_participants "
+            "WHERE job_id = ? AND round = ? AND dataset_id = ?",
+            (job_id, round_number, _id_text(dataset_id)),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return int(row["block_number"]), int(row["log_index"]), int(row["timestamp"])
 
     def rounds_by_model_digest(self, digest: bytes) -> list[IndexedRound]:
         """The rounds whose aggregated model has this digest (an audit's entry point from a model file)."""

@@ -186,7 +186,11 @@ def impact(
 
     jobs: dict[int, IndexedJob] = {}
     first_use: dict[int, int] = {}
-    for used in index.rounds_using_dataset(ds):
+    uses = index.rounds_using_dataset(ds)
+    # (job, round) pairs that used the dataset: a large round's RoundCommitted lists no one, so
+    # membership comes from the index's participant rows (its batches), not from the event.
+    used_in = {(used.job_id, used.round) for used in uses}
+    for used in uses:
         job = jobs.get(used.job_id) or index.job(used.job_id)
         jobs[job.job_id] = job
         if grantee is not None and (job.coordinator != grantee or job.purpose != purpose):
@@ -199,28 +203,24 @@ def impact(
         for committed in index.rounds(job_id):
             if committed.round < first_use[job_id]:
                 continue
-            direct = ds in committed.participants
+            direct = (job_id, committed.round) in used_in
             state = None
+            # Where the contract checked the grant: the commit, or the batch that added the dataset.
+            at = (committed.block_number, committed.log_index, committed.timestamp)
             if direct:
-                state = index.grant_state_at(
-                    ds,
-                    job.coordinator,
-                    job.purpose,
-                    committed.block_number,
-                    committed.log_index,
-                    timestamp=committed.timestamp,
-                )
-            versions.append((job, committed, direct, state))
+                at = index.batch_position(job_id, committed.round, ds) or at
+                state = index.grant_state_at(ds, job.coordinator, job.purpose, at[0], at[1], timestamp=at[2])
+            versions.append((job, committed, direct, state, at))
 
     chain: dict[StatusQuery, Any] = {}
     if client is not None and versions:
-        first_block = min(c.block_number for _, c, _, _ in versions)
+        first_block = min(at[0] for _, _, _, _, at in versions)
         has_history, why = probe_history(client, first_block)
         if has_history:
             reader = HistoricalReader(client)
             chain = reader.authorization_statuses(
-                StatusQuery(ds, job.coordinator, job.purpose, c.block_number)
-                for job, c, direct, _ in versions
+                StatusQuery(ds, job.coordinator, job.purpose, at[0])
+                for job, _, direct, _, at in versions
                 if direct
             )
             report.note = (
@@ -231,33 +231,27 @@ def impact(
                 report.note + "; " if report.note else ""
             ) + f"node has no state at block {first_block} ({why})"
 
-    for job, committed, direct, state in versions:
+    for job, committed, direct, state, at in versions:
         after = _after_end(
             record.retired_block,
             grants.get((job.coordinator, job.purpose)),
             committed.block_number,
             committed.timestamp,
         )
-        chain_status = (
-            chain.get(StatusQuery(ds, job.coordinator, job.purpose, committed.block_number))
-            if direct
-            else None
-        )
+        chain_status = chain.get(StatusQuery(ds, job.coordinator, job.purpose, at[0])) if direct else None
         violation = None
         if state is not None and state.status is not GrantStatus.AUTHORIZED:
             violation = (
                 f"job {job.job_id} round {committed.round} used "
-                f"the dataset at block {committed.block_number} "
+                f"the dataset at block {at[0]} "
                 f"while its grant was {grant_status_name(state.status)}"
             )
         elif chain_status is not None and int(chain_status) != int(GrantStatus.AUTHORIZED):
-            end = index.grant_state_at(
-                ds, job.coordinator, job.purpose, committed.block_number, None, timestamp=committed.timestamp
-            )
+            end = index.grant_state_at(ds, job.coordinator, job.purpose, at[0], None, timestamp=at[2])
             if int(end.status) != int(chain_status):
                 violation = (
                     f"job {job.job_id} round {committed.round}: the contract says "
-                    f"{grant_status_name(chain_status)} at block {committed.block_number}"
+                    f"{grant_status_name(chain_status)} at block {at[0]}"
                 )
         report.versions.append(
             DependentVersion(

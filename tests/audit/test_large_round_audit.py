@@ -361,3 +361,48 @@ def test_a_revoked_grant_aborts_the_round(lab: Lab) -> None:
     finally:
         now = lab.lab.latest_block().timestamp
         victim.client.issue_grant(victim.dataset_id, lab.lab.address or "", AI, now, now + 30 * 24 * 3600)
+
+
+# ------------------------------------------------------------------------------ reverse lineage (impact)
+
+
+def test_impact_finds_large_rounds_and_checks_each_grant_at_its_batch(lab: Lab, tmp_path: Path) -> None:
+    from ledger.audit import impact
+
+    job = create_open_job(lab, seed=10)
+    late = lab.hospitals[0]
+    revoked_at: list[int] = []
+
+    def revoke() -> None:
+        revoked_at.append(late.client.revoke_grant(late.dataset_id, lab.lab.address or "", AI).block_number)
+
+    try:
+        commit_large(lab, job, contributions(lab.hospitals, 1), between=revoke)
+        commit_large(lab, job, contributions(lab.hospitals[1:], 2))
+        index = lab.index(_index_path(tmp_path))
+        report = impact(index=index, client=lab.lab, store=lab.store, dataset_id=late.dataset_id)
+        mine = [v for v in report.versions if v.job_id == job.job_id]
+        assert [(v.round, v.direct) for v in mine] == [(1, True), (2, False)]
+        first, second = mine
+        # Checked where its batch was added, before the revocation: a valid use, no violation.
+        assert (first.grant_status, first.chain_status, first.violation) == ("authorized", "authorized", None)
+        assert first.block_number > revoked_at[0]  # the commit itself came after the revocation
+        assert second.after_end == (f"after the grant's revocation at block {revoked_at[0]}",)
+        # A dataset of round 2's batches is a direct use there too.
+        other = impact(index=index, client=lab.lab, dataset_id=lab.hospitals[1].dataset_id)
+        assert [(v.round, v.direct) for v in other.versions if v.job_id == job.job_id] == [
+            (1, True),
+            (2, True),
+        ]
+        # The aborted attempt of another job leaves no trace in the index's participant rows.
+        aborted = create_open_job(lab, seed=11)
+        lab.lab.begin_large_round(aborted.job_id, 1, aborted.last_digest)
+        lab.lab.add_round_participants(aborted.job_id, 1, [lab.hospitals[1].dataset_id])
+        lab.lab.abort_large_round(aborted.job_id, 1)
+        commit_large(lab, aborted, contributions(lab.hospitals[2:], 1))
+        again = impact(index=index, client=lab.lab, dataset_id=lab.hospitals[1].dataset_id)
+        assert [v.job_id for v in again.versions if v.job_id == aborted.job_id] == []
+        assert index.batch_position(aborted.job_id, 1, lab.hospitals[1].dataset_id) is None
+    finally:
+        now = lab.lab.latest_block().timestamp
+        late.client.issue_grant(late.dataset_id, lab.lab.address or "", AI, now, now + 30 * 24 * 3600)
