@@ -79,6 +79,24 @@ def chain_contract_check(client: Any) -> ContractSignatureCheck:
     return check
 
 
+def with_challenge(error: ApiError) -> ApiError:
+    """`error` with the `WWW-Authenticate` challenge RFC 6750 (section 3) asks of a refused bearer
+    token: none given, an invalid (forged, expired, inactive) one, or one of too narrow a scope."""
+    if error.status not in (401, 403):
+        return error  # not about the token (the chain is down, say): no challenge
+    challenge = 'Bearer realm="sovereign-ledger"'
+    if error.code == "insufficient_scope":
+        challenge += ', error="insufficient_scope"'
+        required = str(error.details.get("required", ""))
+        if required:
+            challenge += f', scope="{required}"'
+    elif error.code.startswith("token_") and error.code != "token_missing":
+        # The description is the typed code: RFC 6750 allows no quote or backslash there.
+        challenge += f', error="invalid_token", error_description="{error.code}"'
+    error.headers["WWW-Authenticate"] = challenge
+    return error
+
+
 def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 

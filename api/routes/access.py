@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from api.access_tokens import VerifiedToken
+from api.access_tokens import TokenAuthority, VerifiedToken, with_challenge
 from api.auth import bearer_credentials
 from api.errors import ApiError
 from api.routes.auth import AuthorityDep, base_url
-from api.routes.deps import ServiceDep
+from api.routes.deps import Service, ServiceDep
 from api.routes.params import DatasetIdPath, OptPurposeQuery
 from api.routes.views import ZERO_ADDRESS, grant_out, id_hex
 from api.schemas import DatasetOut, ErrorOut, GrantOut, parse_address
@@ -55,23 +55,15 @@ def dataset_access(
     purpose: OptPurposeQuery = None,
 ) -> DatasetAccessOut:
     """401 without a valid, active token; 403 when its scope does not cover this dataset (and purpose)."""
-    token = bearer_credentials(request)
-    if token is None:
-        raise ApiError(
-            401,
-            "token_missing",
-            "this read needs an access token: sign in with POST /v1/auth/siwe (or `sov token get`) and "
-            "send 'Authorization: Bearer <access_token>'",
-        )
-    verified = authority.verify(token, base_url=base_url(request))
+    try:
+        verified = _authorised(request, authority, service, dataset_id, purpose)
+    except ApiError as error:
+        raise with_challenge(error) from None
     covering = [
         g
         for g in verified.grants
         if g.dataset_id == dataset_id and (purpose is None or g.purpose_id == purpose)
     ]
-    if not covering:
-        _insufficient(verified, dataset_id, purpose)
-    authority.recheck(service, verified)
     client = service.client()
     state = client.dataset_state(dataset_id)
     from ledger.index import NotIndexedError
@@ -101,6 +93,27 @@ def dataset_access(
         subject=verified.subject,
         token_expires_at=int(verified.claims["exp"]),
     )
+
+
+def _authorised(
+    request: Request, authority: TokenAuthority, service: Service, dataset_id: int, purpose: bytes | None
+) -> VerifiedToken:
+    """The request's access token, verified, covering the dataset (and purpose), still active."""
+    token = bearer_credentials(request)
+    if token is None:
+        raise ApiError(
+            401,
+            "token_missing",
+            "this read needs an access token: sign in with POST /v1/auth/siwe (or `sov token get`) and "
+            "send 'Authorization: Bearer <access_token>'",
+        )
+    verified = authority.verify(token, base_url=base_url(request))
+    if not any(
+        g.dataset_id == dataset_id and (purpose is None or g.purpose_id == purpose) for g in verified.grants
+    ):
+        _insufficient(verified, dataset_id, purpose)
+    authority.recheck(service, verified)
+    return verified
 
 
 def _insufficient(token: VerifiedToken, dataset_id: int, purpose: bytes | None) -> None:

@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.access_tokens import TOKEN_TYPE, TokenAuthority, chain_contract_check
+from api.access_tokens import TOKEN_TYPE, TokenAuthority, chain_contract_check, with_challenge
 from api.auth import bearer_credentials, check_token
 from api.errors import ApiError
 from api.routes.deps import ApiSettingsDep, Service, ServiceDep, SettingsDep, bearer_scheme, get_service
@@ -81,16 +81,19 @@ async def require_read_or_access_token(
         return
     authority = await get_authority(request, api_settings)
     service = await get_service(request, settings, api_settings)
-    verified = authority.verify(given, base_url=base_url(request))
-    if not verified.grants:
-        raise ApiError(
-            403,
-            "insufficient_scope",
-            "the access token covers no grant (scope empty); this service opens its reads to holders "
-            "of a live grant: ask a dataset's owner for one, then sign in again",
-            {"required": "any live grant", "scope": ""},
-        )
-    await run_in_threadpool(authority.recheck, service, verified)
+    try:
+        verified = authority.verify(given, base_url=base_url(request))
+        if not verified.grants:
+            raise ApiError(
+                403,
+                "insufficient_scope",
+                "the access token covers no grant (scope empty); this service opens its reads to "
+                "holders of a live grant: ask a dataset's owner for one, then sign in again",
+                {"scope": ""},
+            )
+        await run_in_threadpool(authority.recheck, service, verified)
+    except ApiError as error:
+        raise with_challenge(error) from None
 
 
 class NonceOut(BaseModel):

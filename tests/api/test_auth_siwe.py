@@ -160,7 +160,11 @@ def test_a_revocation_makes_the_token_inactive_and_the_read_refused(
     assert revoked.status_code == 200, revoked.text
     assert _introspect(client, token) == {"active": False}
     head = chain(0).latest_block().number
-    error = _refused(_read(client, ds, token), 401, "token_inactive")
+    refused = _read(client, ds, token)
+    error = _refused(refused, 401, "token_inactive")
+    assert refused.headers["www-authenticate"] == (
+        'Bearer realm="sovereign-ledger", error="invalid_token", error_description="token_inactive"'
+    )
     assert error["details"]["reason"] == "grant_revoked"
     assert error["message"] == (
         f"the access token is no longer active: its grant ai-training:0x{int(str(ds)):064x} is revoked "
@@ -317,12 +321,18 @@ def test_an_address_without_grants_gets_an_empty_scope_and_no_read(
     assert body["scope"] == "" and body["grants"] == [] and body["expires_in"] == 900
     assert _introspect(client, body["access_token"])["scope"] == ""
     ds = registered["dataset_id"]
-    error = _refused(_read(client, ds, body["access_token"]), 403, "insufficient_scope")
+    refused = _read(client, ds, body["access_token"])
+    error = _refused(refused, 403, "insufficient_scope")
+    assert refused.headers["www-authenticate"] == (
+        f'Bearer realm="sovereign-ledger", error="insufficient_scope", scope="0x{int(str(ds)):064x}"'
+    )
     assert error["message"] == (
         f"the access token's scope does not cover 0x{int(str(ds)):064x} (scope: empty, no live grants); "
         "ask the dataset's owner for a grant, then sign in again"
     )
-    error = _refused(_read(client, ds, None), 401, "token_missing")
+    refused = _read(client, ds, None)
+    error = _refused(refused, 401, "token_missing")
+    assert refused.headers["www-authenticate"] == 'Bearer realm="sovereign-ledger"'
     assert error["message"].startswith("this read needs an access token")
 
 
