@@ -34,7 +34,8 @@ class Receiver:
     port: int
     secret: bytes
     status: int = 200
-    refuse: dict[str, int] = field(default_factory=dict)  # event id -> status answered to it
+    refuse_first: int | None = None  # answer this to every request for the first event id seen
+    poison: str | None = None
     requests: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -60,8 +61,13 @@ class Receiver:
                 verified = fresh and hmac.compare_digest(
                     signature, receiver.expected_signature(event_id, stamp, body)
                 )
-                answer = receiver.refuse.get(event_id, receiver.status) if verified else 401
                 with receiver._lock:
+                    if receiver.refuse_first is not None and receiver.poison is None:
+                        receiver.poison = event_id
+                    answer = receiver.status
+                    if receiver.refuse_first is not None and event_id == receiver.poison:
+                        answer = receiver.refuse_first
+                    answer = answer if verified else 401
                     receiver.requests.append(Received(event_id, stamp, body, verified, answer))
                 self.send_response(answer)
                 self.send_header("content-length", "0")
