@@ -12,7 +12,7 @@ import hmac
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -176,9 +176,13 @@ def nonce(request: Request, authority: AuthorityDep, service: ServiceDep) -> Non
     response_model=TokenOut,
     summary="Sign in with Ethereum: a signed EIP-4361 message for a short-lived access token",
 )
-def sign_in(body: SiweRequest, request: Request, authority: AuthorityDep, service: ServiceDep) -> TokenOut:
+def sign_in(
+    body: SiweRequest, request: Request, response: Response, authority: AuthorityDep, service: ServiceDep
+) -> TokenOut:
     """Verify the message (domain, URI, chain, times, nonce, signature), spend its nonce, and
     return a token scoped to the grants its address holds now (possibly none)."""
+    # RFC 6749 section 5.1: a response carrying a token is never cached.
+    response.headers["Cache-Control"] = "no-store"
     origin = base_url(request)
     client = service.client()
     message = authority.verify_sign_in(

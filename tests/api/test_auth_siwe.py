@@ -62,6 +62,7 @@ def _sign_in(client: TestClient, account: LocalAccount, text: str, signature: st
 def _token(client: TestClient, account: LocalAccount) -> dict[str, Any]:
     response = _sign_in(client, account, _message(client, account).to_text())
     assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
     body: dict[str, Any] = response.json()
     return body
 
