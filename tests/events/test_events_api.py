@@ -255,7 +255,13 @@ def test_an_event_the_receiver_keeps_refusing_is_retried_with_growing_delays_the
             created = client.post("/v1/webhooks", json=body, headers=AUTH).json()["subscription"]
             feed_ids = [e.id for e in _demo_events(deployed, start)]
             receiver.wait(lambda: len(receiver.accepted()) == len(feed_ids) - 1, 30, "the other events")
-            counts = client.get(f"/v1/webhooks/{created['id']}", headers=AUTH).json()["subscription"]
+
+            # The receiver records a request before the service has booked its 2xx: wait for that.
+            def booked() -> Any:
+                return client.get(f"/v1/webhooks/{created['id']}", headers=AUTH).json()["subscription"]
+
+            receiver.wait(lambda: booked()["deliveries"]["pending"] == 0, 10, "the bookkeeping")
+            counts = booked()
     finally:
         receiver.stop()
     attempts = [r for r in receiver.requests if r.event_id == feed_ids[0]]
