@@ -49,6 +49,8 @@ TOKEN_TYPE = "at+jwt"  # RFC 9068 section 2.1
 MAX_TTL = 900  # seconds: the longest an access token lives
 CLOCK_SKEW = 60  # seconds a SIWE `Issued At` may lie in the future (clocks differ)
 NONCE_CAPACITY = 10_000  # outstanding nonces kept at once; more are refused until some expire
+# Grants one token carries: each adds ~450 bytes to the header (uvicorn takes headers to 16 KiB).
+MAX_TOKEN_GRANTS = 24
 _REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti", "client_id"]
 EIP1271_MAGIC = bytes.fromhex("1626ba7e")  # isValidSignature(bytes32,bytes) selector: "valid"
 
@@ -281,6 +283,50 @@ class TokenGrant:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"a grants entry is malformed: {error}") from None
+
+
+def parse_requested_scope(text: str) -> list[tuple[int, bytes | None]]:
+    """`<purpose>:<dataset id>` or `<dataset id>` (any purpose) items, space-separated, as
+    (dataset id, purpose id or None); ApiError 422 naming the first item that is neither."""
+    from api.schemas import parse_purpose, parse_uint256
+
+    items: list[tuple[int, bytes | None]] = []
+    for item in text.split():
+        purpose_text, _, dataset_text = item.rpartition(":")
+        try:
+            dataset_id = parse_uint256(dataset_text, what="dataset id")
+            purpose = parse_purpose(purpose_text) if purpose_text else None
+        except ValueError as error:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"scope: item {item[:140]!r} is not '<purpose>:<dataset id>' or '<dataset id>': {error}",
+                {"field": "scope"},
+            ) from None
+        items.append((dataset_id, purpose))
+    return items
+
+
+def select_grants(
+    grants: Sequence[TokenGrant], requested: Sequence[tuple[int, bytes | None]] | None
+) -> list[TokenGrant]:
+    """The live grants a token is to carry: those the request asked for (all when it asked for
+    none), refused with 422 `scope_too_broad` when more than one token can hold."""
+    chosen = [
+        g
+        for g in grants
+        if requested is None or any(g.dataset_id == d and p in (None, g.purpose_id) for d, p in requested)
+    ]
+    if len(chosen) > MAX_TOKEN_GRANTS:
+        raise ApiError(
+            422,
+            "scope_too_broad",
+            f"this address holds {len(chosen)} live grants{' in the scope asked for' if requested else ''}; "
+            f"a token carries at most {MAX_TOKEN_GRANTS}: ask for a narrower `scope` "
+            "('<purpose>:<dataset id>' or '<dataset id>' items)",
+            {"grants": len(chosen), "limit": MAX_TOKEN_GRANTS},
+        )
+    return chosen
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,10 @@ def get(
     statement: Annotated[str, typer.Option(help="the sentence the message shows")] = (
         "Sign in to read the datasets this account holds grants for."
     ),
+    scope: Annotated[
+        str | None,
+        typer.Option(help="only these grants: space-separated '<purpose>:<dataset id>' or '<dataset id>'"),
+    ] = None,
     json: JsonFlag = False,
 ) -> None:
     """Sign in with Ethereum as ACCOUNT and print an access token scoped to its live grants."""
@@ -121,7 +125,12 @@ def get(
         token = _call(
             "POST",
             f"{base}/v1/auth/siwe",
-            json={"message": text, "signature": sign_message(signer, text), "client_id": client_id},
+            json={
+                "message": text,
+                "signature": sign_message(signer, text),
+                "client_id": client_id,
+                **({} if scope is None else {"scope": scope}),
+            },
         )
     except ServiceRefusal as error:
         raise _refuse(error, json) from None

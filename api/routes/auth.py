@@ -17,7 +17,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.access_tokens import TOKEN_TYPE, TokenAuthority, chain_contract_check, with_challenge
+from api.access_tokens import (
+    TOKEN_TYPE,
+    TokenAuthority,
+    chain_contract_check,
+    parse_requested_scope,
+    select_grants,
+    with_challenge,
+)
 from api.auth import bearer_credentials, check_token
 from api.errors import ApiError
 from api.routes.deps import ApiSettingsDep, Service, ServiceDep, SettingsDep, bearer_scheme, get_service
@@ -117,6 +124,12 @@ class SiweRequest(BaseModel):
     client_id: str = Field(
         default="sov", pattern=r"^[A-Za-z0-9._:-]{1,64}$", description="the OAuth client (the app signing in)"
     )
+    scope: str | None = Field(
+        default=None,
+        max_length=8192,
+        description="the grants to carry, space-separated '<purpose>:<dataset id>' or '<dataset id>' "
+        "items (RFC 6749 scope); unset = every live grant of the address",
+    )
 
 
 class TokenGrantOut(BaseModel):
@@ -184,6 +197,7 @@ def sign_in(
     # RFC 6749 section 5.1: a response carrying a token is never cached.
     response.headers["Cache-Control"] = "no-store"
     origin = base_url(request)
+    requested = None if body.scope is None else parse_requested_scope(body.scope)
     client = service.client()
     message = authority.verify_sign_in(
         body.message,
@@ -192,7 +206,7 @@ def sign_in(
         chain_id=int(client.chain_id),
         contract_check=chain_contract_check(client),
     )
-    grants = authority.live_grants(service, message.address)
+    grants = select_grants(authority.live_grants(service, message.address), requested)
     token, claims = authority.issue(message, grants, base_url=origin, client_id=body.client_id)
     return TokenOut(
         access_token=token,

@@ -48,13 +48,16 @@ def _message(client: TestClient, account: LocalAccount, **overrides: Any) -> Siw
     return SiweMessage(**fields)
 
 
-def _sign_in(client: TestClient, account: LocalAccount, text: str, signature: str | None = None) -> Any:
+def _sign_in(
+    client: TestClient, account: LocalAccount, text: str, signature: str | None = None, **extra: str
+) -> Any:
     return client.post(
         "/v1/auth/siwe",
         json={
             "message": text,
             "signature": signature or sign_message(account, text),
             "client_id": "lab-tests",
+            **extra,
         },
     )
 
@@ -219,6 +222,46 @@ def test_a_changed_grant_or_a_retired_dataset_ends_the_token(
     chain(0).transfer_dataset(int(str(moved_id)), str(Account.create().address))
     error = _refused(_read(client, moved_id, token), 401, "token_inactive")
     assert error["details"]["reason"] == "owner_changed"
+
+
+def test_a_requested_scope_narrows_the_token_and_too_many_grants_are_refused(
+    client: TestClient,
+    consumer: LocalAccount,
+    chain: Callable[[int], LedgerClient],
+) -> None:
+    import secrets
+
+    from api.access_tokens import MAX_TOKEN_GRANTS
+
+    owner = chain(0)
+    ids = []
+    for _ in range(MAX_TOKEN_GRANTS + 1):
+        dataset_id, _ = owner.register_dataset(secrets.token_bytes(32))
+        owner.issue_grant(dataset_id, consumer.address, "ai-training", 0, FAR)
+        ids.append(dataset_id)
+    text = _message(client, consumer).to_text()
+    error = _refused(_sign_in(client, consumer, text), 422, "scope_too_broad")
+    assert error["message"] == (
+        f"this address holds {MAX_TOKEN_GRANTS + 1} live grants; a token carries at most "
+        f"{MAX_TOKEN_GRANTS}: ask for a narrower `scope` ('<purpose>:<dataset id>' or '<dataset id>' items)"
+    )
+    # Refused after the signature checked out, yet the nonce is not spent.
+    wanted = f"ai-training:0x{ids[0]:064x} 0x{ids[1]:064x} analytics:0x{ids[2]:064x}"
+    narrowed = _sign_in(client, consumer, text, scope=wanted)
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["scope"] == " ".join(f"ai-training:0x{i:064x}" for i in sorted(ids[:2]))
+    token = narrowed.json()["access_token"]
+    assert _read(client, ids[0], token).status_code == 200
+    assert _refused(_read(client, ids[2], token), 403, "insufficient_scope")
+
+    every = " ".join(f"0x{i:064x}" for i in ids[:MAX_TOKEN_GRANTS])
+    full = _sign_in(client, consumer, _message(client, consumer).to_text(), scope=every)
+    assert full.status_code == 200 and len(full.json()["grants"]) == MAX_TOKEN_GRANTS
+    assert len(full.json()["access_token"]) < 14_000  # fits uvicorn's 16 KiB header limit
+
+    bad = _sign_in(client, consumer, _message(client, consumer).to_text(), scope="ai-training:nope")
+    error = _refused(bad, 422, "invalid_request")
+    assert error["message"].startswith("scope: item 'ai-training:nope' is not '<purpose>:<dataset id>'")
 
 
 def test_a_replayed_sign_in_is_refused(client: TestClient, consumer: LocalAccount) -> None:

@@ -82,6 +82,13 @@ def test_get_prints_a_token_that_a_revocation_ends(
     assert body["sub"] == CONSUMER and body["client_id"] == "lab-cli"
     assert body["scope"] == f"ai-training:0x{dataset_id:064x}" and 0 < body["expires_in"] <= 900
 
+    scoped = lab.json(
+        "token", "get", "--url", url, "--account", "dev3", "--scope", f"analytics:0x{dataset_id:064x}"
+    )
+    assert scoped["scope"] == "" and scoped["grants"] == []
+    line = one_error_line(lab.run("token", "get", "--url", url, "--account", "dev3", "--scope", "x:y"))
+    assert line.startswith("error: scope: item 'x:y' is not '<purpose>:<dataset id>' or '<dataset id>'")
+
     plain = lab.run("token", "get", "--url", url, "--account", "dev3")
     assert plain.exit_code == 0, plain.output
     token = plain.stdout.strip()
