@@ -80,6 +80,17 @@ contract LargeRoundsTest is Fixture {
         assertEq(ledger.jobCount(), 1, "no job");
     }
 
+    function testFuzz_createOpenJob(address creator, bytes32 spec, bytes32 initial) public {
+        vm.assume(creator != address(0) && initial != bytes32(0));
+        vm.prank(creator);
+        uint256 created = ledger.createOpenJob(trainingPurpose, initial, spec);
+        ITrainingLedger.Job memory job = ledger.getJob(created);
+        assertEq(job.coordinator, creator, "creator coordinates");
+        assertEq(job.datasetsHash, bytes32(0), "open");
+        assertEq(job.lastDigest, initial, "initial digest");
+        assertEq(job.specDigest, spec, "spec");
+    }
+
     // ------------------------------------------------------------ happy path
 
     function test_largeRound_batchesThenFinalize_chainsAndEmits() public {
@@ -268,6 +279,36 @@ contract LargeRoundsTest is Fixture {
         );
         add(1, twice);
         assertEq(uint256(ledger.getLargeRound(jobId).participantCount), 0, "nothing added");
+    }
+
+    /// @dev Any batch whose ids are not strictly above the last one added is refused, whole.
+    function testFuzz_addRoundParticipants_refusesAnyIdNotAboveThePrevious(uint8 cut, uint8 pick) public {
+        uint256 split = bound(cut, 1, 5);
+        uint256 repeat = bound(pick, 0, split - 1);
+        begin(1, GENESIS);
+        add(1, slice(0, split));
+        uint256[] memory batch = new uint256[](1);
+        batch[0] = ids[repeat];
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ITrainingLedger.TrainingLedgerParticipantsNotAscending.selector, jobId, 1, ids[split - 1], ids[repeat]
+            )
+        );
+        add(1, batch);
+        assertEq(uint256(ledger.getLargeRound(jobId).participantCount), split, "unchanged");
+    }
+
+    function testFuzz_abortLargeRound_clearsWhatWasAdded(uint8 count) public {
+        uint256 n = bound(count, 1, 6);
+        begin(1, GENESIS);
+        add(1, slice(0, n));
+        vm.prank(coordinator);
+        ledger.abortLargeRound(jobId, 1);
+        ITrainingLedger.LargeRound memory open = ledger.getLargeRound(jobId);
+        assertEq(uint256(open.participantCount), 0, "count cleared");
+        assertEq(open.participantsHash, bytes32(0), "hash cleared");
+        assertEq(open.lastDatasetId, 0, "last id cleared");
+        assertUnchanged();
     }
 
     function test_addRoundParticipants_revertsOnADatasetTwiceAcrossBatches() public {
