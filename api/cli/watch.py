@@ -97,4 +97,8 @@ def watch(
             sys.stdout.flush()
     except KeyboardInterrupt:
         pass
+    except Exception:
+        # The node went away mid-watch (or worse): say where to pick up before the error line.
+        err_console.print(f"stopped after block {feed.next_block - 1}; resume with: {_resume_hint(feed)}")
+        raise
     err_console.print(f"watched to block {feed.next_block - 1}; resume with: {_resume_hint(feed)}")

@@ -3,6 +3,7 @@ lines as they land; its cursor resumes with nothing repeated or skipped; bad inp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -121,3 +122,33 @@ def test_an_unreachable_node_is_one_line_and_help_loads_no_chain_client(tmp_path
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO_ROOT, check=True
     )
     assert "--cursor" in done.stdout and done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_a_watch_whose_node_goes_away_says_where_to_resume_then_one_error_line(
+    deployed: DeployedChain, env: dict[str, str]
+) -> None:
+    start = deployed[0].latest_block().number + 1
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli.main", "watch", "--from-block", str(start), "--poll-interval", "0.1"],
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        run_demo(deployed.clients)
+        assert process.stdout is not None
+        seen = [json.loads(process.stdout.readline()) for _ in DEMO_TYPES]
+        deployed.node.kill()
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 1, stderr
+    assert stdout == ""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines[0].endswith(f"resume with: sov watch --cursor {seen[-1]['id']}"), stderr
+    assert len(lines) == 2 and lines[1].startswith("error: ") and deployed.rpc_url in lines[1], stderr
+    assert "Traceback" not in stderr
