@@ -8,6 +8,7 @@ import itertools
 import json
 import random
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,7 +118,7 @@ def _sse(text: str) -> list[dict[str, Any]]:
     messages = []
     for block in text.split("\n\n"):
         fields = dict(line.split(": ", 1) for line in block.splitlines() if line and not line.startswith(":"))
-        if "data" in fields:
+        if "data" in fields and "id" in fields:
             messages.append(
                 {"id": fields["id"], "event": fields["event"], "data": json.loads(fields["data"])}
             )
@@ -282,3 +283,24 @@ def test_an_event_the_receiver_keeps_refusing_is_retried_with_growing_delays_the
 def _demo_events(deployed: DeployedChain, start: int) -> list[Any]:
     facts = run_demo(deployed.clients)
     return EventFeed(deployed[0]).start_at(start).poll(until_block=facts.last_block)
+
+
+def test_the_stream_ends_with_a_typed_error_event_when_the_node_goes_away(
+    client: TestClient, deployed: DeployedChain, demo: DemoFacts
+) -> None:
+    answer: dict[str, Any] = {}
+    params = {"from_block": "0", "poll_interval": "0.1"}
+    reader = threading.Thread(target=lambda: answer.update(r=client.get("/v1/events/stream", params=params)))
+    reader.start()
+    time.sleep(1.5)
+    deployed.node.kill()
+    reader.join(timeout=60)
+    assert not reader.is_alive()
+    response = answer["r"]
+    assert response.status_code == 200
+    messages = _sse(response.text)
+    assert [m["event"] for m in messages] == [m["data"]["type"] for m in messages] == DEMO_TYPES
+    blocks = response.text.strip().split("\n\n")
+    assert blocks[-1].startswith("event: sov.error\ndata: ")
+    error = json.loads(blocks[-1].split("data: ", 1)[1])["error"]
+    assert error["code"] == "unreachable" and deployed.rpc_url in error["message"]
