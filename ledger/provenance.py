@@ -101,6 +101,10 @@ EIP1271_MAGIC_VALUE = keccak(text="isValidSignature(bytes32,bytes)")[:4]
 
 UINT64_MAX = 2**64 - 1
 UINT256_MAX = 2**256 - 1
+# Participants a manifest may list. A bitmask round holds at most 256; a large round (an open
+# job's, committed in batches) has no fixed bound on chain, so this only bounds what an auditor
+# parses (100,000 entries are ~40 MB of JSON).
+MAX_MANIFEST_PARTICIPANTS = 100_000
 # secp256k1 group order; signatures with s above half of it are malleated twins that
 # OpenZeppelin's ECDSA (and so any Solidity verifier) rejects.
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -552,7 +556,7 @@ class RoundManifest(BaseModel):
     model_digest: Bytes32
     model_cid: CidV1
     aggregation: Literal["fedavg"] = "fedavg"
-    participants: Annotated[list[Participant], Field(min_length=1, max_length=256)]
+    participants: Annotated[list[Participant], Field(min_length=1, max_length=MAX_MANIFEST_PARTICIPANTS)]
     attestations_root: Bytes32
     metrics: dict[str, FiniteFloat] = Field(default_factory=dict)
 
