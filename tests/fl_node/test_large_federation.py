@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import torch
-
 from fl_node.coordinator import Coordinator
 from fl_node.messages import NodeReply, NodeUpdate, RoundRequest
 from fl_node.model import initial_state
@@ -86,7 +84,8 @@ def test_a_round_of_300_datasets_is_committed_in_batches_and_verifies(
 
     events = lab.get_logs(lab.deployment.deployed_block)
     batches = [e for e in events if e.name == "RoundParticipantsAdded" and e.args["jobId"] == job.job_id]
-    assert [len(e.args["participants"]) for e in batches] == [DEFAULT_BATCH] * 0 + [DATASETS]
+    assert DATASETS <= DEFAULT_BATCH  # one batch of 300 (the batching itself: test_large_round_client.py)
+    assert [len(e.args["participants"]) for e in batches] == [DATASETS]
     [large] = [e for e in events if e.name == "LargeRoundCommitted" and e.args["jobId"] == job.job_id]
     assert large.args["participantCount"] == DATASETS
 
@@ -95,4 +94,3 @@ def test_a_round_of_300_datasets_is_committed_in_batches_and_verifies(
     counts = report.counts()
     assert counts["grant"] == (DATASETS, 0, 0) and counts["attestation"] == (DATASETS, 0, 0)
     assert counts["large-round"] == (1, 0, 0) and counts["aggregation"] == (1, 0, 0)
-    assert torch.__version__  # the audit recomputed FedAvg with torch
