@@ -31,6 +31,11 @@ def test_the_demo_reads_as_cloudevents_with_stable_ids(deployed: DeployedChain) 
         body = event.to_cloudevent()
         assert body["specversion"] == "1.0" and body["datacontenttype"] == "application/json"
         assert ID.match(body["id"]), body["id"]
+        # CloudEvents: attribute names are lower-case letters and digits (extensions at most 20).
+        assert all(re.fullmatch(r"[a-z0-9]{1,20}", name) for name in body), sorted(body)
+        assert body["source"].startswith("sov://31337/0x") and body["type"].startswith(
+            "org.sovereign-ledger."
+        )
         header = deployed[0].block(event.block_number)
         assert body["time"] == datetime.fromtimestamp(header.timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         assert body["blockhash"] == header.hash
