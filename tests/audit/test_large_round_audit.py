@@ -406,3 +406,24 @@ def test_impact_finds_large_rounds_and_checks_each_grant_at_its_batch(lab: Lab, 
     finally:
         now = lab.lab.latest_block().timestamp
         late.client.issue_grant(late.dataset_id, lab.lab.address or "", AI, now, now + 30 * 24 * 3600)
+
+
+def test_a_listed_job_reads_as_before(lab: Lab, tmp_path: Path) -> None:
+    """The bitmask mode's messages name its dataset list and the RoundCommitted event alone."""
+    from tests.audit.forge import create_job, honest_round
+
+    job = create_job(lab)
+    honest_round(lab, job)
+    report = _audit(lab, job, tmp_path)
+    assert report.ok
+    [job_check] = [c for c in report.checks if c.name == "job"]
+    assert (
+        f"for {job_check.message.split(' for ')[1].split(' over ')[0]} over 3 dataset(s); 1 round(s) on chain"
+        in (job_check.message)
+    )
+    [manifest_check] = [c for c in report.checks if c.name == "manifest"]
+    assert manifest_check.message == "round 1: manifest matches the RoundCommitted event (3 participant(s))"
+    assert [c for c in report.checks if c.name == "large-round"] == []
+    committed = _lineage(lab, job, tmp_path).rounds[0].committed
+    grants = [c.message for c in report.checks if c.name == "grant"]
+    assert all(f"was valid at block {committed.block_number}: " in m for m in grants) and len(grants) == 3
