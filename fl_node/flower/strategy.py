@@ -227,7 +227,9 @@ class LedgerStrategy(Strategy):
                 record.unattributed.append(f"node {proxy.cid}: reply without a valid attestation: {error}")
                 continue
             dataset_id = signed.attestation.dataset_id
-            if dataset_id not in self.job.job_datasets:
+            # An open job (no dataset list, large rounds) admits any dataset its grant covers;
+            # the coordinator checks the grant again when it commits.
+            if self.job.job_datasets and dataset_id not in self.job.job_datasets:
                 record.refused[dataset_id] = "rejected update: the dataset is not one of the job's"
                 continue
             if dataset_id in by_dataset:
