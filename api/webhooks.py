@@ -43,6 +43,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,7 @@ class WebhookSettings(BaseSettings):
     max_attempts: int = Field(default=20, ge=1, description="attempts before an event is marked failed")
     timeout: float = Field(default=10.0, gt=0.0, description="seconds a receiver has to answer")
     confirmations: int = Field(default=0, ge=0, description="blocks on top of an event before it is sent")
+    workers: int = Field(default=8, ge=1, le=64, description="subscriptions served at the same time")
 
 
 class SubscriptionError(ValueError):
@@ -395,6 +397,8 @@ class WebhookStore:
         """Queue events (each id once per subscription) and move the cursor, in one transaction."""
         now = time.time()
         with self._db(write=True) as db:
+            if db.execute("SELECT 1 FROM subscriptions WHERE id = ?", (subscription_id,)).fetchone() is None:
+                return 0  # unsubscribed while its events were read
             added = 0
             for event in events:
                 added += db.execute(
@@ -454,7 +458,11 @@ def backoff_delay(failures: int, settings: WebhookSettings, rng: random.Random) 
 
 
 class WebhookDispatcher:
-    """A daemon thread that feeds every subscription's queue from the chain and delivers it."""
+    """A daemon thread that feeds every subscription's queue from the chain and delivers it.
+
+    Each subscription is served by a worker of a small pool, one worker per subscription at a
+    time: a receiver that hangs until the timeout delays its own queue, not the others'.
+    """
 
     def __init__(self, settings: Settings, webhook_settings: WebhookSettings | None = None) -> None:
         self.settings = settings
@@ -463,14 +471,19 @@ class WebhookDispatcher:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._busy: set[str] = set()
         self._client: LedgerClient | None = None
         self._feeds: dict[str, EventFeed] = {}
         self._rng = random.Random()
         self._http: Any = None
+        self._outage = False
 
     def start(self) -> None:
         """Start the thread (idempotent)."""
         if self._thread is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="sov-webhook")
             self._thread = threading.Thread(target=self._run, name="sov-webhooks", daemon=True)
             self._thread.start()
 
@@ -479,53 +492,84 @@ class WebhookDispatcher:
         self._wake.set()
 
     def stop(self) -> None:
-        """Stop the thread; pending deliveries stay queued for the next start."""
+        """Stop the threads; pending deliveries stay queued for the next start."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.config.timeout + 5)
+            self._thread.join(timeout=self.config.poll_interval + 5)
             self._thread = None
+        if self._pool is not None:
+            # Requests in flight finish (bounded by the timeout); queued work is dropped, not lost.
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self._http is not None:
             self._http.close()
+            self._http = None
 
     def _run(self) -> None:
-        failing = False
         while not self._stop.is_set():
             try:
                 self.tick()
-                failing = False
             except (LedgerError, OSError) as error:
-                # The chain or the disk is away: say so once per outage, keep the queue, retry.
-                if not failing:
-                    log.warning(
-                        "webhook dispatcher paused: %s (retrying every %.1f s)",
-                        error,
-                        self.config.poll_interval,
-                    )
-                failing = True
+                self._trouble(error)
             except Exception:  # a bug: the thread must outlive it, with the traceback in the log
                 log.exception("webhook dispatcher tick failed; retrying in %.1f s", self.config.poll_interval)
             self._wake.wait(self.config.poll_interval)
             self._wake.clear()
 
+    def _trouble(self, error: Exception) -> None:
+        # The chain or the disk is away: say so once per outage, keep the queue, retry.
+        with self._lock:
+            first = not self._outage
+            self._outage = True
+        if first:
+            log.warning(
+                "webhook dispatcher paused: %s (retrying every %.1f s)", error, self.config.poll_interval
+            )
+
     def tick(self) -> None:
-        """One round: queue new events for every subscription, then deliver what is due."""
+        """One round: each subscription not being served gets a worker (queue new events, deliver)."""
         subscriptions = self.store.subscriptions()
         known = {s.id for s in subscriptions}
-        for gone in set(self._feeds) - known:
-            del self._feeds[gone]
+        with self._lock:
+            for gone in set(self._feeds) - known - self._busy:
+                del self._feeds[gone]
+        pool = self._pool
         for subscription in subscriptions:
-            if self._stop.is_set():
+            if self._stop.is_set() or pool is None:
                 return
+            with self._lock:
+                if subscription.id in self._busy:
+                    continue
+                self._busy.add(subscription.id)
+            try:
+                pool.submit(self._serve, subscription)
+            except RuntimeError:  # the pool shut down meanwhile (stop)
+                with self._lock:
+                    self._busy.discard(subscription.id)
+                return
+
+    def _serve(self, subscription: Subscription) -> None:
+        try:
             self._feed(subscription)
             self._deliver(subscription)
+            with self._lock:
+                self._outage = False
+        except (LedgerError, OSError) as error:
+            self._trouble(error)
+        except Exception:
+            log.exception("webhook %s: serving the subscription failed", subscription.id)
+        finally:
+            with self._lock:
+                self._busy.discard(subscription.id)
 
     def _chain(self) -> LedgerClient:
-        if self._client is None:
-            from ledger.chain.client import LedgerClient
+        with self._lock:
+            if self._client is None:
+                from ledger.chain.client import LedgerClient
 
-            self._client = LedgerClient.connect(self.settings)
-        return self._client
+                self._client = LedgerClient.connect(self.settings)
+            return self._client
 
     def _feed(self, subscription: Subscription) -> None:
         feed = self._feeds.get(subscription.id)
@@ -546,9 +590,15 @@ class WebhookDispatcher:
     def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         import httpx
 
-        if self._http is None:
-            self._http = httpx.Client(timeout=self.config.timeout, follow_redirects=False)
-        response = self._http.post(url, content=body, headers=headers)
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(
+                    timeout=self.config.timeout,
+                    follow_redirects=False,
+                    limits=httpx.Limits(max_connections=self.config.workers * 2),
+                )
+            http = self._http
+        response = http.post(url, content=body, headers=headers)
         return int(response.status_code)
 
     def _deliver(self, subscription: Subscription) -> None:

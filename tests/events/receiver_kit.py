@@ -34,6 +34,7 @@ class Receiver:
     port: int
     secret: bytes
     status: int = 200
+    delay: float = 0.0  # seconds to sit on each request before answering (a hanging receiver)
     refuse_first: int | None = None  # answer this to every request for the first event id seen
     poison: str | None = None
     requests: list[Received] = field(default_factory=list)
@@ -58,6 +59,7 @@ class Receiver:
                 stamp = int(self.headers.get("webhook-timestamp", "0"))
                 signature = self.headers.get("webhook-signature", "")
                 fresh = abs(time.time() - stamp) <= 300
+                time.sleep(receiver.delay)
                 verified = fresh and hmac.compare_digest(
                     signature, receiver.expected_signature(event_id, stamp, body)
                 )

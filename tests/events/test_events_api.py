@@ -304,3 +304,29 @@ def test_the_stream_ends_with_a_typed_error_event_when_the_node_goes_away(
     assert blocks[-1].startswith("event: sov.error\ndata: ")
     error = json.loads(blocks[-1].split("data: ", 1)[1])["error"]
     assert error["code"] == "unreachable" and deployed.rpc_url in error["message"]
+
+
+def test_a_hanging_receiver_does_not_hold_back_another_subscription(
+    home: Path, deployed: DeployedChain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOV_WEBHOOK_POLL_INTERVAL", "0.1")
+    monkeypatch.setenv("SOV_WEBHOOK_TIMEOUT", "5")
+    slow = Receiver(port=free_port(), secret=SECRET.encode(), delay=8.0)
+    fast = Receiver(port=free_port(), secret=SECRET.encode())
+    slow.start()
+    fast.start()
+    app = create_app(
+        Settings(home=home, rpc_url=deployed.rpc_url), ApiSettings(token=SecretStr(TOKEN), account="dev0")
+    )
+    try:
+        with TestClient(app) as client:
+            for receiver in (slow, fast):
+                body = {"url": receiver.url, "secret": SECRET}
+                assert client.post("/v1/webhooks", json=body, headers=AUTH).status_code == 201
+            run_demo(deployed.clients)
+            fast.wait(lambda: len(fast.accepted()) == len(DEMO_TYPES), 3, "the fast receiver's events")
+            assert slow.requests == []  # its first request is still hanging
+    finally:
+        slow.stop()
+        fast.stop()
+    assert [e["type"] for e in fast.events()] == DEMO_TYPES
