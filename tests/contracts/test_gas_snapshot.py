@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import os
 
+from eth_abi.abi import encode
 from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from tests.contracts.devchain import REPO, Chain, content_roots, deploy_all
+from ledger.participants import DEFAULT_BATCH, batches, participants_hash
+from tests.contracts.devchain import REPO, Chain, Deployed, content_roots, deploy_all
 
 SNAPSHOT = REPO / "contracts" / "gas-snapshot.json"
 AI_TRAINING = Web3.keccak(text="ai-training")
@@ -39,6 +42,7 @@ def target(name: str) -> int:
     if name in fixed:
         return fixed[name]
     participants = int(name.rsplit("_", 1)[1])
+    # Large rounds: the issue's 7k per participant, every transaction of the round included.
     return 60_000 + 7_000 * participants
 
 
@@ -150,7 +154,45 @@ def measure(chain: Chain) -> dict[str, int]:
             parent = digest
         # Round 2: a round after the first, which is what every later round costs.
         gas[f"commit_round_{n}"] = used
+    gas["commit_large_round_1000"] = _large_round(chain, c, owner, coordinator, 1000)
     return gas
+
+
+def _large_round(chain: Chain, c: Deployed, owner: LocalAccount, coordinator: LocalAccount, n: int) -> int:
+    """Gas of round 2 of an open job with `n` participants: begin + batches of 500 + finalize."""
+    bulk = chain.deploy(owner, "BulkDatasetOwner", c.registry.address, c.grants.address)
+    seed = Web3.keccak(text=f"large{n}")
+    for first in range(0, n, 25):  # 25 registrations and grants fit the fixed 5M gas limit
+        chain.send(
+            owner,
+            bulk.functions.registerAndGrant(seed, first, 25, coordinator.address, AI_TRAINING, EXPIRES_AT),
+        )
+    ids = sorted(
+        int.from_bytes(Web3.keccak(encode(["bytes32", "uint256"], [seed, i])), "big") for i in range(n)
+    )
+    genesis = Web3.keccak(text=f"genesis-large{n}")
+    chain.send(coordinator, c.ledger.functions.createOpenJob(AI_TRAINING, genesis, Web3.keccak(text="spec")))
+    job_id = c.ledger.functions.jobCount().call()
+    parent = genesis
+    for rnd in (1, 2):
+        digest = Web3.keccak(text=f"large-model{n}-{rnd}")
+        used = chain.send(coordinator, c.ledger.functions.beginLargeRound(job_id, rnd, parent))["gasUsed"]
+        for batch in batches(ids, DEFAULT_BATCH):
+            used += chain.send(coordinator, c.ledger.functions.addRoundParticipants(job_id, rnd, batch))[
+                "gasUsed"
+            ]
+        finalize = c.ledger.functions.finalizeLargeRound(
+            job_id,
+            rnd,
+            digest,
+            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+            n,
+            participants_hash(ids),
+            Web3.keccak(text=f"att{rnd}"),
+        )
+        used += chain.send(coordinator, finalize)["gasUsed"]
+        parent = digest
+    return int(used)
 
 
 def test_gas_snapshot(chain: Chain) -> None:
