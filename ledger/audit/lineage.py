@@ -182,9 +182,7 @@ def _fetch_spec(store: ContentStore, spec_digest: bytes) -> dict[str, Any] | Non
 
 
 def _looks_like_cid(text: str) -> bool:
-    return (
-        text.startswith(("bafy", "bafk", "b")) and text.isalnum() and text == text.lower() and len(text) > 40
-    )
+    return text.startswith("b") and text.isalnum() and text == text.lower() and len(text) > 40
 
 
 def resolve_target(
