@@ -11,7 +11,9 @@ The SSE stream, read live over HTTP, resumes from Last-Event-ID with no duplicat
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -199,3 +201,44 @@ def test_the_sse_stream_resumes_from_last_event_id_without_duplicates_or_gaps(
     assert len({i for i, _, _ in got}) == len(DEMO_TYPES)
     expected = EventFeed(deployed[0]).start_at(start).poll()
     assert [i for i, _, _ in got] == [e.id for e in expected]
+
+
+@pytest.mark.timeout(180)
+def test_a_service_killed_mid_delivery_delivers_the_rest_after_restart_at_least_once(
+    deployed: DeployedChain, service: Service
+) -> None:
+    secret = secrets.token_urlsafe(32)
+    # Each answer takes 0.7 s, so the kill lands while a delivery is in flight.
+    receiver = Receiver(port=free_port(), secret=secret.encode(), delay=0.7)
+    receiver.start()
+    try:
+        created = httpx.post(
+            f"{service.url}/v1/webhooks", json={"url": receiver.url, "secret": secret}, headers=service.auth
+        )
+        assert created.status_code == 201, created.text
+        start = deployed[0].latest_block().number + 1
+        facts = run_demo(deployed.clients)
+        receiver.wait(lambda: len(receiver.accepted()) >= 3, 60, "three deliveries")
+        assert service.process is not None
+        os.killpg(service.process.process.pid, signal.SIGKILL)  # a crash: no shutdown, no bookkeeping
+        service.process.process.wait(timeout=10)
+        before = len(receiver.accepted())
+        service.process = None
+        receiver.delay = 0.0
+        service.start()
+        ids = _ids(deployed, start, facts.last_block)
+        receiver.wait(lambda: {r.event_id for r in receiver.accepted()} >= set(ids), 60, "the rest")
+        time.sleep(1.5)
+    finally:
+        receiver.stop()
+    accepted = [r.event_id for r in receiver.accepted()]
+    assert set(accepted) == set(ids) and before < len(ids)
+    repeats = Counter(accepted) - Counter(set(accepted))
+    assert sum(repeats.values()) <= 1, repeats  # at most the one in flight at the kill
+    assert all(r.verified for r in receiver.requests)
+    firsts = list(dict.fromkeys(accepted))
+    assert firsts == ids  # still in chain order
+
+
+def _ids(deployed: DeployedChain, start: int, end: int) -> list[str]:
+    return [e.id for e in EventFeed(deployed[0]).start_at(start).poll(until_block=end)]
