@@ -305,8 +305,9 @@ class EventFeed:
         return self
 
     def start_at_head(self) -> EventFeed:
-        """Emit only events in blocks after the current head."""
-        return self.start_at(self.client.block("latest").number + 1)
+        """Emit the events that get confirmed from now on: those after the current head with no
+        confirmations, also those of the last `confirmations` blocks (not yet confirmed) with some."""
+        return self.start_at(self.target_block() + 1)
 
     def resume_after(self, cursor: str | Cursor) -> EventFeed:
         """Emit the events after the one whose id is `cursor` (its whole block if it was reorged away)."""

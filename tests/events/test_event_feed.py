@@ -90,11 +90,14 @@ def test_a_revocation_is_seen_within_one_block(deployed: DeployedChain) -> None:
     instant = EventFeed(lab, types=("grant.revoked",)).start_at_head()
     confirmed = EventFeed(lab, confirmations=1, types=("grant.revoked",)).start_at_head()
     receipt = owner.revoke_grant(dataset, lab.address, purpose_id("ai-training"))
+    # A watch started now, with one confirmation, still gets the revocation once it is covered.
+    late = EventFeed(lab, confirmations=1, types=("grant.revoked",)).start_at_head()
     seen = instant.poll()
     assert [e.block_number for e in seen] == [receipt.block_number]
     assert confirmed.poll() == []  # not yet covered by a block
     deployed[0].transport.request("evm_mine", [])
     assert [e.id for e in confirmed.poll()] == [seen[0].id]
+    assert [e.id for e in late.poll()] == [seen[0].id]
 
 
 def test_a_reorg_rewinds_the_feed_and_the_new_branch_gets_new_ids(deployed: DeployedChain) -> None:
