@@ -194,16 +194,18 @@ def create_webhook(
     except UnknownEventTypeError as error:
         raise ApiError(422, "unknown_event_type", str(error)) from None
     client = service.client()
+    dispatcher = getattr(request.app.state, "webhook_dispatcher", None)
     next_block = body.from_block
     if next_block is None:
-        next_block = client.latest_block().number + 1
+        # The first block not yet confirmed: everything confirmed from now on is delivered.
+        confirmations = dispatcher.config.confirmations if dispatcher is not None else 0
+        next_block = max(client.latest_block().number - confirmations, 0) + 1
     try:
         subscription = _store(settings).create(
             url=body.url, secret=body.secret, types=types, chain_id=client.chain_id, next_block=next_block
         )
     except SubscriptionError as error:
         raise _refuse(error) from None
-    dispatcher = getattr(request.app.state, "webhook_dispatcher", None)
     if dispatcher is not None:
         dispatcher.wake()
     return JSONResponse(
