@@ -171,7 +171,7 @@ def _svg(graph: dict[str, Any]) -> str:
         a, b = pos.get(edge["source"]), pos.get(edge["target"])
         if a is None or b is None:
             continue
-        bad = edge.get("revoked", False)
+        bad = edge["revoked"]
         colour = "#b91c1c" if bad else "#9ca3af"
         if edge["kind"] == "base":
             # base model (right column) back into the next round (middle column)
