@@ -54,7 +54,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.errors import LedgerError
-from ledger.events import ChangeEvent, EventFeed, normalise_types
+from ledger.events import ChangeEvent, EventFeed, InvalidCursorError, normalise_types
 
 if TYPE_CHECKING:
     from ledger.chain.client import LedgerClient
@@ -575,10 +575,16 @@ class WebhookDispatcher:
         feed = self._feeds.get(subscription.id)
         if feed is None:
             feed = EventFeed(self._chain(), confirmations=self.config.confirmations, types=subscription.types)
-            if subscription.cursor is not None:
+            try:
+                if subscription.cursor is None:
+                    raise LookupError("no cursor yet")
                 feed.resume_after(subscription.cursor)
-            else:
+            except LookupError:
                 feed.start_at(subscription.next_block)
+            except InvalidCursorError as error:
+                # The chain was reset under the subscription: every event on it now is new.
+                log.warning("webhook %s: %s; delivering from the deployment block", subscription.id, error)
+                feed.start_at(0)
             self._feeds[subscription.id] = feed
         before = feed.next_block
         events = feed.poll()

@@ -21,9 +21,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+# Imported for the fork server's children (unused here). opacus is the DP accountant and
+# DP-SGD (`ledger.privacy`, `fl_node.train`), imported on first use: ~5 s per process otherwise.
+import opacus
+import opacus.accountants.analysis.rdp  # noqa: F401
 import pytest
-
-# Imported for the fork server's children (unused here).
 import sklearn.datasets  # noqa: F401
 import torch._dynamo
 import torch._inductor  # noqa: F401

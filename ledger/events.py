@@ -317,6 +317,15 @@ class EventFeed:
                 f"cursor {parsed.event_id} is an event of chain {parsed.chain_id}; "
                 f"this feed reads chain {self.chain_id}"
             )
+        head = self.client.block("latest").number
+        if parsed.block_number > head:
+            # A devnet restarted from scratch keeps its chain id but not its blocks.
+            raise InvalidCursorError(
+                f"cursor {parsed.event_id} names block {parsed.block_number}, but chain "
+                f"{self.chain_id} is at block {head}: the chain was reset since, or the id is from "
+                "another node; "
+                "start again with a block number (--from-block / from_block)"
+            )
         self.start_at(parsed.block_number)
         self._resume = parsed
         self.last_id = parsed.event_id

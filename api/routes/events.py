@@ -83,7 +83,10 @@ async def stream(
         raise ApiError(422, "invalid_cursor", str(error)) from None
     feed = EventFeed(client, confirmations=confirmations, types=filters)
     if parsed is not None:
-        feed.resume_after(parsed)
+        try:
+            await anyio.to_thread.run_sync(feed.resume_after, parsed)
+        except InvalidCursorError as error:
+            raise ApiError(422, "invalid_cursor", str(error)) from None
     elif from_block is not None:
         feed.start_at(from_block)
     else:

@@ -126,6 +126,11 @@ def test_bad_cursors_and_type_filters_are_refused_with_the_expected_form(deploye
         parse_cursor("block-12")
     with pytest.raises(InvalidCursorError, match="is an event of chain 5; this feed reads chain 31337"):
         EventFeed(deployed[0]).resume_after("5:12:0:0123456789abcdef")
+    head = deployed[0].latest_block().number
+    with pytest.raises(
+        InvalidCursorError, match=f"names block 999999, but chain 31337 is at block {head}: the chain"
+    ):
+        EventFeed(deployed[0]).resume_after("31337:999999:0:0123456789abcdef")
     with pytest.raises(UnknownEventTypeError, match=re.escape("did you mean 'grant.revoked'")):
         normalise_types(["grant.revokd"])
     assert normalise_types(["org.sovereign-ledger.round.committed, grant"]) == ("round.committed", "grant")

@@ -151,6 +151,7 @@ def test_the_stream_resumes_from_last_event_id_before_cursor_and_from_block(
     [
         ({"cursor": "not-an-id"}, {}, "invalid_cursor"),
         ({}, {"Last-Event-ID": "1:2:3:0123456789abcdef"}, "invalid_cursor"),
+        ({}, {"Last-Event-ID": "31337:999999:0:0123456789abcdef"}, "invalid_cursor"),  # a reset devnet
         ({"types": "grants"}, {}, "unknown_event_type"),
         ({"from_block": "1", "cursor": "31337:2:0:0123456789abcdef"}, {}, "invalid_request"),
         ({"from_block": "-1"}, {}, "invalid_request"),

@@ -84,6 +84,7 @@ def test_a_live_watch_prints_every_event_as_it_lands_and_its_cursor_resumes(
     [
         (["--cursor", "yesterday"], "invalid_cursor", "is not an event id; expected <chainId>:<block>"),
         (["--cursor", "1:5:0:0123456789abcdef"], "invalid_cursor", "is an event of chain 1; this feed"),
+        (["--cursor", "31337:999999:0:0123456789abcdef"], "invalid_cursor", "the chain was reset since"),
         (["--from-block", "3", "--cursor", "31337:5:0:0123456789abcdef"], "invalid_argument", "not both"),
         (["--type", "grants.revoked"], "unknown_event_type", "did you mean 'grant.revoked'?"),
         (["--format", "xml"], "invalid_argument", "--format must be one of jsonl, text; got 'xml'"),

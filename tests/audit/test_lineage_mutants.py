@@ -1,0 +1,153 @@
+"""Target resolution against a real chain and store: a model CID the store does not hold.
+
+The auditor may be given a model's CID without its bytes; the lineage is then found through
+the round manifests that name it (`resolve_target`, `audit_model`, the API's entry point).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_utils.crypto import keccak
+
+from ledger.audit import AuditTargetError, audit_model, resolve_target
+from ledger.audit.lineage import (
+    AuditTarget,
+    _fast_recover,
+    _fetch_spec,
+    _looks_like_cid,
+    _recover,
+    _show,
+    grant_status_name,
+    spec_cid,
+)
+from ledger.chain.types import AuthorizationStatus
+from ledger.index import GrantStatus
+from ledger.provenance import AttestationError, recover_signer
+from ledger.store import LocalBlockstore, cid_of
+from tests.audit.forge import Lab, create_job, honest_round
+
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def _copy_without(lab: Lab, path: Path, *cids: str) -> LocalBlockstore:
+    shutil.copytree(lab.store.directory, path)
+    store = LocalBlockstore(path)
+    for cid in cids:
+        store.block_path(cid).unlink()
+        assert not store.has(cid)
+    return store
+
+
+def test_a_model_cid_without_its_bytes_is_found_through_the_manifests(lab: Lab, tmp_path: Path) -> None:
+    job = create_job(lab)
+    first = honest_round(lab, job)
+    second = honest_round(lab, job)
+    # the store lacks both models and the first round's manifest: the second manifest names the CID
+    store = _copy_without(lab, tmp_path / "store", first.model_cid, second.model_cid, first.manifest_cid)
+    index = lab.index(tmp_path / "index.sqlite")
+    index.sync()
+    target = resolve_target(second.model_cid, index, store)
+    assert target == AuditTarget(second.model_cid, "model-cid", job.job_id, 2, second.committed_digest)
+    report = audit_model(second.model_cid, lab.lab, index, lab.store)
+    assert (report.lineage.target.kind, report.lineage.target.job_id, report.lineage.target.round) == (
+        "model-cid",
+        job.job_id,
+        2,
+    )
+    assert report.ok, [c.message for c in report.failures]
+    # a CID no manifest names
+    with pytest.raises(AuditTargetError) as raised:
+        resolve_target(first.model_cid, index, store)
+    assert str(raised.value) == (
+        f"model CID {first.model_cid} is not in the content store and no readable round manifest names it; "
+        "import the content (a CAR export) or give the model file"
+    )
+
+
+# ------------------------------------------------------------------------------ pure helpers
+
+
+def test_fast_recovery_agrees_with_the_explaining_path() -> None:
+    account = Account.from_key(keccak(text="node"))
+    digest = keccak(text="leaf")
+    signature = "0x" + bytes(account.unsafe_sign_hash(digest).signature).hex()
+    assert _fast_recover(digest, signature) == account.address == recover_signer(digest, signature)
+    raw = bytes.fromhex(signature[2:])
+    low_v = "0x" + (raw[:64] + bytes([raw[64] - 27])).hex()
+    assert _fast_recover(digest, low_v) == account.address
+    assert _recover(digest, signature) == account.address
+    # anything the fast path cannot take goes to the slow path, which explains (or recovers)
+    high_s = "0x" + (raw[:32] + (_N - int.from_bytes(raw[32:64], "big")).to_bytes(32, "big") + raw[64:]).hex()
+    half = "0x" + (raw[:32] + (_N // 2).to_bytes(32, "big") + raw[64:]).hex()
+    above_half = "0x" + (raw[:32] + (_N // 2 + 1).to_bytes(32, "big") + raw[64:]).hex()
+    zero_r = "0x" + (bytes(32) + raw[32:]).hex()
+    zero_s = "0x" + (raw[:32] + bytes(32) + raw[64:]).hex()
+    bad_v = "0x" + (raw[:64] + bytes([29])).hex()
+    for refused in (
+        signature[:-2],
+        signature + "00",
+        "0x" + "zz" * 65,
+        high_s,
+        above_half,
+        zero_r,
+        zero_s,
+        bad_v,
+    ):
+        assert _fast_recover(digest, refused) is None, refused
+    assert _fast_recover(digest, half) == recover_signer(digest, half)  # s at exactly n/2 is low
+    with pytest.raises(AttestationError, match="lower half"):
+        _recover(digest, high_s)
+
+
+def test_show_renders_digests_ids_and_values() -> None:
+    assert _show(b"\x01\x02") == "0x0102"
+    assert _show((1, 2)) == f"[0x{1:064x}, 0x{2:064x}]"
+    assert _show(("a", 3)) == f"[a, 0x{3:064x}]"
+    assert _show(7) == "7" and _show("x") == "x"
+
+
+def test_grant_status_names() -> None:
+    assert grant_status_name(0) == "authorized"
+    assert grant_status_name(AuthorizationStatus.NOT_YET_VALID) == "not yet valid"
+    assert grant_status_name(GrantStatus.UNKNOWN_DATASET) == "unknown dataset"
+
+
+def test_cid_shapes_and_the_spec_cid() -> None:
+    cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+    assert _looks_like_cid(cid)
+    assert _looks_like_cid("b" + "a" * 40)
+    assert not _looks_like_cid("b" + "a" * 39)  # too short
+    assert not _looks_like_cid(cid.upper())
+    assert not _looks_like_cid("q" + cid[1:])
+    assert not _looks_like_cid(cid[:20] + "-" + cid[21:])
+    digest = hashlib.sha256(b"spec").digest()
+    assert spec_cid(digest) == cid_of(b"spec")
+
+
+def test_unreadable_targets_are_named(lab: Lab, tmp_path: Path) -> None:
+    index = lab.index(tmp_path / "index.sqlite")
+    with pytest.raises(AuditTargetError) as raised:
+        resolve_target("  not-a-target ", index, lab.store)
+    assert str(raised.value) == (
+        "audit target '  not-a-target ' is neither a job id (e.g. 3), an existing model file, a model CID "
+        "(bafk...) nor a 32-byte model digest (0x + 64 hex digits)"
+    )
+
+
+def test_spec_is_read_by_its_digest_when_the_store_has_it(tmp_path: Path) -> None:
+    store = LocalBlockstore(tmp_path / "s")
+    document = {"model": {"kind": "logreg"}}
+    data = json.dumps(document).encode()
+    store.put(data)
+    assert _fetch_spec(store, hashlib.sha256(data).digest()) == document
+    assert _fetch_spec(store, hashlib.sha256(b"absent").digest()) is None
+    store.put(b"[1, 2]")
+    assert _fetch_spec(store, hashlib.sha256(b"[1, 2]").digest()) is None  # not an object
+    store.put(b"\xff not json")
+    assert _fetch_spec(store, hashlib.sha256(b"\xff not json").digest()) is None

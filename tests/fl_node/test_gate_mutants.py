@@ -1,0 +1,191 @@
+"""The gate exactly: times in refusals, the wallet probe digest, the datasets hash, each refusal's text.
+
+For `make mutation`: the pure parts first, then refusals on a real chain with their full messages
+(`test_gate.py` has one case per reason and what the node does around it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from eth_account import Account
+from eth_utils.crypto import keccak
+from fl_jobs import Job, travel
+
+from fl_node import gate
+from fl_node.gate import REASONS, _probe_signature, _when, datasets_hash, wallet_probe_digest
+from fl_node.messages import NodeRefusal, RoundRequest
+from ledger.purposes import purpose_id
+
+AI_TRAINING = purpose_id("ai-training")
+
+WALLET = "0x" + "ab" * 20
+NODE = Account.from_key(keccak(text="node key"))
+
+
+@pytest.fixture()
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process runs in a time zone 5:30 ahead of UTC."""
+    monkeypatch.setenv("TZ", "IST-5:30")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_refusal_times_are_utc_whatever_the_local_zone(far_from_utc: None) -> None:
+    assert time.strftime("%H:%M", time.localtime(0)) == "05:30"  # the zone took effect
+    assert _when(0) == "1970-01-01 00:00:00 UTC"
+    assert _when(1_767_225_599) == "2025-12-31 23:59:59 UTC"
+
+
+def test_wallet_probe_digest_binds_chain_wallet_and_node() -> None:
+    expected = keccak(
+        b"sovereign-ledger/node-key-check/v1"
+        + (31337).to_bytes(32, "big")
+        + bytes.fromhex("ab" * 20)
+        + bytes.fromhex(NODE.address[2:])
+    )
+    assert wallet_probe_digest(31337, WALLET, NODE.address.lower()) == expected
+    assert wallet_probe_digest(1, WALLET, NODE.address) != expected
+
+
+def test_probe_signature_is_the_node_keys_signature_of_the_probe() -> None:
+    gate._probe_signatures.clear()
+    signature = _probe_signature(NODE, 31337, WALLET)
+    digest = wallet_probe_digest(31337, WALLET, NODE.address)
+    assert signature == "0x" + bytes(NODE.unsafe_sign_hash(digest).signature).hex()
+    assert _probe_signature(NODE, 31337, WALLET) == signature
+    assert _probe_signature(NODE, 1, WALLET) != signature
+
+
+def test_datasets_hash_is_abi_encode_packed_of_the_ids() -> None:
+    assert datasets_hash([1, 2**256 - 1]) == keccak(
+        (1).to_bytes(32, "big") + (2**256 - 1).to_bytes(32, "big")
+    )
+    assert datasets_hash([]) == keccak(b"")
+
+
+def test_reason_codes_are_stable() -> None:
+    assert REASONS == (
+        "unknown_job",
+        "not_in_job",
+        "not_owner",
+        "wallet_refuses_key",
+        "no_grant",
+        "not_yet_valid",
+        "expired",
+        "revoked",
+        "dataset_retired",
+        "owner_changed",
+        "unknown_dataset",
+        "stale_base_model",
+        "spec_mismatch",
+        "too_few_participants",
+    )
+
+
+# --------------------------------------------------------------------- refusals on a real chain
+
+
+def _request(job: Job, **changes: object) -> RoundRequest:
+    state = job.job
+    request = RoundRequest(
+        job_id=state.job_id,
+        round_number=state.last_round + 1,
+        job_datasets=state.job_datasets,
+        base_model_cid=state.last_model_cid,
+        base_digest=state.last_digest,
+        spec_json=state.spec.model_dump_json(),
+        seed=state.seed,
+    )
+    return replace(request, **changes)  # type: ignore[arg-type]
+
+
+def _refusal(job: Job, index: int, request: RoundRequest) -> NodeRefusal:
+    node = next(n for n in job.runner.nodes if n.dataset_id == job.dataset(index))
+    before, block = job.lab.get_job(job.job.job_id), job.lab.latest_block().number
+    reply = node.handle(request)
+    assert isinstance(reply, NodeRefusal), f"expected a refusal, got {type(reply).__name__}"
+    assert (job.lab.get_job(job.job.job_id), job.lab.latest_block().number) == (before, block)
+    return reply
+
+
+def _subject(job: Job, index: int, purpose: str = "ai-training") -> str:
+    return f"grant of dataset {job.dataset(index):#066x} to {job.lab.address} for '{purpose}'"
+
+
+def test_grant_refusals_name_the_grant_and_when(job: Job) -> None:
+    now = job.lab.latest_block().timestamp
+    job.owner(0).issue_grant(job.dataset(0), job.lab.address, AI_TRAINING, now, now + 60)  # type: ignore[arg-type]
+    job.owner(2).issue_grant(job.dataset(2), job.lab.address, AI_TRAINING, now + 3600, now + 7200)  # type: ignore[arg-type]
+    job.owner(1).revoke_grant(job.dataset(1), job.lab.address, AI_TRAINING)  # type: ignore[arg-type]
+    travel(job.lab, 61)
+    reply = _refusal(job, 0, _request(job))
+    assert (reply.reason, reply.message) == ("expired", f"{_subject(job, 0)} expired at {_when(now + 60)}")
+    reply = _refusal(job, 2, _request(job))
+    assert (reply.reason, reply.message) == (
+        "not_yet_valid",
+        f"{_subject(job, 2)} is not valid before {_when(now + 3600)}",
+    )
+    reply = _refusal(job, 1, _request(job))
+    assert (reply.reason, reply.message) == ("revoked", f"{_subject(job, 1)} was revoked")
+
+
+def test_deed_refusals_name_the_dataset_and_owner(job: Job) -> None:
+    job.owner(1).retire_dataset(job.dataset(1))
+    reply = _refusal(job, 1, _request(job))
+    assert (reply.reason, reply.message) == (
+        "dataset_retired",
+        f"dataset {job.dataset(1):#066x} was retired by its owner (consent withdrawn)",
+    )
+    new_owner = job.owner(2)
+    job.owner(0).transfer_dataset(job.dataset(0), new_owner.address)  # type: ignore[arg-type]
+    reply = _refusal(job, 0, _request(job))
+    assert (reply.reason, reply.message) == (
+        "not_owner",
+        f"dataset {job.dataset(0):#066x} is owned by {new_owner.address}, not by this node's account "
+        f"{job.owner(0).address}; the node trains only on a deed its owner holds",
+    )
+    node = next(n for n in job.runner.nodes if n.dataset_id == job.dataset(0)).node
+    successor = replace(node, account=new_owner.account, client=new_owner)
+    reply = successor.handle(_request(job))
+    assert isinstance(reply, NodeRefusal)
+    assert (reply.reason, reply.message) == (
+        "owner_changed",
+        f"{_subject(job, 0)} was issued by a previous owner of the deed",
+    )
+
+
+def test_job_refusals_name_the_job_and_digests(job: Job) -> None:
+    reply = _refusal(job, 0, _request(job, job_id=99))
+    assert (reply.reason, reply.message) == (
+        "unknown_job",
+        f"job 99 does not exist on chain {job.lab.chain_id}",
+    )
+    state = job.job
+    not_in_job = f"dataset {job.dataset(0):#066x} is not one of job {state.job_id}'s datasets on chain"
+    # the dataset left out of the list sent, or a list that is not the job's (hash) though it names it
+    for datasets in (
+        tuple(d for d in state.job_datasets if d != job.dataset(0)),
+        (*state.job_datasets, 12345),
+    ):
+        reply = _refusal(job, 0, _request(job, job_datasets=datasets))
+        assert (reply.reason, reply.message) == ("not_in_job", not_in_job)
+    stale = bytes(32)
+    reply = _refusal(job, 0, _request(job, base_digest=stale))
+    assert (reply.reason, reply.message) == (
+        "stale_base_model",
+        f"base model digest 0x{stale.hex()} is not job {state.job_id}'s last committed digest "
+        f"0x{state.last_digest.hex()} (round {state.last_round})",
+    )
+    other_spec = state.spec.model_copy(update={"local_epochs": state.spec.local_epochs + 1})
+    reply = _refusal(job, 0, _request(job, spec_json=other_spec.model_dump_json()))
+    assert (reply.reason, reply.message) == (
+        "spec_mismatch",
+        f"the model spec sent for job {state.job_id} hashes to 0x{other_spec.spec_digest().hex()}, but the "
+        f"job's on-chain spec digest is 0x{state.spec.spec_digest().hex()}",
+    )

@@ -1,0 +1,285 @@
+"""Exact forms and boundaries of `ledger.provenance`: typed data, privacy claims, parsers, checks.
+
+Fast cases for `make mutation`; the round-trip and refusal cases are in `test_provenance.py`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils.crypto import keccak
+
+from ledger.privacy import DPRound
+from ledger.provenance import (
+    Attestation,
+    AttestationError,
+    ManifestError,
+    ParticipantPrivacy,
+    PrivacyClaim,
+    RoundManifest,
+    _check_address,
+    _check_uint,
+    _describe,
+    _schema_of,
+    attestation_leaf,
+    attestation_typed_data,
+    domain_separator,
+    recover_signer,
+    sign_attestation,
+)
+
+LEDGER = "0x9fe46736679D2d9a65f0992f6f006fabF1A05e5e"  # EIP-55
+CHAIN = 31337
+PARENT = keccak(text="parent")
+SPEC = keccak(text="spec")
+UPDATE = keccak(text="update")
+DP = DPRound(noise_multiplier_e6=1_100_000, max_grad_norm_e6=2_000_000, sample_rate_e9=30_000_000, steps=12)
+
+
+def _attestation(privacy: PrivacyClaim | None = None) -> Attestation:
+    return Attestation(3, 7, 9, PARENT, SPEC, UPDATE, 11, privacy)
+
+
+V2_TYPES = {
+    "EIP712Domain": [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ],
+    "Attestation": [
+        {"name": "jobId", "type": "uint256"},
+        {"name": "round", "type": "uint64"},
+        {"name": "datasetId", "type": "uint256"},
+        {"name": "baseDigest", "type": "bytes32"},
+        {"name": "specDigest", "type": "bytes32"},
+        {"name": "updateDigest", "type": "bytes32"},
+        {"name": "numExamples", "type": "uint64"},
+    ],
+}
+MESSAGE = {
+    "jobId": 3,
+    "round": 7,
+    "datasetId": 9,
+    "baseDigest": "0x" + PARENT.hex(),
+    "specDigest": "0x" + SPEC.hex(),
+    "updateDigest": "0x" + UPDATE.hex(),
+    "numExamples": 11,
+}
+DOMAIN = {"name": "TrainingLedger", "version": "2", "chainId": CHAIN, "verifyingContract": LEDGER}
+
+
+def test_v2_typed_data_is_exactly_the_documented_json() -> None:
+    typed = attestation_typed_data(CHAIN, LEDGER.lower(), _attestation())
+    assert typed == {"types": V2_TYPES, "primaryType": "Attestation", "domain": DOMAIN, "message": MESSAGE}
+    signable = encode_typed_data(full_message=typed)
+    assert keccak(b"\x19" + signable.version + signable.header + signable.body) == attestation_leaf(
+        CHAIN, LEDGER, _attestation()
+    )
+
+
+def test_private_typed_data_appends_the_dp_fields() -> None:
+    claim = PrivacyClaim(DP, 2_500_000)
+    attestation = _attestation(claim)
+    typed = attestation_typed_data(CHAIN, LEDGER, attestation)
+    dp_fields = [
+        {"name": name, "type": "uint64"}
+        for name in ("noiseMultiplierE6", "maxGradNormE6", "sampleRateE9", "steps", "epsilonSpentE6")
+    ]
+    assert typed == {
+        "types": {
+            "EIP712Domain": V2_TYPES["EIP712Domain"],
+            "PrivateAttestation": V2_TYPES["Attestation"] + dp_fields,
+        },
+        "primaryType": "PrivateAttestation",
+        "domain": DOMAIN,
+        "message": {
+            **MESSAGE,
+            "noiseMultiplierE6": 1_100_000,
+            "maxGradNormE6": 2_000_000,
+            "sampleRateE9": 30_000_000,
+            "steps": 12,
+            "epsilonSpentE6": 2_500_000,
+        },
+    }
+    # a wallet signing this JSON signs the node's leaf
+    account = Account.from_key(keccak(text="node"))
+    wallet = Account.sign_typed_data(account.key, full_message=json.loads(json.dumps(typed)))
+    assert bytes(wallet.message_hash) == attestation_leaf(CHAIN, LEDGER, attestation)
+    assert (
+        sign_attestation(account, CHAIN, LEDGER, attestation).signature
+        == "0x" + bytes(wallet.signature).hex()
+    )
+
+
+def test_private_struct_hash_binds_every_dp_field() -> None:
+    base = _attestation(PrivacyClaim(DP, 2_500_000))
+    leaves = {attestation_leaf(CHAIN, LEDGER, base), attestation_leaf(CHAIN, LEDGER, _attestation())}
+    for change in (
+        {"noise_multiplier_e6": 1_100_001},
+        {"max_grad_norm_e6": 2_000_001},
+        {"sample_rate_e9": 30_000_001},
+        {"steps": 13},
+    ):
+        dp = DPRound(**{**DP.__dict__, **change}) if hasattr(DP, "__dict__") else None
+        if dp is None:
+            fields = {
+                f: getattr(DP, f)
+                for f in ("noise_multiplier_e6", "max_grad_norm_e6", "sample_rate_e9", "steps")
+            }
+            dp = DPRound(**{**fields, **change})
+        leaves.add(attestation_leaf(CHAIN, LEDGER, _attestation(PrivacyClaim(dp, 2_500_000))))
+    leaves.add(attestation_leaf(CHAIN, LEDGER, _attestation(PrivacyClaim(DP, 2_500_001))))
+    assert len(leaves) == 7
+
+
+def test_privacy_claim_checks_its_fields() -> None:
+    claim = PrivacyClaim(DP, 2**64 - 1)
+    assert claim.epsilon_spent == (2**64 - 1) / 1_000_000
+    assert PrivacyClaim(DP, 1_500_000).epsilon_spent == 1.5
+    assert PrivacyClaim(DP, 0).epsilon_spent == 0.0
+    with pytest.raises(AttestationError) as raised:
+        PrivacyClaim("dp", 1)  # type: ignore[arg-type]
+    assert str(raised.value) == "privacy.dp must be a DPRound; got 'dp'"
+    with pytest.raises(AttestationError) as raised:
+        PrivacyClaim(DP, 2**64)
+    assert (
+        str(raised.value)
+        == "epsilon_spent_e6 must be between 0 and 18446744073709551615; got 18446744073709551616"
+    )
+    with pytest.raises(AttestationError) as raised:
+        PrivacyClaim(DP, -1)
+    assert str(raised.value) == "epsilon_spent_e6 must be between 0 and 18446744073709551615; got -1"
+    with pytest.raises(AttestationError) as raised:
+        _attestation("claim")  # type: ignore[arg-type]
+    assert str(raised.value) == "privacy must be a PrivacyClaim or None; got 'claim'"
+
+
+def test_participant_privacy_of_a_claim_copies_each_field() -> None:
+    privacy = ParticipantPrivacy.of(PrivacyClaim(DP, 2_500_000))
+    assert privacy.model_dump() == {
+        "noise_multiplier_e6": 1_100_000,
+        "max_grad_norm_e6": 2_000_000,
+        "sample_rate_e9": 30_000_000,
+        "steps": 12,
+        "epsilon_spent_e6": 2_500_000,
+    }
+
+
+def test_uint_and_address_checks_name_the_field_and_the_range() -> None:
+    assert _check_uint("n", 5, 10, 5) == 5
+    assert _check_uint("n", 10, 10) == 10
+    with pytest.raises(AttestationError) as raised:
+        _check_uint("n", 4, 10, 5)
+    assert str(raised.value) == "n must be between 5 and 10; got 4"
+    with pytest.raises(AttestationError) as raised:
+        _check_uint("n", True, 10)
+    assert str(raised.value) == "n must be an integer; got bool True"
+    with pytest.raises(AttestationError) as raised:
+        _check_uint("n", "5", 10)
+    assert str(raised.value) == "n must be an integer; got str '5'"
+    assert _check_address("a", LEDGER.lower()) == LEDGER
+    for bad in (5, "0x12", None):
+        with pytest.raises(AttestationError) as raised:
+            _check_address("ledger_address", bad)
+        assert str(raised.value) == f"ledger_address must be a 20-byte hex address; got {bad!r}"
+    with pytest.raises(AttestationError) as raised:
+        attestation_typed_data(CHAIN, "0x12", _attestation())
+    assert str(raised.value) == "ledger_address must be a 20-byte hex address; got '0x12'"
+    with pytest.raises(AttestationError) as raised:
+        domain_separator(-1, LEDGER)
+    assert str(raised.value) == f"chain_id must be between 0 and {2**256 - 1}; got -1"
+
+
+def test_recover_signer_boundaries() -> None:
+    account = Account.from_key(keccak(text="node"))
+    digest = keccak(text="digest")
+    signature = "0x" + bytes(account.unsafe_sign_hash(digest).signature).hex()
+    assert recover_signer(digest, signature) == account.address
+    raw = bytes.fromhex(signature[2:])
+    # v as 0/1 is accepted as well as 27/28
+    assert recover_signer(digest, "0x" + (raw[:64] + bytes([raw[64] - 27])).hex()) == account.address
+    for v in (2, 26, 29):
+        with pytest.raises(AttestationError) as raised:
+            recover_signer(digest, "0x" + (raw[:64] + bytes([v])).hex())
+        assert str(raised.value) == f"signature recovery id v must be 27 or 28; got {v}"
+    zero_r = "0x" + (bytes(32) + raw[32:]).hex()
+    zero_s = "0x" + (raw[:32] + bytes(32) + raw[64:]).hex()
+    for bad in (zero_r, zero_s):
+        with pytest.raises(AttestationError) as raised:
+            recover_signer(digest, bad)
+        assert str(raised.value) == "signature is malleable or out of range (s must be in the lower half)"
+    with pytest.raises(AttestationError) as raised:
+        recover_signer(digest, 5)  # type: ignore[arg-type]
+    assert str(raised.value) == "signature must be 0x + 130 hex digits (65 bytes); got 5"
+
+
+def _manifest_json() -> dict[str, object]:
+    account = Account.from_key(keccak(text="node"))
+    signed = [sign_attestation(account, CHAIN, LEDGER, Attestation(3, 7, 9, PARENT, SPEC, UPDATE, 30))]
+    second = Account.from_key(keccak(text="node 2"))
+    signed.append(sign_attestation(second, CHAIN, LEDGER, Attestation(3, 7, 10, PARENT, SPEC, UPDATE, 70)))
+    manifest = RoundManifest.from_attestations(
+        purpose=keccak(text="ai-training"),
+        spec_digest=SPEC,
+        parent_digest=PARENT,
+        model_digest=keccak(text="model"),
+        model_cid="bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
+        signed_attestations=signed,
+        update_cids={9: "bafkrei" + "a" * 52, 10: "bafkrei" + "b" * 52},
+    )
+    document: dict[str, object] = json.loads(manifest.to_bytes())
+    return document
+
+
+def _with_weights(first: float, second: float) -> RoundManifest:
+    document = _manifest_json()
+    participants = document["participants"]
+    assert isinstance(participants, list)
+    participants[0]["weight"] = first
+    participants[1]["weight"] = second
+    return RoundManifest.from_bytes(json.dumps(document).encode())
+
+
+def test_weights_are_checked_to_an_absolute_1e_12() -> None:
+    _with_weights(0.3, 0.7).check_weights()
+    _with_weights(0.3 + 9e-13, 0.7 - 9e-13).check_weights()  # within the tolerance
+    with pytest.raises(ManifestError) as raised:
+        _with_weights(0.3 + 2e-12, 0.7).check_weights()
+    assert str(raised.value) == (
+        f"job 3 round 7: participant 0x{9:064x} has weight {0.3 + 2e-12!r} but attests 30 of 100 examples "
+        "(expected 0.3)"
+    )
+    # 3e-10 relative to 0.7 is more than 1e-12: the tolerance is absolute only
+    with pytest.raises(ManifestError, match=f"participant 0x{10:064x} has weight"):
+        _with_weights(0.3, 0.7 * (1 + 3e-10)).check_weights()
+
+
+def test_describe_lists_every_problem_with_its_location() -> None:
+    document = _manifest_json()
+    document["round"] = 0
+    document["job_id"] = "x"
+    with pytest.raises(ManifestError) as raised:
+        RoundManifest.from_bytes(json.dumps(document).encode())
+    message = str(raised.value)
+    assert message.startswith("invalid round manifest: ")
+    assert "; " in message and "http" not in message
+    problems = message.removeprefix("invalid round manifest: ").split("; ")
+    assert [p.split(":")[0] for p in problems] == ["job_id", "round"]
+    with pytest.raises(ManifestError) as raised:
+        RoundManifest.from_bytes(b"[1, 2]")
+    assert str(raised.value).startswith("invalid round manifest: (document): ")
+    try:
+        RoundManifest.model_validate_json("[]")
+    except Exception as error:
+        assert _describe(error).startswith("invalid round manifest: (document): ")  # type: ignore[arg-type]
+
+
+def test_schema_of_reads_only_json_objects() -> None:
+    assert _schema_of('{"schema": "s"}') == "s"
+    assert _schema_of("[1]") is None
+    assert _schema_of('"schema"') is None
+    assert _schema_of("{") is None
