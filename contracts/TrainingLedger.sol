@@ -153,10 +153,7 @@ contract TrainingLedger is EIP712, ITrainingLedger {
     function abortLargeRound(uint256 jobId, uint64 round) external {
         Job storage job = _jobs[jobId];
         _checkOpenJobCaller(job, jobId);
-        LargeRound storage open = _requireOpenRound(jobId, round);
-        uint64 added = open.participantCount;
-        delete _largeRounds[jobId];
-        emit LargeRoundAborted(jobId, round, added);
+        _abortLargeRound(_requireOpenRound(jobId, round), jobId, round);
     }
 
     /// @inheritdoc ITrainingLedger
@@ -363,6 +360,13 @@ contract TrainingLedger is EIP712, ITrainingLedger {
         open.participantsHash = participantsHash;
         open.lastDatasetId = datasetIds[datasetIds.length - 1];
         emit RoundParticipantsAdded(jobId, round, datasetIds, count, participantsHash);
+    }
+
+    /// @dev The abort transition: clear the open round, then emit.
+    function _abortLargeRound(LargeRound storage open, uint256 jobId, uint64 round) private {
+        uint64 added = open.participantCount;
+        delete _largeRounds[jobId];
+        emit LargeRoundAborted(jobId, round, added);
     }
 
     /// @dev The large-round commit transition: advance the job, clear the open round, then emit.
