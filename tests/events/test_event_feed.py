@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from datetime import UTC, datetime
 
 import pytest
@@ -201,3 +202,46 @@ def test_a_provider_that_caps_log_ranges_gets_smaller_ranges_and_the_same_events
         assert proxy.refused >= 1 and feed.chunk_blocks <= 3
     finally:
         proxy.close()
+
+
+def test_authority_losses_name_revocations_retirements_and_transfers_of_the_jobs_grants_only(
+    deployed: DeployedChain,
+) -> None:
+    from ledger.events import authority_losses
+
+    lab, h1, h2, h3, other = deployed[0], deployed[1], deployed[2], deployed[3], deployed[4]
+    assert lab.address is not None and other.address is not None and h3.address is not None
+    d1, _ = h1.register_dataset(secrets.token_bytes(32))
+    d2, _ = h2.register_dataset(secrets.token_bytes(32))
+    d3, _ = h3.register_dataset(secrets.token_bytes(32))
+    outside, _ = h1.register_dataset(secrets.token_bytes(32))
+    now = lab.latest_block().timestamp
+    for owner, dataset in ((h1, d1), (h1, outside)):
+        owner.issue_grant(dataset, lab.address, "ai-training", now - 10, now + 3600)
+        owner.issue_grant(dataset, lab.address, "analytics", now - 10, now + 3600)
+        owner.issue_grant(dataset, other.address, "ai-training", now - 10, now + 3600)
+    feed = EventFeed(lab).start_at_head()
+    h1.revoke_grant(d1, other.address, purpose_id("ai-training"))  # another lab's grant
+    h1.revoke_grant(d1, lab.address, purpose_id("analytics"))  # another purpose
+    h1.revoke_grant(outside, lab.address, purpose_id("ai-training"))  # not a dataset of the job
+    assert (
+        authority_losses(
+            feed.poll(), datasets=[d1, d2, d3], coordinator=lab.address, purpose=purpose_id("ai-training")
+        )
+        == []
+    )
+    h1.revoke_grant(d1, lab.address, purpose_id("ai-training"))
+    h2.retire_dataset(d2)
+    h3.transfer_dataset(d3, other.address)
+    losses = authority_losses(
+        feed.poll(), datasets=[d1, d2, d3], coordinator=lab.address.lower(), purpose=purpose_id("ai-training")
+    )
+    assert [loss.dataset_id for loss in losses] == [d1, d2, d3]
+    assert [loss.reason for loss in losses] == [
+        f"the grant on dataset 0x{d1:064x} to {lab.address} for 'ai-training' was revoked",
+        f"dataset 0x{d2:064x} was retired by its owner",
+        f"dataset 0x{d3:064x} was transferred to {other.address} (its grants end with the transfer)",
+    ]
+    assert (
+        losses[0].describe().startswith(losses[0].reason + f" in block {losses[0].event.block_number} (tx 0x")
+    )
