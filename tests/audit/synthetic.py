@@ -19,6 +19,8 @@ import hashlib
 import io
 import json
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +379,16 @@ def fast_accountant(monkeypatch: pytest.MonkeyPatch) -> None:
     so the values are the accountant's own. Use with `pytest.mark.usefixtures("fast_accountant")`.
     """
     monkeypatch.setattr(accountant, "_round_rdp", _rdp_of_round)
+
+
+@pytest.fixture()
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process runs in a time zone 5:30 ahead of UTC (renderings must still say UTC)."""
+    monkeypatch.setenv("TZ", "IST-5:30")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 def golden(name: str, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 from synthetic import (
@@ -11,6 +12,7 @@ from synthetic import (
     LAB,
     VARIANTS,
     as_json,
+    far_from_utc,
     fast_accountant,
     golden,
     lineage,
@@ -21,7 +23,7 @@ from synthetic import (
 from ledger.audit.prov import SOV_NAMESPACE
 
 pytestmark = pytest.mark.usefixtures("fast_accountant")
-__all__ = ["fast_accountant"]  # the fixture, imported for pytest
+__all__ = ["far_from_utc", "fast_accountant"]  # the fixture, imported for pytest
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -95,3 +97,10 @@ def test_a_usage_without_an_attestation_and_signer_has_no_node() -> None:
     assert f"sov:node_{HOSPITALS[1].address.lower()}" not in doc["agent"]
     delegations = [d["prov:delegate"] for d in doc["actedOnBehalfOf"].values()]
     assert delegations == [f"sov:node_{HOSPITALS[i].address.lower()}" for i in (0, 2)]
+
+
+@pytest.mark.usefixtures("far_from_utc")
+def test_times_are_utc_whatever_the_local_zone() -> None:
+    assert time.strftime("%H:%M", time.localtime(0)) == "05:30"  # the zone took effect
+    usage = _usage(report(lineage()).to_prov(), DATASETS[0], 1)
+    assert usage["sov:grantNotBefore"] == {"$": "2026-01-01T00:00:00Z", "type": "xsd:dateTime"}

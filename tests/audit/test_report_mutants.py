@@ -158,6 +158,9 @@ def test_print_defaults_to_a_console_on_stdout(capsys: pytest.CaptureFixture[str
     report(lineage()).print()
     out = capsys.readouterr().out
     assert "VERIFIED: job 7" in out and "lineage of job 7" in out
+    assert "all checks" not in out  # only failures and checks not made, by default: none here
+    report(lineage()).print(all_checks=True)
+    assert "all checks" in capsys.readouterr().out
 
 
 def test_table_marks_each_round() -> None:

@@ -212,6 +212,21 @@ def test_recover_signer_boundaries() -> None:
         with pytest.raises(AttestationError) as raised:
             recover_signer(digest, bad)
         assert str(raised.value) == "signature is malleable or out of range (s must be in the lower half)"
+    # r and s at the edges of their ranges: in range is not refused as malleable
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    for r_value, s_value in ((1, int.from_bytes(raw[32:64], "big")), (int.from_bytes(raw[:32], "big"), 1)):
+        edge = "0x" + (r_value.to_bytes(32, "big") + s_value.to_bytes(32, "big") + raw[64:]).hex()
+        try:
+            recovered = recover_signer(digest, edge)
+        except AttestationError as error:
+            assert str(error).startswith("signature does not recover a public key"), str(error)
+        else:
+            assert recovered != account.address
+    for r_value in (n, n + 1):
+        edge = "0x" + (r_value.to_bytes(32, "big") + raw[32:]).hex()
+        with pytest.raises(AttestationError) as raised:
+            recover_signer(digest, edge)
+        assert str(raised.value) == "signature is malleable or out of range (s must be in the lower half)"
     with pytest.raises(AttestationError) as raised:
         recover_signer(digest, 5)  # type: ignore[arg-type]
     assert str(raised.value) == "signature must be 0x + 130 hex digits (65 bytes); got 5"
