@@ -34,6 +34,9 @@ contract LargeRoundHandler {
     uint256 internal openMask;
     uint256 internal openCount;
     bytes32 internal openHash;
+    // The largest minParticipants among the added datasets' grants as they stood at their batch:
+    // a grant (terms included) is checked when its batch lands, not again at finalize.
+    uint256 internal openMin;
 
     struct Finalized {
         uint64 round;
@@ -69,7 +72,7 @@ contract LargeRoundHandler {
         if ((seed >> 8) % 4 != 0) parent = job.lastDigest;
         vm.prank(COORDINATOR);
         try ledger.beginLargeRound(jobId, round, parent) {
-            (openRound, openMask, openCount, openHash) = (round, 0, 0, bytes32(0));
+            (openRound, openMask, openCount, openHash, openMin) = (round, 0, 0, bytes32(0), 0);
         } catch {}
     }
 
@@ -92,6 +95,7 @@ contract LargeRoundHandler {
                 if ((openMask >> d) & 1 == 1) ++acceptedTwice;
                 if (revoked[d]) ++acceptedWithRevokedParticipant;
                 if (maxRoundsOf[d] != 0 && round > maxRoundsOf[d]) ++acceptedAgainstTerms;
+                if (minParticipantsOf[d] > openMin) openMin = minParticipantsOf[d];
                 openMask |= 1 << d;
                 openHash = keccak256(abi.encode(openHash, datasets[d]));
             }
@@ -106,11 +110,9 @@ contract LargeRoundHandler {
         vm.prank(COORDINATOR);
         try ledger.finalizeLargeRound(jobId, openRound, model, "cid", count, hash, bytes32(0)) {
             if (count != openCount || hash != openHash) ++acceptedOtherSet;
-            for (uint256 d; d < N; ++d) {
-                if ((openMask >> d) & 1 == 1 && openCount < minParticipantsOf[d]) ++acceptedAgainstTerms;
-            }
+            if (openCount < openMin) ++acceptedAgainstTerms;
             finalized.push(Finalized(openRound, parent, model, openMask));
-            (openRound, openMask, openCount, openHash) = (0, 0, 0, bytes32(0));
+            (openRound, openMask, openCount, openHash, openMin) = (0, 0, 0, bytes32(0), 0);
         } catch {}
     }
 
@@ -128,7 +130,7 @@ contract LargeRoundHandler {
     function abort() external {
         vm.prank(COORDINATOR);
         try ledger.abortLargeRound(jobId, openRound) {
-            (openRound, openMask, openCount, openHash) = (0, 0, 0, bytes32(0));
+            (openRound, openMask, openCount, openHash, openMin) = (0, 0, 0, bytes32(0), 0);
         } catch {}
     }
 
