@@ -30,7 +30,7 @@ COLOURS = {
 }
 
 
-def _short(text: str, keep: int = 10) -> str:
+def _short(text: str, keep: int) -> str:
     return text if len(text) <= 2 * keep + 1 else f"{text[:keep]}…{text[-keep + 2 :]}"
 
 
@@ -191,13 +191,13 @@ def _svg(graph: dict[str, Any]) -> str:
         out.append(
             f'<g class="node node-{node["kind"]} status-{node["status"]}" data-id="{escape(node["id"])}" '
             f'data-status="{node["status"]}" transform="translate({x},{y})">'
-            f"<title>{escape(node['label'])}\n{escape(str(node.get('detail', '')))}\n{node['status']}</title>"
+            f"<title>{escape(node['label'])}\n{escape(str(node['detail']))}\n{node['status']}</title>"
             f'<rect width="{NODE_W}" height="{NODE_H}" rx="6" '
             f'fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>'
             '<text x="8" y="16" font-size="12" font-weight="bold" '
             f'fill="{stroke}">{mark} {escape(node["label"])}</text>'
             '<text x="8" y="32" font-size="10" '
-            f'fill="#374151">{escape(_short(str(node.get("detail", "")), 17))}</text>'
+            f'fill="#374151">{escape(_short(str(node["detail"]), 17))}</text>'
             "</g>"
         )
     out.append("</svg>")

@@ -14,6 +14,7 @@ from eth_utils.crypto import keccak
 
 from ledger.privacy import DPRound
 from ledger.provenance import (
+    EIP1271_MAGIC_VALUE,
     Attestation,
     AttestationError,
     ManifestError,
@@ -27,6 +28,8 @@ from ledger.provenance import (
     attestation_leaf,
     attestation_typed_data,
     domain_separator,
+    eip1271_accepts,
+    eip1271_call_data,
     recover_signer,
     sign_attestation,
 )
@@ -298,3 +301,18 @@ def test_schema_of_reads_only_json_objects() -> None:
     assert _schema_of("[1]") is None
     assert _schema_of('"schema"') is None
     assert _schema_of("{") is None
+
+
+def test_eip1271_answers_and_call_data_bounds() -> None:
+    assert eip1271_accepts(EIP1271_MAGIC_VALUE + bytes(28))
+    # any non-zero byte after the selector (including the very first) is not the magic value
+    for position in (4, 5, 31):
+        answer = bytearray(EIP1271_MAGIC_VALUE + bytes(28))
+        answer[position] = 1
+        assert not eip1271_accepts(bytes(answer)), position
+    digest = keccak(text="d")
+    assert eip1271_call_data(digest, "0xABcd").endswith("abcd" + "00" * 30)  # hex digits of either case
+    for bad in (bytes(31), "0x" + "00" * 32):
+        with pytest.raises(AttestationError) as raised:
+            eip1271_call_data(bad, "0x")  # type: ignore[arg-type]
+        assert str(raised.value) == f"digest must be 32 bytes; got {bad!r}"
