@@ -390,17 +390,47 @@ class CheckOut(BaseModel):
     block_number: int
 
 
+# A round embeds at most this many participant ids: every standard round fits (a job lists at
+# most 256 datasets); a larger large round pages the rest from `.../rounds/{round}/participants`.
+ROUND_PARTICIPANTS_INLINE = 256
+
+
 class RoundOut(BaseModel):
-    """A committed round."""
+    """A committed round.
+
+    `mode` is `standard` (`commitRound`: the participants are in its `RoundCommitted`) or `large`
+    (an open job's round committed in batches: `RoundCommitted` lists none, the participants are
+    the round's `RoundParticipantsAdded` batches, `participant_count` of them with hash chain
+    `participants_hash`, from `LargeRoundCommitted`). `participants` holds at most
+    ROUND_PARTICIPANTS_INLINE ids, ascending for a large round; `participants_truncated` says when
+    there are more (then page them from `/v1/jobs/{job_id}/rounds/{round}/participants`).
+    """
 
     job_id: str
     round: int
     parent_digest: str
     model_digest: str
     manifest_cid: str
-    participants: list[str]
+    mode: Literal["standard", "large"] = "standard"
+    participant_count: int = Field(description="every participating dataset of the round")
+    participants: list[str] = Field(description=f"dataset ids, at most {ROUND_PARTICIPANTS_INLINE}")
+    participants_truncated: bool = Field(
+        default=False, description="more participants than listed: page them from .../participants"
+    )
+    participants_hash: str | None = Field(
+        default=None, description="large rounds: the contract's hash chain over the ascending ids"
+    )
     attestations_root: str
     block_number: int | None = None
+
+
+class RoundParticipantOut(BaseModel):
+    """A dataset of a committed round and where the contract checked its grant."""
+
+    dataset_id: str
+    dataset_id_hex: str
+    checked_block: int = Field(description="the block of the batch (large round) or of the commit")
+    checked_log_index: int = Field(description="that log's index in its block")
 
 
 class JobOut(BaseModel):

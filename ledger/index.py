@@ -12,6 +12,9 @@ The chain is the source of truth; the index is a cache that can always be rebuil
   chain still has (everything below it is then canonical, by the hash chain) and deletes
   every row above it. Each fetched log must carry the hash of the block the chain reports,
   and a range must start on the child of the stored cursor block, or it is fetched again.
+- **Versioned schema.** `SCHEMA_VERSION` is stored in the file; an index written by an
+  older version is migrated in place (one transaction, from the raw `events` rows it already
+  holds, so nothing is fetched again); one of a version this code does not know is rebuilt.
 - **Append-only history.** Rows are facts at a (block, log index) position: grants are
   kept as their issue/revoke history, deeds as their transfers. Current state and "the
   grant as it stood at a round's block" are derived from the history by queries, so a
@@ -39,7 +42,7 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.exceptions import BlockNotFound
 
-from ledger.chain.types import AuthorizationStatus
+from ledger.chain.types import AuthorizationStatus, GrantTerms
 from ledger.errors import ConfigurationError, LedgerError, UnreachableError
 from ledger.settings import Settings
 
@@ -47,7 +50,11 @@ log = logging.getLogger(__name__)
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 CONTRACT_NAMES = ("DatasetRegistry", "UsageGrants", "TrainingLedger")
-SCHEMA_VERSION = "1"
+# 2: grant terms on grant_events, the large_rounds table (1 is migrated in place, see _migrate).
+SCHEMA_VERSION = "2"
+# GrantIssued's terms fields, in the order of `GrantTerms.from_chain` and of the columns.
+TERM_FIELDS = ("epsilonHundredths", "deltaNegExponent", "minParticipants", "maxRounds")
+TERM_COLUMNS = ("epsilon_hundredths", "delta_neg_exponent", "min_participants", "max_rounds")
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 DEFAULT_CHUNK_SIZE = 2000
 # A range whose logs keep disagreeing with the chain's headers means the chain is
@@ -149,6 +156,7 @@ class GrantEvent:
     log_index: int
     tx_hash: str
     timestamp: int
+    terms: GrantTerms | None = None  # an issue's terms (None for a revocation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +175,7 @@ class IndexedGrant:
     revoked_tx: str | None
     owner_changed_block: int | None
     dataset_retired_block: int | None
+    terms: GrantTerms | None = None  # from the latest GrantIssued (all zero: no terms)
 
     @property
     def revoked(self) -> bool:
@@ -252,6 +261,31 @@ class IndexedRound:
 
 
 @dataclass(frozen=True, slots=True)
+class IndexedLargeRound:
+    """A LargeRoundCommitted event: the round's participant count and hash chain, as committed."""
+
+    job_id: int
+    round: int
+    participant_count: int
+    participants_hash: bytes
+    block_number: int
+    log_index: int
+    tx_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoundParticipant:
+    """A dataset of a committed round, with where the contract checked its grant.
+
+    For a large round that is its RoundParticipantsAdded batch; otherwise the RoundCommitted itself.
+    """
+
+    dataset_id: int
+    block_number: int
+    log_index: int
+
+
+@dataclass(frozen=True, slots=True)
 class IndexedEvent:
     """Any decoded event of the three contracts (including ones without a dedicated table)."""
 
@@ -301,6 +335,18 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(item) for item in value]
     return value
+
+
+def _int_of(value: Any) -> int:
+    """An integer as `_jsonable` stored it (a number, or 0x-hex past 2**53)."""
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def _terms_of(values: Sequence[Any]) -> GrantTerms | None:
+    """Terms from their four stored integers (None when not recorded)."""
+    if any(value is None for value in values):
+        return None
+    return GrantTerms.from_chain(*(int(value) for value in values))
 
 
 def _grant_status(
@@ -418,7 +464,9 @@ CREATE INDEX IF NOT EXISTS deed_transfers_by_dataset ON deed_transfers (dataset_
 CREATE TABLE IF NOT EXISTS grant_events (
     dataset_id TEXT NOT NULL, grantee TEXT NOT NULL, purpose TEXT NOT NULL, kind TEXT NOT NULL,
     not_before INTEGER, expires_at INTEGER, block_number INTEGER NOT NULL, log_index INTEGER NOT NULL,
-    tx_hash TEXT NOT NULL, timestamp INTEGER NOT NULL, PRIMARY KEY (block_number, log_index));
+    tx_hash TEXT NOT NULL, timestamp INTEGER NOT NULL,
+    epsilon_hundredths INTEGER, delta_neg_exponent INTEGER, min_participants INTEGER, max_rounds INTEGER,
+    PRIMARY KEY (block_number, log_index));
 CREATE INDEX IF NOT EXISTS grant_events_by_key
     ON grant_events (dataset_id, grantee, purpose, block_number, log_index);
 CREATE INDEX IF NOT EXISTS grant_events_by_grantee ON grant_events (grantee);
@@ -442,6 +490,10 @@ CREATE INDEX IF NOT EXISTS round_participants_by_dataset ON round_participants (
 CREATE TABLE IF NOT EXISTS batch_participants (
     job_id INTEGER NOT NULL, round INTEGER NOT NULL, dataset_id TEXT NOT NULL, block_number INTEGER NOT NULL,
     log_index INTEGER NOT NULL, timestamp INTEGER NOT NULL, PRIMARY KEY (job_id, round, dataset_id));
+CREATE TABLE IF NOT EXISTS large_rounds (
+    job_id INTEGER NOT NULL, round INTEGER NOT NULL, participant_count INTEGER NOT NULL,
+    participants_hash TEXT NOT NULL, block_number INTEGER NOT NULL, log_index INTEGER NOT NULL,
+    tx_hash TEXT NOT NULL, PRIMARY KEY (job_id, round));
 """
 
 # Every table whose rows belong to a block: a rewind deletes from each above the fork.
@@ -456,6 +508,7 @@ _BLOCK_TABLES = (
     "rounds",
     "round_participants",
     "batch_participants",
+    "large_rounds",
     "blocks",
 )
 
@@ -542,9 +595,78 @@ class EventIndex:
 
     def _create_schema(self) -> None:
         with self._lock:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
+            self._execute_schema()
+            with self._write() as db:
+                # Read inside the write transaction: a second process opening the same file
+                # waits here and then sees the version the first one migrated to.
+                version = self._meta("schema_version")
+                if version is None or version == SCHEMA_VERSION:
+                    return
+                if version == "1":
+                    self._migrate_from_1(db)
+                else:
+                    # A layout this code does not know (a newer sov wrote it): the index is a
+                    # cache, so drop it; `_bind_deployment` then starts it afresh.
+                    log.warning(
+                        "event index %s has schema version %s (this sov writes %s); rebuilding it",
+                        self.path,
+                        version,
+                        SCHEMA_VERSION,
+                    )
+                    for table in _BLOCK_TABLES:
+                        db.execute(f"DROP TABLE IF EXISTS {table}")
+                    db.execute("DELETE FROM meta")
+                    self._execute_schema()
+                    return
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+
+    def _execute_schema(self) -> None:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
+
+    def _migrate_from_1(self, db: sqlite3.Connection) -> None:
+        """Version 1 -> 2: grant terms and large rounds, filled from the `events` rows already held.
+
+        Every decoded log was kept in `events` with all its arguments, so the new columns and
+        table are derived without reading the chain again (and the cursor stays where it was).
+        """
+        columns = {row[1] for row in db.execute("PRAGMA table_info(grant_events)")}
+        for column in TERM_COLUMNS:
+            if column not in columns:
+                db.execute(f"ALTER TABLE grant_events ADD COLUMN {column} INTEGER")
+        issued = db.execute(
+            "SELECT block_number, log_index, args FROM events "
+            "WHERE contract = 'UsageGrants' AND event = 'GrantIssued'"
+        ).fetchall()
+        for block_number, log_index, args in issued:
+            values = [json.loads(args).get(name) for name in TERM_FIELDS]
+            if any(value is None for value in values):
+                continue  # not recorded: the terms stay unknown (NULL), never guessed as none
+            db.execute(
+                "UPDATE grant_events SET epsilon_hundredths = ?, delta_neg_exponent = ?, "
+                "min_participants = ?, max_rounds = ? WHERE block_number = ? AND log_index = ?",
+                (*values, block_number, log_index),
+            )
+        committed = db.execute(
+            "SELECT block_number, log_index, tx_hash, args FROM events "
+            "WHERE contract = 'TrainingLedger' AND event = 'LargeRoundCommitted'"
+        ).fetchall()
+        for block_number, log_index, tx_hash, args in committed:
+            a = json.loads(args)
+            db.execute(
+                "INSERT OR REPLACE INTO large_rounds VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _int_of(a["jobId"]),
+                    _int_of(a["round"]),
+                    _int_of(a["participantCount"]),
+                    a["participantsHash"],
+                    block_number,
+                    log_index,
+                    tx_hash,
+                ),
+            )
+        log.info("event index %s migrated from schema version 1 to %s", self.path, SCHEMA_VERSION)
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -794,8 +916,11 @@ class EventIndex:
                 (_id_text(a["tokenId"]), a["from"], a["to"], *position, header.timestamp),
             )
         elif key == ("UsageGrants", "GrantIssued"):
+            # Named columns: a migrated file has the terms columns last, whatever the DDL order.
             db.execute(
-                "INSERT INTO grant_events VALUES (?, ?, ?, 'issued', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO grant_events (dataset_id, grantee, purpose, kind, not_before, expires_at, "
+                "block_number, log_index, tx_hash, timestamp, " + ", ".join(TERM_COLUMNS) + ") "
+                "VALUES (?, ?, ?, 'issued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     _id_text(a["datasetId"]),
                     a["grantee"],
@@ -804,11 +929,13 @@ class EventIndex:
                     a["expiresAt"],
                     *position,
                     header.timestamp,
+                    *(a[name] for name in TERM_FIELDS),
                 ),
             )
         elif key == ("UsageGrants", "GrantRevoked"):
             db.execute(
-                "INSERT INTO grant_events VALUES (?, ?, ?, 'revoked', NULL, NULL, ?, ?, ?, ?)",
+                "INSERT INTO grant_events (dataset_id, grantee, purpose, kind, block_number, log_index, "
+                "tx_hash, timestamp) VALUES (?, ?, ?, 'revoked', ?, ?, ?, ?)",
                 (_id_text(a["datasetId"]), a["grantee"], _hex(a["purpose"]), *position, header.timestamp),
             )
         elif key == ("TrainingLedger", "JobCreated"):
@@ -867,6 +994,17 @@ class EventIndex:
             db.executemany(
                 "INSERT INTO batch_participants VALUES (?, ?, ?, ?, ?, ?)",
                 [(a["jobId"], a["round"], d, *position[:2], header.timestamp) for d in added],
+            )
+        elif key == ("TrainingLedger", "LargeRoundCommitted"):
+            db.execute(
+                "INSERT INTO large_rounds VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    a["jobId"],
+                    a["round"],
+                    a["participantCount"],
+                    _hex(a["participantsHash"]),
+                    *position,
+                ),
             )
         elif key == ("TrainingLedger", "LargeRoundAborted"):
             for table in ("round_participants", "batch_participants"):
@@ -1034,6 +1172,7 @@ class EventIndex:
             log_index=r["log_index"],
             tx_hash=r["tx_hash"],
             timestamp=r["timestamp"],
+            terms=_terms_of([r[column] for column in TERM_COLUMNS]) if r["kind"] == "issued" else None,
         )
 
     def grant_history(self, dataset_id: int, grantee: str, purpose: bytes) -> list[GrantEvent]:
@@ -1099,6 +1238,7 @@ class EventIndex:
                     revoked_tx=None if revocation is None else revocation.tx_hash,
                     owner_changed_block=later[0].block_number if later else None,
                     dataset_retired_block=None if dataset is None else dataset.retired_block,
+                    terms=issued.terms,
                 )
             )
         result.sort(key=lambda g: (g.dataset_id, g.grantee, g.purpose))
@@ -1267,6 +1407,61 @@ class EventIndex:
             return None
         row = rows[0]
         return int(row["block_number"]), int(row["log_index"]), int(row["timestamp"])
+
+    @staticmethod
+    def _large_round(r: Mapping[str, Any]) -> IndexedLargeRound:
+        return IndexedLargeRound(
+            job_id=r["job_id"],
+            round=r["round"],
+            participant_count=r["participant_count"],
+            participants_hash=_unhex(r["participants_hash"]),
+            block_number=r["block_number"],
+            log_index=r["log_index"],
+            tx_hash=r["tx_hash"],
+        )
+
+    def large_rounds(self, job_id: int) -> dict[int, IndexedLargeRound]:
+        """The job's rounds committed as large rounds (`finalizeLargeRound`), by round number."""
+        rows = self._rows("SELECT * FROM large_rounds WHERE job_id = ? ORDER BY round", (job_id,))
+        return {int(r["round"]): self._large_round(r) for r in rows}
+
+    def large_round(self, job_id: int, round_number: int) -> IndexedLargeRound | None:
+        """Round `round_number`'s LargeRoundCommitted (None: not a large round, or not committed)."""
+        rows = self._rows("SELECT * FROM large_rounds WHERE job_id = ? AND round = ?", (job_id, round_number))
+        return self._large_round(rows[0]) if rows else None
+
+    def round_participants(
+        self, job_id: int, round_number: int, *, limit: int | None = None, offset: int = 0
+    ) -> list[RoundParticipant]:
+        """A committed round's datasets in ascending id order, a page of them with `limit` / `offset`.
+
+        For a large round (whose RoundCommitted lists none) these are its RoundParticipantsAdded
+        batches since its last abort; a round still open, or aborted, has none here.
+        """
+        rows = self._rows(
+            "SELECT p.dataset_id, COALESCE(b.block_number, r.block_number) AS block_number, "
+            "COALESCE(b.log_index, r.log_index) AS log_index FROM round_participants p "
+            "JOIN rounds r ON r.job_id = p.job_id AND r.round = p.round "
+            "LEFT JOIN batch_participants b "
+            "ON b.job_id = p.job_id AND b.round = p.round AND b.dataset_id = p.dataset_id "
+            "WHERE p.job_id = ? AND p.round = ? ORDER BY p.dataset_id LIMIT ? OFFSET ?",
+            (job_id, round_number, -1 if limit is None else limit, offset),
+        )
+        return [
+            RoundParticipant(
+                dataset_id=int(r["dataset_id"], 16), block_number=r["block_number"], log_index=r["log_index"]
+            )
+            for r in rows
+        ]
+
+    def round_participant_count(self, job_id: int, round_number: int) -> int:
+        """How many datasets `round_participants` holds for the committed round."""
+        rows = self._rows(
+            "SELECT COUNT(*) AS n FROM round_participants p "
+            "JOIN rounds r ON r.job_id = p.job_id AND r.round = p.round WHERE p.job_id = ? AND p.round = ?",
+            (job_id, round_number),
+        )
+        return int(rows[0]["n"])
 
     def rounds_by_model_digest(self, digest: bytes) -> list[IndexedRound]:
         """The rounds whose aggregated model has this digest (an audit's entry point from a model file)."""

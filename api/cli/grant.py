@@ -93,6 +93,20 @@ def describe_terms(terms: GrantTerms) -> str:
     return ", ".join(parts)
 
 
+def terms_cell(terms: GrantTerms | None) -> str:
+    """The terms in a table cell: `eps 3, delta 1e-05, min 3/round, max 50 rounds`, or `none`."""
+    if terms is None:
+        return "unknown"  # an index row written before terms were recorded
+    if terms.is_empty:
+        return "none"
+    parts = [f"eps {terms.epsilon:g}, delta {terms.delta:g}"] if terms.requires_dp else []
+    if terms.min_participants:
+        parts.append(f"min {terms.min_participants}/round")
+    if terms.max_rounds:
+        parts.append(f"max {terms.max_rounds} rounds")
+    return ", ".join(parts)
+
+
 @app.command()
 @user_errors
 def issue(
@@ -274,7 +288,7 @@ def list_(
     grantee: Annotated[str | None, typer.Option(help="only grants to this address")] = None,
     json: JsonFlag = False,
 ) -> None:
-    """Current grants (from the event index, synced first)."""
+    """Current grants (from the event index, synced first), with their terms."""
     from ledger.index import EventIndex
     from ledger.purposes import purpose_name
 
@@ -297,6 +311,8 @@ def list_(
             "expires_at": g.expires_at,
             "revoked": g.revoked,
             "status": g.status_at(now).name.lower(),
+            # As `sov grant check` shows them: all zero = no terms; null = not recorded in the index.
+            "terms": None if g.terms is None else g.terms.as_dict(),
         }
         for g in grants
     ]
@@ -305,7 +321,7 @@ def list_(
     else:
         emit_table(
             f"{len(rows)} grant(s)",
-            ["dataset", "grantee", "purpose", "expires", "status"],
+            ["dataset", "grantee", "purpose", "expires", "status", "terms"],
             [
                 [
                     r["dataset_id_hex"][:18] + "...",
@@ -313,8 +329,9 @@ def list_(
                     r["purpose"],
                     parse.iso(int(r["expires_at"])),
                     r["status"],
+                    terms_cell(g.terms),
                 ]
-                for r in rows
+                for r, g in zip(rows, grants, strict=True)
             ],
         )
 

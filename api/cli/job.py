@@ -515,20 +515,47 @@ def _finish(client: LedgerClient, job_id: int, rounds: int, json: bool, *, note:
 
 
 def committed_rounds(client: LedgerClient, job_id: int) -> list[dict[str, Any]]:
-    """The job's RoundCommitted logs, in round order, as read from the chain."""
-    rounds = []
+    """The job's committed rounds, in round order, as read from the chain's logs.
+
+    A standard round's participants are its RoundCommitted's list. A large round (an open job's,
+    committed in batches) has an empty list there: its participants are the RoundParticipantsAdded
+    batches since the job's last abort, `participant_count` of them with hash chain
+    `participants_hash` (its LargeRoundCommitted), which is how the event index and the audit
+    rebuild them too.
+    """
+    rounds: dict[int, dict[str, Any]] = {}
+    large: dict[int, dict[str, Any]] = {}
+    pending: list[int] = []
     for event in client.get_logs(client.deployment.deployed_block):
-        if event.name == "RoundCommitted" and event.args["jobId"] == job_id:
-            rounds.append(
-                {
-                    "round": int(event.args["round"]),
-                    "model_digest": "0x" + bytes(event.args["modelDigest"]).hex(),
-                    "manifest_cid": str(event.args["manifestCid"]),
-                    "participants": [f"{int(d):#066x}" for d in event.args["participants"]],
-                    "block_number": event.block_number,
-                }
-            )
-    return sorted(rounds, key=lambda r: r["round"])
+        if event.args.get("jobId") != job_id:
+            continue
+        if event.name == "RoundCommitted":
+            number = int(event.args["round"])
+            rounds[number] = {
+                "round": number,
+                "model_digest": "0x" + bytes(event.args["modelDigest"]).hex(),
+                "manifest_cid": str(event.args["manifestCid"]),
+                "mode": "standard",
+                "participant_count": len(event.args["participants"]),
+                "participants": [f"{int(d):#066x}" for d in event.args["participants"]],
+                "block_number": event.block_number,
+            }
+        elif event.name == "RoundParticipantsAdded":
+            pending.extend(int(d) for d in event.args["participants"])
+        elif event.name == "LargeRoundAborted":
+            pending = []
+        elif event.name == "LargeRoundCommitted":
+            large[int(event.args["round"])] = {
+                "mode": "large",
+                "participant_count": int(event.args["participantCount"]),
+                "participants_hash": "0x" + bytes(event.args["participantsHash"]).hex(),
+                "participants": [f"{d:#066x}" for d in pending],
+            }
+            pending = []
+    for number, committed in large.items():
+        if number in rounds:
+            rounds[number].update(committed)
+    return [rounds[number] for number in sorted(rounds)]
 
 
 def job_document(client: LedgerClient, job_id: int) -> dict[str, Any]:
@@ -583,7 +610,7 @@ def status(job: JobArg, json: JsonFlag = False) -> None:
             [
                 r["round"],
                 r["block_number"],
-                len(r["participants"]),
+                f"{r['participant_count']} (large)" if r["mode"] == "large" else r["participant_count"],
                 r["manifest_cid"],
                 "; ".join(
                     f"{d[:10]}…: {why.split(':')[0]}" for d, why in refusals.get(str(r["round"]), {}).items()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from api.errors import ApiError
 from api.routes.params import cached_parse_address
 from api.schemas import (
+    ROUND_PARTICIPANTS_INLINE,
     DatasetOut,
     GrantOut,
     GrantTermsOut,
     JobOut,
     ReceiptOut,
     RoundOut,
+    RoundParticipantOut,
     parse_address,
     parse_uint256,
 )
@@ -129,6 +132,7 @@ def grant_from_index(record: Any, now: int) -> GrantOut:
         status=status,
         authorized=status == "authorized",
         block_number=int(record.issued_block),
+        terms=None if record.terms is None else GrantTermsOut(**record.terms.as_dict()),
     )
 
 
@@ -147,17 +151,55 @@ def dataset_from_index(record: Any) -> DatasetOut:
     )
 
 
-def round_out(record: Any) -> RoundOut:
-    """An indexed `RoundCommitted`."""
+def round_out(record: Any, large: Any | None = None, listed: Sequence[Any] = ()) -> RoundOut:
+    """An indexed `RoundCommitted`; for a large round with its `LargeRoundCommitted` (`large`) and
+    the first participants the index holds from its batches (`listed`, ascending)."""
+    if large is None:
+        participants = [str(int(p)) for p in record.participants]
+        count, digest = len(participants), None
+    else:
+        participants = [str(int(p.dataset_id)) for p in listed[:ROUND_PARTICIPANTS_INLINE]]
+        count, digest = int(large.participant_count), hex32(large.participants_hash)
     return RoundOut(
         job_id=str(record.job_id),
         round=int(record.round),
         parent_digest=hex32(record.parent_digest),
         model_digest=hex32(record.model_digest),
         manifest_cid=str(record.manifest_cid),
-        participants=[str(int(p)) for p in record.participants],
+        mode="standard" if large is None else "large",
+        participant_count=count,
+        participants=participants,
+        participants_truncated=count > len(participants),
+        participants_hash=digest,
         attestations_root=hex32(record.attestations_root),
         block_number=getattr(record, "block_number", None),
+    )
+
+
+def rounds_out(index: Any, job_id: int, records: Sequence[Any]) -> list[RoundOut]:
+    """`round_out` of each indexed round of a job, reading what large rounds need from `index`
+    (on the index thread: call inside `Service.index`)."""
+    large = index.large_rounds(job_id)
+    result = []
+    for record in records:
+        committed = large.get(int(record.round))
+        listed = (
+            index.round_participants(job_id, int(record.round), limit=ROUND_PARTICIPANTS_INLINE)
+            if committed is not None
+            else ()
+        )
+        result.append(round_out(record, committed, listed))
+    return result
+
+
+def round_participant_out(record: Any) -> RoundParticipantOut:
+    """An indexed round participant and where its grant was checked."""
+    dataset_id = int(record.dataset_id)
+    return RoundParticipantOut(
+        dataset_id=str(dataset_id),
+        dataset_id_hex=id_hex(dataset_id),
+        checked_block=int(record.block_number),
+        checked_log_index=int(record.log_index),
     )
 
 

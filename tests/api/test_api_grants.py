@@ -405,3 +405,26 @@ def test_redeem_with_terms_and_v1_refused(
         "max_rounds": 20,
     }
     assert owner_chain.get_grant(dataset_id, DEV2, "data-mining").terms == GrantTerms(8, 1e-6, 2, 20)
+
+
+def test_grant_list_shows_each_grants_terms(
+    client: TestClient, auth: dict[str, str], new_root: Callable[[], str]
+) -> None:
+    with_terms, without = (
+        client.post("/v1/datasets", json={"content_root": new_root()}, headers=auth).json()["dataset"][
+            "dataset_id"
+        ]
+        for _ in range(2)
+    )
+    terms = {"epsilon": 3.0, "delta": 1e-05, "min_participants": 3, "max_rounds": 50}
+    assert _issue(client, auth, with_terms, terms=terms).status_code == 201
+    assert _issue(client, auth, without).status_code == 201
+    listed = client.get("/v1/grants", params={"grantee": DEV2}).json()["items"]
+    shown = {g["dataset_id"]: g["terms"] for g in listed if g["dataset_id"] in (with_terms, without)}
+    # The same terms object `/v1/grants/check` gives: all zero = no terms.
+    none = {"epsilon": 0.0, "delta": 0.0, "min_participants": 0, "max_rounds": 0}
+    assert shown == {with_terms: terms, without: none}
+    check = client.get(
+        "/v1/grants/check", params={"dataset_id": with_terms, "grantee": DEV2, "purpose": "ai-training"}
+    ).json()
+    assert check["grant"]["terms"] == shown[with_terms]

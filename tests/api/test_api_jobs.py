@@ -29,6 +29,16 @@ def test_list_and_show_job(job_client: TestClient, federated: tuple[Settings, Fe
     # Rounds 1-2 had all three hospitals; round 3 ran without the revoked one.
     assert [len(r["participants"]) for r in body["rounds"]] == [3, 3, 2]
     assert str(job.revoked_dataset_id) not in body["rounds"][2]["participants"]
+    # Standard (bitmask) rounds: complete inline, no large-round commitment.
+    assert {
+        (r["mode"], r["participant_count"] == len(r["participants"]), r["participants_truncated"])
+        for r in body["rounds"]
+    } == {("standard", True, False)}
+    assert [r["participants_hash"] for r in body["rounds"]] == [None, None, None]
+    paged = job_client.get(f"/v1/jobs/{job.job_id}/rounds/3/participants").json()
+    assert paged["total"] == 2
+    assert [p["dataset_id"] for p in paged["items"]] == sorted(body["rounds"][2]["participants"], key=int)
+    assert {p["checked_block"] for p in paged["items"]} == {body["rounds"][2]["block_number"]}
     # Hash chain: each round's parent is the previous round's model.
     assert body["rounds"][1]["parent_digest"] == body["rounds"][0]["model_digest"]
 
