@@ -1034,10 +1034,53 @@ class EventIndex:
 
     def _rewind(self, fork: int) -> None:
         with self._write() as db:
+            # An abort deleted rows of batches below it; if the abort itself is rewound, the
+            # batches are the chain's again and their rows are rebuilt from the events kept.
+            aborted = {
+                (_int_of(a["jobId"]), _int_of(a["round"]))
+                for (args,) in db.execute(
+                    "SELECT args FROM events WHERE contract = 'TrainingLedger' "
+                    "AND event = 'LargeRoundAborted' AND block_number > ?",
+                    (fork,),
+                )
+                for a in [json.loads(args)]
+            }
             for table in _BLOCK_TABLES:
                 column = "number" if table == "blocks" else "block_number"
                 db.execute(f"DELETE FROM {table} WHERE {column} > ?", (fork,))
+            for job_id, round_number in sorted(aborted):
+                self._replay_batches(db, job_id, round_number)
             db.execute("UPDATE meta SET value = ? WHERE key = 'cursor'", (str(fork),))
+
+    def _replay_batches(self, db: sqlite3.Connection, job_id: int, round_number: int) -> None:
+        """Rebuilds a large round's batch rows from its indexed events (those since its last abort)."""
+        for table in ("round_participants", "batch_participants"):
+            db.execute(f"DELETE FROM {table} WHERE job_id = ? AND round = ?", (job_id, round_number))
+        added: list[tuple[str, int, int, int]] = []
+        rows = db.execute(
+            "SELECT e.event, e.args, e.block_number, e.log_index, b.timestamp FROM events e "
+            "JOIN blocks b ON b.number = e.block_number WHERE e.contract = 'TrainingLedger' "
+            "AND e.event IN ('RoundParticipantsAdded', 'LargeRoundAborted') "
+            "ORDER BY e.block_number, e.log_index"
+        ).fetchall()
+        for event, args, block_number, log_index, timestamp in rows:
+            a = json.loads(args)
+            if (_int_of(a["jobId"]), _int_of(a["round"])) != (job_id, round_number):
+                continue
+            if event == "LargeRoundAborted":
+                added = []
+            else:
+                added += [
+                    (_id_text(_int_of(d)), block_number, log_index, timestamp) for d in a["participants"]
+                ]
+        db.executemany(
+            "INSERT INTO round_participants VALUES (?, ?, ?, ?)",
+            [(job_id, round_number, d, block) for d, block, _, _ in added],
+        )
+        db.executemany(
+            "INSERT INTO batch_participants VALUES (?, ?, ?, ?, ?, ?)",
+            [(job_id, round_number, *row) for row in added],
+        )
 
     # ------------------------------------------------------------------ queries
 

@@ -225,3 +225,29 @@ def test_a_standard_round_lists_its_participants_at_the_commit(
     listed = index.round_participants(job_id, 1)
     assert [p.dataset_id for p in listed] == ids
     assert {(p.block_number, p.log_index) for p in listed} == {(receipt.block_number, committed.log_index)}
+
+
+def test_a_rewound_abort_gives_its_batches_back(deployed: DeployedChain, tmp_path: Path) -> None:
+    lab = deployed[0]
+    ids = _datasets(deployed, "reorg", 2)
+    job_id, _ = lab.create_open_job(AI, GENESIS, SPEC)
+    lab.begin_large_round(job_id, 1, GENESIS)
+    lab.add_round_participants(job_id, 1, ids)
+    index = _index(deployed, tmp_path / "index.sqlite")
+    index.sync()
+    snapshot = lab.transport.request("evm_snapshot", [])
+    lab.abort_large_round(job_id, 1)
+    index.sync()
+    # The aborted batches leave the round: a re-attempt starts empty.
+    assert [index.batch_position(job_id, 1, d) for d in ids] == [None, None]
+    # The abort is reorganised away; on the canonical branch the batches stand and are finalized.
+    assert lab.transport.request("evm_revert", [snapshot]) is True
+    lab.transport.request("anvil_mine", ["0x3"])
+    lab.finalize_large_round(job_id, 1, MODEL, CID, 2, participants_hash(ids), bytes(32))
+    index.sync()
+    assert [p.dataset_id for p in index.round_participants(job_id, 1)] == ids
+    fresh = _index(deployed, tmp_path / "fresh.sqlite")
+    fresh.sync()
+    assert index.round_participants(job_id, 1) == fresh.round_participants(job_id, 1)
+    positions = [index.batch_position(job_id, 1, d) for d in ids]
+    assert positions == [fresh.batch_position(job_id, 1, d) for d in ids] and None not in positions
