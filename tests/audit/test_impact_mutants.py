@@ -1,21 +1,30 @@
-"""The impact report's pure parts, exactly: grant keys, end reasons, summary and JSON.
+"""The impact report exactly: grant keys, end reasons, summary and JSON, then queries on a real chain.
 
-Fast cases for `make mutation`; impact against a real job is in `test_impact.py`.
+For `make mutation`: the pure parts first; `test_impact.py` has impact on a real trained job.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from ledger.audit.errors import ImpactQueryError
-from ledger.audit.impact import DependentVersion, ImpactReport, _after_end, _as_int, _grant_key, _model_cid
-from ledger.purposes import purpose_id
+from ledger.audit.impact import (
+    DependentVersion,
+    ImpactReport,
+    _after_end,
+    _as_int,
+    _grant_key,
+    _model_cid,
+    impact,
+)
+from ledger.keys import dev_account
 from ledger.store import LocalBlockstore
+from tests.audit.forge import AI, Lab, create_job, honest_round
 
 GRANTEE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
-AI = purpose_id("ai-training")
 
 
 def test_grant_key_accepts_hex_or_int_ids_and_any_address_case() -> None:
@@ -130,3 +139,70 @@ def test_model_cid_of_a_missing_or_absent_store(tmp_path: object) -> None:
     assert _model_cid(None, "bafy") is None
     store = LocalBlockstore(str(tmp_path))
     assert _model_cid(store, store.put(b"not a manifest")) is None
+
+
+# ------------------------------------------------------------------ against a real chain (lab)
+
+
+def test_impact_queries_that_cannot_be_answered(lab: Lab, tmp_path: Path) -> None:
+    index = lab.index(tmp_path / "index.sqlite")
+    with pytest.raises(ImpactQueryError) as raised:
+        impact(index=index, sync=False)
+    assert str(raised.value) == "impact needs a dataset id or a grant (dataset, grantee, purpose)"
+    with pytest.raises(ImpactQueryError) as raised:
+        impact(index=index, dataset_id=5, grant=(6, GRANTEE, "ai-training"), sync=False)
+    assert str(raised.value) == f"dataset_id 0x{5:064x} and the grant's dataset 0x{6:064x} differ"
+    # the same dataset given both ways is accepted
+    report = impact(
+        index=index,
+        dataset_id=hex(lab.hospitals[0].dataset_id),
+        grant=(lab.hospitals[0].dataset_id, GRANTEE, "ai-training"),
+    )
+    assert report.versions == [] and report.note == "no such grant was ever issued"
+
+
+def test_a_grant_revoked_then_a_deed_sold_then_retired(lab: Lab, tmp_path: Path) -> None:
+    h0, h1, h2 = lab.hospitals
+    coordinator = lab.lab.address or ""
+    other = create_job(lab, [h0, h1], seed=1)  # a job that never uses dataset 2
+    honest_round(lab, other, [h0, h1])
+    job = create_job(lab)
+    first = honest_round(lab, job)
+    revocation = h2.client.revoke_grant(h2.dataset_id, coordinator, AI)
+    second = honest_round(lab, job, [h0, h1])
+    index = lab.index(tmp_path / "index.sqlite")
+    report = impact(
+        index=index, client=lab.lab, store=lab.store, grant=(h2.dataset_id, coordinator, "ai-training")
+    )
+    assert (report.grantee, report.purpose) == (coordinator, AI)
+    assert report.ends[0] == f"revoked at block {revocation.block_number}"
+    assert report.ends[1].startswith("window ends at time ")
+    assert report.note == "direct uses re-checked on the contract at each block"
+    assert [(v.job_id, v.round, v.direct, v.grant_status, v.chain_status) for v in report.versions] == [
+        (job.job_id, 1, True, "authorized", "authorized"),
+        (job.job_id, 2, False, None, None),
+    ]
+    assert [v.model_cid for v in report.versions] == [first.model_cid, second.model_cid]
+    assert report.versions[1].after_end == (
+        f"after the grant's revocation at block {revocation.block_number}",
+    )
+    assert report.ok
+    # the deed of dataset 0 changes hands, then its new holder retires it
+    buyer = dev_account(8)
+    transfer = h0.client.transfer_dataset(h0.dataset_id, buyer.address)
+    retired = lab.lab.with_account(buyer).retire_dataset(h0.dataset_id)
+    by_dataset = impact(index=index, client=lab.lab, dataset_id=h0.dataset_id)
+    assert by_dataset.ends == [f"dataset retired at block {retired.block_number}"]
+    assert [(v.job_id, v.round) for v in by_dataset.versions] == [
+        (other.job_id, 1),
+        (job.job_id, 1),
+        (job.job_id, 2),
+    ]
+    assert all(v.model_cid is None for v in by_dataset.versions)  # no store given
+    by_grant = impact(
+        index=index, dataset_id=h0.dataset_id, grant=(h0.dataset_id, coordinator, AI), sync=False
+    )
+    assert by_grant.ends[:2] == [
+        f"dataset retired at block {retired.block_number}",
+        f"deed transferred at block {transfer.block_number}",
+    ]

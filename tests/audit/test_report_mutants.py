@@ -180,3 +180,25 @@ def test_table_marks_each_round() -> None:
     ]
     assert " ok " in rows[0] and "not verified" in rows[1]
     assert ds(DATASETS[2])[:18] + "…" in withheld.getvalue()
+
+
+def _plain(renderable: object, width: int = 200) -> str:
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None).print(renderable)
+    return out.getvalue()
+
+
+def test_table_defaults_to_failures_and_lists_kinds_only_made() -> None:
+    assert "all checks" not in _plain(report(lineage()).table())
+    assert "failures and checks not made" in _plain(report(withheld_lineage()).table())
+    # a kind with only checks not made still gets its row; one with none does not
+    text = _plain(_report_of("pass", "nc").table())
+    assert "│ grant " in text and "│ update " not in text
+
+
+def test_long_values_fold_in_a_narrow_terminal() -> None:
+    # a 64-digit dataset id is longer than the message column at 100 columns: folded, not cut
+    golden("table-broken-narrow.txt", _plain(report(broken_lineage()).table(all_checks=True), width=100))
+    assert (
+        "…" not in _plain(report(broken_lineage()).table(all_checks=True), width=100).split("all checks")[1]
+    )
