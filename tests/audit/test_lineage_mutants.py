@@ -151,3 +151,32 @@ def test_spec_is_read_by_its_digest_when_the_store_has_it(tmp_path: Path) -> Non
     assert _fetch_spec(store, hashlib.sha256(b"[1, 2]").digest()) is None  # not an object
     store.put(b"\xff not json")
     assert _fetch_spec(store, hashlib.sha256(b"\xff not json").digest()) is None
+
+
+def test_a_digest_committed_twice_names_every_commitment(lab: Lab, tmp_path: Path) -> None:
+    # two jobs from the same initial model; FedAvg of the same updates gives both the same round 1
+    a, b = create_job(lab, seed=5), create_job(lab, seed=5)
+    index = lab.index(tmp_path / "index.sqlite")
+    index.sync()
+    initial = "0x" + a.last_digest.hex()
+    assert resolve_target(initial, index, lab.store) == AuditTarget(
+        initial, "model-digest", a.job_id, 0, a.last_digest, ((b.job_id, 0),)
+    )
+    first, second = honest_round(lab, a, seed=5), honest_round(lab, b, seed=5)
+    assert first.committed_digest == second.committed_digest
+    index.sync()
+    bare = first.committed_digest.hex()  # without 0x
+    assert resolve_target(bare, index, lab.store) == AuditTarget(
+        bare, "model-digest", a.job_id, 1, first.committed_digest, ((b.job_id, 1),)
+    )
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(first.model_bytes)
+    assert resolve_target(str(model), index, lab.store) == AuditTarget(
+        str(model), "model-file", a.job_id, 1, first.committed_digest, ((b.job_id, 1),)
+    )
+    with pytest.raises(AuditTargetError) as raised:
+        resolve_target("ab" * 32, index, lab.store)
+    assert str(raised.value) == (
+        f"no committed round and no job's initial model has digest 0x{'ab' * 32} (from {'ab' * 32}); "
+        f"the index is synced to block {index.synced_block()}: the model was never committed on this chain"
+    )
