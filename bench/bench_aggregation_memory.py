@@ -4,7 +4,8 @@ The path timed is the coordinator's (`Coordinator._collect` then `aggregate_and_
 each update, as it arrives, is put and pinned in the content store and offered to
 `ledger.aggregation.StreamingFedAvg`, its bytes dropped unless they fit the hold budget;
 once the round's set is final the updates are folded one at a time in ascending dataset
-id (read back from the store) and the model file is serialised. Signatures and the chain
+id (read back from the store into one buffer each, `LocalBlockstore.get_buffer`, as the
+coordinator reads them) and the model file is serialised. Signatures and the chain
 are left out: they hold no update bytes.
 
 The round runs in a fresh child process that receives the 100 update files one by one
@@ -56,7 +57,7 @@ for dataset_id in ids[::-1]:  # arrival order: the reverse of the fold order
     store.pin(cids[dataset_id])
     fold.offer(dataset_id, data, counts[str(dataset_id)])
     del data
-model = fold.result(ids, lambda key: store.get(cids[key]))
+model = fold.result(ids, lambda key: store.get_buffer(cids[key]))  # as the coordinator reads
 digest = hashlib.sha256(model).hexdigest()
 del model
 peak = rss_kib("VmHWM")

@@ -42,7 +42,7 @@ from ledger.provenance import (
     recover_signer,
 )
 from ledger.secp import fast_recover
-from ledger.store import ContentStore
+from ledger.store import ContentStore, LocalBlockstore
 
 from .errors import FLError, QuorumError, RoundNotCommittedError
 from .messages import NodeRefusal, NodeReply, NodeUpdate, RoundRequest
@@ -457,7 +457,7 @@ class Coordinator:
         cids = update_cids
         timings: dict[str, float] = {}
 
-        def load(dataset_id: int) -> bytes:
+        def load(dataset_id: int) -> bytes | bytearray:
             return self._get_with_retry(cids[dataset_id])
 
         while True:
@@ -569,9 +569,14 @@ class Coordinator:
             return {}
         return dict(evaluate(spec, model_from_bytes(model_bytes), self.eval_features, self.eval_labels))
 
-    def _get_with_retry(self, cid: str) -> bytes:
-        """A stored update read back for the fold, checked against its CID by the store."""
-        return self._with_store_retry(lambda: self.store.get(cid), f" reading {cid}")
+    def _get_with_retry(self, cid: str) -> bytes | bytearray:
+        """A stored update read back for the fold, checked against its CID by the store.
+
+        The local store reads it into one buffer (`get_buffer`): `get` would hold its blocks
+        and the joined file at once, twice the update, on top of the fold's running sum.
+        """
+        read = self.store.get_buffer if isinstance(self.store, LocalBlockstore) else self.store.get
+        return self._with_store_retry(lambda: read(cid), f" reading {cid}")
 
     def _store_with_retry(self, data: bytes) -> str:
         def put_and_pin() -> str:

@@ -25,9 +25,12 @@ imports torch, so nothing imported by `import ledger` or the CLI's start-up may 
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 import torch
 
@@ -267,10 +270,11 @@ class StreamingFedAvg:
     `x_i * float32(n_i / sum(n))`, and the sum is known only then. Until then `offer` keeps
     an update's bytes only while the held bytes stay under `hold_bytes` (small models never
     leave memory); the others are read back with `load` (from the content store, keyed by
-    dataset id) when the fold reaches them. `result` then folds the updates one at a time in
-    the order given (the manifest's, ascending dataset id) into one float32 accumulator:
-    the same multiply, then add, per element and in the same client order as
-    `fedavg_flat`, so the bytes equal `aggregate_updates` over the same updates. Working
+    dataset id) when the fold reaches them (as `bytes`, or a `bytearray` filled in place:
+    `LocalBlockstore.get_buffer`, so a read does not hold the file twice). `result` then folds
+    the updates one at a time in the order given (the manifest's, ascending dataset id) into
+    one float32 accumulator: the same multiply, then add, per element and in the same client
+    order as `fedavg_flat`, so the bytes equal `aggregate_updates` over the same updates. Working
     memory: the accumulator, one update file and a 1 MiB scratch block, plus the held bytes.
     Held bytes are released as they are folded, so a second `result` (a participant dropped
     at commit) reads every update through `load`.
@@ -297,7 +301,7 @@ class StreamingFedAvg:
             return True
         return False
 
-    def result(self, keys: Sequence[int], load: Callable[[int], bytes]) -> bytes:
+    def result(self, keys: Sequence[int], load: Callable[[int], bytes | bytearray]) -> bytes:
         """The model file of the FedAvg of updates `keys`, folded in that order."""
         if not keys:
             raise AggregationError("no client updates to aggregate")
@@ -320,7 +324,8 @@ class StreamingFedAvg:
             for key in run:
                 data = self._take(key, load)
                 try:
-                    flat, shapes = flat_from_bytes(data)
+                    # A bytearray is read the same way (a buffer; the view is not written to).
+                    flat, shapes = flat_from_bytes(cast(bytes, data))
                 except ModelBytesError as error:
                     raise AggregationError(f"update {at + len(flats)} is not a model file: {error}") from None
                 if out is None:
@@ -340,24 +345,21 @@ class StreamingFedAvg:
                         f"update 0 holds {layout(template)}"
                     )
                 flats.append(flat)
-                del data
+                # Nothing but `flats` may keep an update alive: the next run's read would
+                # otherwise find the last one still in memory (two updates beside the sum).
+                del data, flat
             assert out is not None
-            weights = scalars[at : at + len(run)]
-            for start in range(0, out.numel(), BLOCK):
-                stop = min(start + BLOCK, out.numel())
-                block, product = out[start:stop], scratch[: stop - start]
-                for index, (flat, weight) in enumerate(zip(flats, weights, strict=True)):
-                    if at == 0 and index == 0:
-                        torch.mul(flat[start:stop], weight, out=block)
-                    else:
-                        torch.mul(flat[start:stop], weight, out=product)
-                        block.add_(product)
+            _fold_run(out, scratch, flats, scalars[at : at + len(run)], first=at == 0)
             at += len(run)
             del flats
         assert out is not None
         if not canonical:
             return model_to_bytes(unflatten(out, template))
         del out
+        # The last update's buffer was just freed, but glibc keeps it in the heap and the model
+        # copy below (a `bytes` 32 bytes larger than that buffer) does not fit there: without a
+        # trim the copy takes new pages, and the peak holds the sum, the freed update and the copy.
+        _release_free_heap()
         return bytes(buffer)
 
     def _runs(self, keys: Sequence[int]) -> list[list[int]]:
@@ -370,12 +372,47 @@ class StreamingFedAvg:
                 runs.append([key])
         return runs
 
-    def _take(self, key: int, load: Callable[[int], bytes]) -> bytes:
+    def _take(self, key: int, load: Callable[[int], bytes | bytearray]) -> bytes | bytearray:
         data = self._held.pop(key, None)
         if data is None:
             return load(key)
         self._held_total -= len(data)
         return data
+
+
+def _release_free_heap() -> None:
+    """Returns freed heap pages to the system (glibc's `malloc_trim`; a no-op elsewhere)."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _libc() -> object:
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+def _fold_run(
+    out: torch.Tensor,
+    scratch: torch.Tensor,
+    flats: Sequence[torch.Tensor],
+    weights: Sequence[torch.Tensor],
+    *,
+    first: bool,
+) -> None:
+    """Adds `flats[i] * weights[i]` into `out` block by block (the first run's first term is written)."""
+    for start in range(0, out.numel(), BLOCK):
+        stop = min(start + BLOCK, out.numel())
+        block, product = out[start:stop], scratch[: stop - start]
+        for index, (flat, weight) in enumerate(zip(flats, weights, strict=True)):
+            if first and index == 0:
+                torch.mul(flat[start:stop], weight, out=block)
+            else:
+                torch.mul(flat[start:stop], weight, out=product)
+                block.add_(product)
 
 
 def _canonical_header(shapes: Sequence[tuple[str, tuple[int, ...]]]) -> bytes:

@@ -30,8 +30,17 @@ from ledger.store.errors import (
     ContentIntegrityError,
     ContentNotFoundError,
     ContentStoreError,
+    UnixFSFormatError,
 )
-from ledger.store.unixfs import ProgressCallback, import_bytes, import_stream, iter_dag, iter_file, links_of
+from ledger.store.unixfs import (
+    ProgressCallback,
+    decode_file_node,
+    import_bytes,
+    import_stream,
+    iter_dag,
+    iter_file,
+    links_of,
+)
 
 
 class LocalBlockstore:
@@ -148,6 +157,38 @@ class LocalBlockstore:
             return b"".join(iter_file(root, self._get_block))
         except ContentNotFoundError as exc:
             raise ContentNotFoundError(f"cannot read {root}: {exc}") from exc
+
+    def get_buffer(self, cid: str) -> bytearray:
+        """`get`, into one buffer of the file's size filled block by block as each is verified.
+
+        `get` joins the blocks into a new `bytes`, so the blocks and the file are in memory
+        together (twice the file); here the file's size comes from its root node and each
+        block is copied in and dropped, so a read holds the file once plus one block (the
+        coordinator's fold reads stored updates this way). Same errors as `get`.
+        """
+        root = parse_cid(cid)
+        try:
+            size = (
+                len(self.get_block(root))
+                if root.codec == RAW
+                else decode_file_node(self.get_block(root), root).file_size
+            )
+            if size is None:
+                return bytearray(self.get(cid))
+            out = bytearray(size)
+            view = memoryview(out)
+            at = 0
+            for piece in iter_file(root, self._get_block):
+                if at + len(piece) > size:
+                    raise UnixFSFormatError(f"block {root}: holds more than the {size} bytes its node says")
+                view[at : at + len(piece)] = piece
+                at += len(piece)
+            view.release()
+        except ContentNotFoundError as exc:
+            raise ContentNotFoundError(f"cannot read {root}: {exc}") from exc
+        if at != size:
+            raise UnixFSFormatError(f"block {root}: holds {at} bytes, node says {size}")
+        return out
 
     def has(self, cid: str) -> bool:
         """Whether every block of the DAG under `cid` is present (dag-pb nodes are verified
