@@ -33,6 +33,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -41,6 +42,7 @@ from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.exceptions import BlockNotFound
+from web3.types import RPCEndpoint
 
 from ledger.chain.types import AuthorizationStatus, GrantTerms
 from ledger.errors import ConfigurationError, LedgerError, UnreachableError
@@ -407,6 +409,25 @@ class _RangeMoved(Exception):
     """The chain changed while a range was read (internal: the range is retried)."""
 
 
+class _NoRawAnswer(Exception):
+    """A raw JSON-RPC answer was an error or malformed (internal: web3 is asked instead)."""
+
+
+def _header_of(block: Any) -> _Header | None:
+    """A block header from a raw `eth_getBlockByNumber` result (None: no such block, or malformed)."""
+    if not isinstance(block, Mapping):
+        return None
+    try:
+        return _Header(
+            number=_as_int(block["number"]),
+            hash=_hex(_as_bytes(block["hash"])),
+            parent_hash=_hex(_as_bytes(block["parentHash"])),
+            timestamp=_as_int(block["timestamp"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def load_event_specs(artifacts_dir: Path = ARTIFACTS_DIR) -> dict[str, dict[bytes, _EventSpec]]:
     """Event decoders by contract name and topic0, from the shipped ABIs."""
     specs: dict[str, dict[bytes, _EventSpec]] = {}
@@ -439,6 +460,95 @@ def _normalise(abi_type: str, value: Any) -> Any:
     if isinstance(value, bytes):
         return bytes(value)
     return value
+
+
+@lru_cache(maxsize=65536)
+def _checksummed(address: str) -> str:
+    """`to_checksum_address`, remembered: owners and grantees recur in thousands of logs."""
+    return str(to_checksum_address(address))
+
+
+class _NotCanonical(Exception):
+    """A word the fast decoder does not take as is (eth_abi then decodes, or refuses, it)."""
+
+
+_ZERO_PAD = bytes(32)
+_WordDecoder = Callable[[bytes], Any]
+
+
+def _word_decoder(abi_type: str) -> _WordDecoder | None:
+    """A decoder of one 32-byte word of a static type giving what `_normalise(eth_abi)` gives, or None.
+
+    It refuses (raises `_NotCanonical`) every word eth_abi would refuse or read differently
+    (non-zero padding, a value wider than its type), so the slow path decides those.
+    """
+    if abi_type == "address":
+
+        def address(word: bytes) -> str:
+            if word[:12] != _ZERO_PAD[:12]:
+                raise _NotCanonical
+            return _checksummed("0x" + word[12:].hex())
+
+        return address
+    if abi_type == "bool":
+
+        def boolean(word: bytes) -> bool:
+            value = int.from_bytes(word, "big")
+            if value > 1:
+                raise _NotCanonical
+            return value == 1
+
+        return boolean
+    if abi_type.startswith("uint") and abi_type[4:].isdigit():
+        bits = int(abi_type[4:])
+
+        def unsigned(word: bytes) -> int:
+            value = int.from_bytes(word, "big")
+            if value >> bits:
+                raise _NotCanonical
+            return value
+
+        return unsigned
+    if abi_type.startswith("bytes") and abi_type[5:].isdigit():
+        size = int(abi_type[5:])
+
+        def fixed_bytes(word: bytes) -> bytes:
+            if word[size:] != _ZERO_PAD[size:]:
+                raise _NotCanonical
+            return word[:size]
+
+        return fixed_bytes
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _FastDecoder:
+    """Word decoders for an event's topics and, when every data field is static, its data."""
+
+    topics: tuple[_WordDecoder, ...] | None
+    data: tuple[_WordDecoder, ...] | None
+
+
+def _fast_decoder(spec: _EventSpec) -> _FastDecoder:
+    topics = [_word_decoder(abi_type) for _, abi_type in spec.indexed]
+    data = [_word_decoder(abi_type) for _, abi_type in spec.data]
+    return _FastDecoder(
+        topics=None if None in topics else tuple(t for t in topics if t is not None),
+        data=None if None in data else tuple(d for d in data if d is not None),
+    )
+
+
+def _as_bytes(value: Any) -> bytes:
+    """A log field as bytes, from a JSON-RPC hex string or web3's HexBytes."""
+    if isinstance(value, str):
+        text = value[2:] if value[:2] in ("0x", "0X") else value
+        return bytes.fromhex(text if len(text) % 2 == 0 else "0" + text)
+    return bytes(value)
+
+
+def _as_int(value: Any) -> int:
+    """A quantity from a JSON-RPC hex string or web3's int."""
+    return int(value, 16) if isinstance(value, str) else int(value)
 
 
 _SCHEMA = """
@@ -556,6 +666,7 @@ class EventIndex:
         self.chunk_size = chunk_size
         specs = load_event_specs(artifacts_dir)
         self._specs = {self.addresses[name].lower(): specs[name] for name in CONTRACT_NAMES}
+        self._fast = {spec: _fast_decoder(spec) for by_topic in specs.values() for spec in by_topic.values()}
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
@@ -719,7 +830,56 @@ class EventIndex:
         except OSError as error:
             raise UnreachableError(f"chain RPC {self._rpc_url()} did not answer {what}: {error}") from error
 
+    def _raw(self, method: str, params: list[Any], what: str) -> Any:
+        """The `result` of one JSON-RPC request sent straight to the provider (no web3 formatters).
+
+        Raises `_NoRawAnswer` for an error answer or a malformed one: the caller then asks
+        through web3, which raises for it what it always did.
+        """
+        response = self._call(what, lambda: self.w3.provider.make_request(RPCEndpoint(method), params))
+        if not isinstance(response, Mapping) or "error" in response or "result" not in response:
+            raise _NoRawAnswer
+        return response["result"]
+
+    def _headers(self, numbers: Sequence[int]) -> dict[int, _Header | None]:
+        """`_header` of each block, in one JSON-RPC batch when the provider posts bodies."""
+        found: dict[int, _Header | None] = {}
+        post = getattr(self.w3.provider, "post", None)
+        if post is not None and len(numbers) > 1:
+            body = [
+                {"jsonrpc": "2.0", "method": "eth_getBlockByNumber", "params": [hex(n), False], "id": i}
+                for i, n in enumerate(numbers)
+            ]
+            try:
+                answers = json.loads(
+                    self._call("eth_getBlockByNumber (batch)", lambda: post(json.dumps(body).encode()))
+                )
+            except ValueError:
+                answers = None
+            if isinstance(answers, list):
+                by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
+                for i, number in enumerate(numbers):
+                    answer = by_id.get(i)
+                    if isinstance(answer, dict) and "error" not in answer and "result" in answer:
+                        header = _header_of(answer["result"])
+                        if header is not None or answer["result"] is None:
+                            found[number] = header
+        for number in numbers:
+            if number not in found:
+                found[number] = self._header(number)
+        return found
+
     def _header(self, number: int) -> _Header | None:
+        try:
+            block = self._raw("eth_getBlockByNumber", [hex(number), False], f"eth_getBlockByNumber({number})")
+        except _NoRawAnswer:
+            return self._web3_header(number)
+        header = _header_of(block)
+        if header is None and block is not None:
+            return self._web3_header(number)
+        return header
+
+    def _web3_header(self, number: int) -> _Header | None:
         try:
             block = self._call(f"eth_getBlockByNumber({number})", lambda: self.w3.eth.get_block(number))
         except BlockNotFound:
@@ -737,7 +897,17 @@ class EventIndex:
         return int(self._call("eth_blockNumber", lambda: self.w3.eth.block_number))
 
     def _get_logs(self, start: int, end: int) -> list[Any]:
-        params: Any = {"address": list(self.addresses.values()), "fromBlock": start, "toBlock": end}
+        # Straight to the provider: web3's result formatters (AttributeDict, HexBytes, a checksum
+        # per log) cost more than decoding the logs; `_read_range` reads either form.
+        addresses = list(self.addresses.values())
+        raw: Any = {"address": addresses, "fromBlock": hex(start), "toBlock": hex(end)}
+        try:
+            logs = self._raw("eth_getLogs", [raw], f"eth_getLogs({start}..{end})")
+        except _NoRawAnswer:
+            logs = None
+        if isinstance(logs, list):
+            return logs
+        params: Any = {"address": addresses, "fromBlock": start, "toBlock": end}
         return list(self._call(f"eth_getLogs({start}..{end})", lambda: self.w3.eth.get_logs(params)))
 
     # ------------------------------------------------------------------ sync
@@ -815,14 +985,14 @@ class EventIndex:
             if raw.get("removed"):
                 continue
             spec = self._specs.get(str(raw["address"]).lower(), {}).get(
-                bytes(raw["topics"][0]) if raw["topics"] else b""
+                _as_bytes(raw["topics"][0]) if raw["topics"] else b""
             )
             if spec is None:
                 continue
             decoded.append(self._decode(spec, raw))
         headers: dict[int, _Header] = {}
-        for number in sorted({entry.block_number for entry in decoded} | {start, end}):
-            header = self._header(number)
+        numbers = sorted({entry.block_number for entry in decoded} | {start, end})
+        for number, header in self._headers(numbers).items():
             if header is None:
                 raise _RangeMoved(f"block {number} disappeared")
             headers[number] = header
@@ -840,21 +1010,52 @@ class EventIndex:
         return decoded, headers
 
     def _decode(self, spec: _EventSpec, raw: Any) -> _DecodedLog:
-        topics = [bytes(topic) for topic in raw["topics"][1:]]
-        args: dict[str, Any] = {}
-        for (name, abi_type), topic in zip(spec.indexed, topics, strict=True):
-            args[name] = _normalise(abi_type, abi_decode([abi_type], topic)[0])
-        values = abi_decode([abi_type for _, abi_type in spec.data], bytes(raw["data"]))
-        for (name, abi_type), value in zip(spec.data, values, strict=True):
-            args[name] = _normalise(abi_type, value)
+        topics = [_as_bytes(topic) for topic in raw["topics"][1:]]
+        data = _as_bytes(raw["data"])
+        args = self._decode_fast(spec, topics, data)
+        if args is None:
+            args = {}
+            for (name, abi_type), topic in zip(spec.indexed, topics, strict=True):
+                args[name] = _normalise(abi_type, abi_decode([abi_type], topic)[0])
+            values = abi_decode([abi_type for _, abi_type in spec.data], data)
+            for (name, abi_type), value in zip(spec.data, values, strict=True):
+                args[name] = _normalise(abi_type, value)
         return _DecodedLog(
             spec=spec,
             args=args,
-            block_number=int(raw["blockNumber"]),
-            log_index=int(raw["logIndex"]),
-            tx_hash=_hex(raw["transactionHash"]),
-            block_hash=_hex(raw["blockHash"]),
+            block_number=_as_int(raw["blockNumber"]),
+            log_index=_as_int(raw["logIndex"]),
+            tx_hash=_hex(_as_bytes(raw["transactionHash"])),
+            block_hash=_hex(_as_bytes(raw["blockHash"])),
         )
+
+    def _decode_fast(self, spec: _EventSpec, topics: list[bytes], data: bytes) -> dict[str, Any] | None:
+        """The arguments of a log of static words, read word by word (None: leave it to eth_abi).
+
+        The same values `_normalise(eth_abi.decode(...))` gives; anything unusual (a topic or
+        data length that differs, a word eth_abi would refuse) goes the slow way, which decodes
+        or refuses it as it always did. Dynamic data fields (strings, arrays) go to eth_abi.
+        """
+        fast = self._fast[spec]
+        if fast.topics is None or len(topics) != len(fast.topics) or any(len(t) != 32 for t in topics):
+            return None
+        try:
+            args = {
+                name: decode(topic)
+                for (name, _), decode, topic in zip(spec.indexed, fast.topics, topics, strict=True)
+            }
+            if fast.data is not None:
+                if len(data) != 32 * len(fast.data):
+                    return None
+                for index, ((name, _), decode) in enumerate(zip(spec.data, fast.data, strict=True)):
+                    args[name] = decode(data[32 * index : 32 * index + 32])
+                return args
+        except _NotCanonical:
+            return None
+        values = abi_decode([abi_type for _, abi_type in spec.data], data)
+        for (name, abi_type), value in zip(spec.data, values, strict=True):
+            args[name] = _normalise(abi_type, value)
+        return args
 
     def _store_range(
         self, cursor: int, end: int, decoded: Sequence[_DecodedLog], headers: Mapping[int, _Header]
