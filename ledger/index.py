@@ -409,6 +409,40 @@ class _RangeMoved(Exception):
     """The chain changed while a range was read (internal: the range is retried)."""
 
 
+class _Rows:
+    """A range's INSERTs, sent with one `executemany` per table and statement.
+
+    Each table gets its rows in the order they were given (a run of one statement is one
+    `executemany`), so the file is the one row-by-row inserts write; tables are independent
+    (no triggers or foreign keys). Any other statement (a large round's abort deletes rows)
+    first sends everything queued, so it sees every row before it.
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self._queued: dict[str, list[tuple[str, list[Sequence[Any]]]]] = {}
+
+    def execute(self, sql: str, params: Sequence[Any]) -> None:
+        self.executemany(sql, [params])
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not sql.startswith("INSERT INTO "):
+            self.flush()
+            self.db.executemany(sql, rows)
+            return
+        runs = self._queued.setdefault(sql.split()[2], [])
+        if runs and runs[-1][0] == sql:
+            runs[-1][1].extend(rows)
+        else:
+            runs.append((sql, list(rows)))
+
+    def flush(self) -> None:
+        for runs in self._queued.values():
+            for sql, rows in runs:
+                self.db.executemany(sql, rows)
+        self._queued.clear()
+
+
 class _NoRawAnswer(Exception):
     """A raw JSON-RPC answer was an error or malformed (internal: web3 is asked instead)."""
 
@@ -1063,8 +1097,10 @@ class EventIndex:
         with self._write() as db:
             if self._meta("cursor") != str(cursor):
                 return None
+            rows = _Rows(db)
             for entry in decoded:
-                self._insert(db, entry, headers[entry.block_number])
+                self._insert(rows, entry, headers[entry.block_number])
+            rows.flush()
             keep = {entry.block_number for entry in decoded} | {end}
             db.executemany(
                 "INSERT OR REPLACE INTO blocks (number, hash, timestamp) VALUES (?, ?, ?)",
@@ -1080,7 +1116,7 @@ class EventIndex:
             db.execute("UPDATE meta SET value = ? WHERE key = 'cursor'", (str(end),))
         return len(decoded)
 
-    def _insert(self, db: sqlite3.Connection, entry: _DecodedLog, header: _Header) -> None:
+    def _insert(self, db: _Rows, entry: _DecodedLog, header: _Header) -> None:
         a = entry.args
         position = (entry.block_number, entry.log_index, entry.tx_hash)
         db.execute(
