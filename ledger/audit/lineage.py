@@ -29,7 +29,7 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from ledger.audit.chainlog import ChainLogs, GrantTimeline, LargeRoundLog, ParticipantBatch
-from ledger.audit.chainstate import HistoricalReader, StateQuery, StatusQuery, checksum_address, probe_history
+from ledger.audit.chainstate import HistoricalReader, StateQuery, StatusQuery, probe_history
 from ledger.audit.errors import AuditTargetError
 from ledger.chain.client import LedgerClient
 from ledger.chain.types import AuthorizationStatus, DatasetState, GrantTerms, JobRecord
@@ -55,6 +55,7 @@ from ledger.provenance import (
     model_digest,
     recover_signer,
 )
+from ledger.secp import fast_recover
 from ledger.store import ContentStore
 from ledger.store.cid import CID
 
@@ -265,35 +266,8 @@ def _by_manifest_cid(cid: str, index: EventIndex, store: ContentStore) -> AuditT
 # rebuild
 
 
-_SECP256K1_HALF_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141 // 2
-
-
-def _fast_recover(digest: bytes, signature: str) -> str | None:
-    """The signer of a well-formed low-s signature via libsecp256k1, or None (then the slow,
-    explaining path in `ledger.provenance.recover_signer` runs)."""
-    try:
-        from coincurve import PublicKey
-    except ImportError:  # pragma: no cover - coincurve is a dependency; keep working without it
-        return None
-    if len(signature) != 132:
-        return None
-    try:
-        raw = bytes.fromhex(signature[2:])
-    except ValueError:
-        return None
-    v = raw[64] - 27 if raw[64] >= 27 else raw[64]
-    s = int.from_bytes(raw[32:64], "big")
-    if v not in (0, 1) or not 0 < s <= _SECP256K1_HALF_N or int.from_bytes(raw[:32], "big") == 0:
-        return None
-    try:
-        public = PublicKey.from_signature_and_message(raw[:64] + bytes([v]), digest, hasher=None)
-    except ValueError:
-        return None
-    return checksum_address("0x" + keccak(public.format(compressed=False)[1:])[-20:].hex())
-
-
 def _recover(digest: bytes, signature: str) -> str:
-    return _fast_recover(digest, signature) or recover_signer(digest, signature)
+    return fast_recover(digest, signature) or recover_signer(digest, signature)
 
 
 def _fetch_round(facts: RoundFacts, store: ContentStore, domain: bytes) -> None:

@@ -18,7 +18,6 @@ from eth_utils.crypto import keccak
 from ledger.audit import AuditTargetError, audit_model, resolve_target
 from ledger.audit.lineage import (
     AuditTarget,
-    _fast_recover,
     _fetch_spec,
     _looks_like_cid,
     _recover,
@@ -29,6 +28,7 @@ from ledger.audit.lineage import (
 from ledger.chain.types import AuthorizationStatus
 from ledger.index import GrantStatus
 from ledger.provenance import AttestationError, recover_signer
+from ledger.secp import fast_recover
 from ledger.store import LocalBlockstore, cid_of
 from tests.audit.forge import Lab, create_job, honest_round
 
@@ -77,10 +77,10 @@ def test_fast_recovery_agrees_with_the_explaining_path() -> None:
     account = Account.from_key(keccak(text="node"))
     digest = keccak(text="leaf")
     signature = "0x" + bytes(account.unsafe_sign_hash(digest).signature).hex()
-    assert _fast_recover(digest, signature) == account.address == recover_signer(digest, signature)
+    assert fast_recover(digest, signature) == account.address == recover_signer(digest, signature)
     raw = bytes.fromhex(signature[2:])
     low_v = "0x" + (raw[:64] + bytes([raw[64] - 27])).hex()
-    assert _fast_recover(digest, low_v) == account.address
+    assert fast_recover(digest, low_v) == account.address
     assert _recover(digest, signature) == account.address
     # anything the fast path cannot take goes to the slow path, which explains (or recovers)
     high_s = "0x" + (raw[:32] + (_N - int.from_bytes(raw[32:64], "big")).to_bytes(32, "big") + raw[64:]).hex()
@@ -99,8 +99,8 @@ def test_fast_recovery_agrees_with_the_explaining_path() -> None:
         zero_s,
         bad_v,
     ):
-        assert _fast_recover(digest, refused) is None, refused
-    assert _fast_recover(digest, half) == recover_signer(digest, half)  # s at exactly n/2 is low
+        assert fast_recover(digest, refused) is None, refused
+    assert fast_recover(digest, half) == recover_signer(digest, half)  # s at exactly n/2 is low
     with pytest.raises(AttestationError, match="lower half"):
         _recover(digest, high_s)
 
