@@ -1,12 +1,21 @@
-"""`HistoricalReader` against a real anvil: the one-by-one fallback's answers and what they mean.
+"""`HistoricalReader` against a real anvil: batched and one-by-one answers and what they mean.
 
-For `make mutation`; batched historical reads are exercised by every audit test.
+For `make mutation`: each case kills in a fraction of a second what would otherwise cost a
+surviving mutant every audit test (batches that silently fall back to one-by-one reads, answers
+of the wrong shape, refused reads next to answered ones).
 """
 
 from __future__ import annotations
 
-from ledger.audit.chainstate import HistoricalReader, StateQuery, StatusQuery
-from ledger.chain.types import AuthorizationStatus, DatasetState, GrantTerms
+import json
+from typing import Any
+
+import pytest
+from web3 import HTTPProvider
+
+from ledger.audit.chainstate import HistoricalReader, StateQuery, StatusQuery, probe_history
+from ledger.chain.types import AuthorizationStatus, BlockRef, DatasetState, GrantTerms
+from ledger.errors import RPCError
 from tests.audit.forge import AI, Lab
 
 
@@ -75,3 +84,113 @@ def test_historical_reads_return_what_the_contracts_said_then(lab: Lab) -> None:
         AuthorizationStatus.UNKNOWN_DATASET,
     ]
     assert reader.has_history is True
+
+
+class _Recorder:
+    """Counts a reader's batches and fails the test on any one-by-one request."""
+
+    def __init__(self, reader: HistoricalReader, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sizes: list[int] = []
+        batch = reader._batch
+
+        def counted(provider: Any, requests: list[tuple[str, list[Any]]]) -> list[Any] | None:
+            self.sizes.append(len(requests))
+            return batch(provider, requests)
+
+        def refused(method: str, params: list[Any]) -> dict[str, Any]:
+            raise AssertionError(f"sent {method} one by one although the node takes batches")
+
+        monkeypatch.setattr(reader, "_batch", counted)
+        monkeypatch.setattr(reader, "_single", refused)
+
+
+def test_reads_go_out_in_batches_of_the_batch_size(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = HistoricalReader(lab.lab, batch_size=2)
+    recorder = _Recorder(reader, monkeypatch)
+    expected = [lab.lab.transport.request("eth_getBlockByNumber", [hex(n), False]) for n in (1, 2, 3)]
+    refs = reader.headers([1, 2, 3])
+    assert recorder.sizes == [2, 1]
+    assert refs == [
+        BlockRef(n, block["hash"], int(block["timestamp"], 16))
+        for n, block in zip((1, 2, 3), expected, strict=True)
+    ]
+    assert all(len(ref.hash) == 66 for ref in refs)
+
+
+def test_a_web3_provider_batches_through_make_batch_request(lab: Lab) -> None:
+    reader = HistoricalReader(lab.lab)
+    requests: list[tuple[str, list[Any]]] = [("eth_getBlockByNumber", [hex(n), False]) for n in (1, 2)]
+    answers = reader._batch(HTTPProvider(lab.node.rpc_url), requests)
+    assert answers is not None
+    assert [int(a["result"]["number"], 16) for a in answers] == [1, 2]
+
+
+class _Posting:
+    """A provider whose node answers every batch with `answer` (a lying or batch-less node)."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.bodies: list[Any] = []
+
+    def post(self, body: bytes) -> bytes:
+        self.bodies.append(json.loads(body))
+        return json.dumps(self.answer).encode()
+
+
+def test_a_batch_answer_of_the_wrong_shape_means_no_batch_support(lab: Lab) -> None:
+    reader = HistoricalReader(lab.lab)
+    requests: list[tuple[str, list[Any]]] = [("eth_chainId", []), ("eth_blockNumber", [])]
+    whole = _Posting({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "no batches"}})
+    assert reader._batch(whole, requests) is None
+    assert whole.bodies == [
+        [
+            {"jsonrpc": "2.0", "id": 0, "method": "eth_chainId", "params": []},
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
+        ]
+    ]
+    assert reader._batch(_Posting([{"id": 0, "result": "0x1"}]), requests) is None
+    # answers may come in any order: they are put back in request order by id, when every one has one
+    shuffled = [{"id": 1, "result": "0xb"}, {"id": 0, "result": "0xa"}]
+    assert reader._batch(_Posting(shuffled), requests) == [shuffled[1], shuffled[0]]
+    untagged = ["0xb", {"id": 0, "result": "0xa"}]
+    assert reader._batch(_Posting(untagged), requests) == untagged
+
+
+def test_a_missing_block_names_the_method_and_node(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = HistoricalReader(lab.lab)
+    with pytest.raises(RPCError) as raised:
+        reader.headers([10**6])
+    assert (raised.value.method, raised.value.url) == ("eth_getBlockByNumber", lab.lab.rpc_url)
+    assert str(raised.value).startswith(f"block 1000000 is not available at {lab.lab.rpc_url}: ")
+    monkeypatch.setattr(reader, "_send", lambda requests: ["not an object"])
+    with pytest.raises(RPCError, match="block 5 is not available"):
+        reader.headers([5])
+
+
+def test_probing_history(lab: Lab, pruned_lab: Lab) -> None:
+    head = lab.lab.latest_block().number
+    assert probe_history(lab.lab, head) == (True, "")
+    ok, why = probe_history(pruned_lab.lab, 1)
+    assert ok is False and why not in ("", "None")
+
+
+def test_refused_reads_do_not_hide_the_answered_ones(pruned_lab: Lab) -> None:
+    h0 = pruned_lab.hospitals[0]
+    coordinator = pruned_lab.lab.address or ""
+    head = pruned_lab.lab.latest_block().number
+    reader = HistoricalReader(pruned_lab.lab)
+    old, new = StateQuery(h0.dataset_id, 1), StateQuery(h0.dataset_id, head)
+    assert reader.dataset_states([old, new]) == {old: None, new: DatasetState(h0.owner, 0, False)}
+    old_grant, new_grant = (StatusQuery(h0.dataset_id, coordinator, AI, block) for block in (1, head))
+    terms = reader.grant_terms([old_grant, new_grant])
+    assert terms[old_grant] is None and terms[new_grant] is not None
+    assert reader.has_history is False
+
+
+def test_a_transferred_deed_reads_its_epoch(lab: Lab) -> None:
+    h2 = lab.hospitals[2]
+    h2.client.transfer_dataset(h2.dataset_id, lab.hospitals[0].owner)
+    state = HistoricalReader(lab.lab).dataset_states(
+        [StateQuery(h2.dataset_id, lab.lab.latest_block().number)]
+    )
+    assert list(state.values()) == [DatasetState(lab.hospitals[0].owner, 1, False)]
