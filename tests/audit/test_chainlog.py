@@ -6,30 +6,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from web3.providers.base import BaseProvider
 
 from ledger.audit import audit
 from ledger.audit.chainlog import ChainLogs
 from ledger.chain.client import LedgerClient
 from ledger.chain.transport import Transport, make_provider
+from ledger.errors import RPCError
 from tests.audit.forge import Lab, create_job, honest_round
 
 MAX_RANGE = 4
 
 
 class RangeCappedProvider(BaseProvider):
-    """Forwards to a real node, but refuses `eth_getLogs` over more than `MAX_RANGE` blocks."""
+    """Forwards to a real node, but refuses `eth_getLogs` over more than `max_range` blocks."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, max_range: int = MAX_RANGE, removed: bool = False) -> None:
         super().__init__()
         self.inner = make_provider(url)
+        self.max_range = max_range
+        self.removed = removed
         self.log_ranges: list[tuple[int, int]] = []
         self.refused = 0
 
     def make_request(self, method: Any, params: Any) -> Any:
         if method == "eth_getLogs":
             start, end = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
-            if end - start + 1 > MAX_RANGE:
+            if end - start + 1 > self.max_range:
                 self.refused += 1
                 return {
                     "jsonrpc": "2.0",
@@ -37,6 +41,10 @@ class RangeCappedProvider(BaseProvider):
                     "error": {"code": -32005, "message": "query exceeds max range"},
                 }
             self.log_ranges.append((start, end))
+            answer = self.inner.make_request(method, params)
+            if self.removed:  # as after a reorg: every log of the range was dropped from the chain
+                answer["result"] = [{**item, "removed": True} for item in answer["result"]]
+            return answer
         return self.inner.make_request(method, params)
 
 
@@ -56,3 +64,32 @@ def test_capped_log_ranges_are_split_and_the_audit_still_verifies(lab: Lab, tmp_
 
     report = audit(str(job.job_id), client=client, index=lab.index(tmp_path / "i.sqlite"), store=lab.store)
     assert report.ok, [c.message for c in report.checks if not c.ok]
+
+
+def _capped(lab: Lab, max_range: int, removed: bool = False) -> tuple[ChainLogs, RangeCappedProvider]:
+    provider = RangeCappedProvider(lab.node.rpc_url, max_range, removed)
+    client = LedgerClient(Transport(provider, lab.node.rpc_url), lab.lab.chain_id, lab.lab.deployment)
+    return ChainLogs(client), provider
+
+
+def test_a_node_that_answers_single_blocks_gets_each_block_once(lab: Lab) -> None:
+    addresses = [lab.lab.deployment.address(name) for name in ("DatasetRegistry", "UsageGrants")]
+    expected = ChainLogs(lab.lab)._range(addresses, [], 1, 4)
+    assert expected, "the hospitals' registrations and grants are in blocks 1-4"
+    chain, provider = _capped(lab, 1)
+    assert chain._range(addresses, [], 1, 4) == expected
+    assert provider.log_ranges == [(1, 1), (2, 2), (3, 3), (4, 4)]
+
+
+def test_a_single_block_the_node_refuses_is_an_error_not_a_split(lab: Lab) -> None:
+    chain, provider = _capped(lab, 0)
+    with pytest.raises(RPCError, match="query exceeds max range"):
+        chain._range([lab.lab.deployment.address("UsageGrants")], [], 5, 5)
+    assert provider.refused == 1
+
+
+def test_logs_a_reorg_removed_are_not_facts(lab: Lab) -> None:
+    addresses = [lab.lab.deployment.address(name) for name in ("DatasetRegistry", "UsageGrants")]
+    chain, provider = _capped(lab, 100, removed=True)
+    assert chain._range(addresses, [], 1, 4) == []
+    assert provider.log_ranges == [(1, 4)]
