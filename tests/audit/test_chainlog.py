@@ -48,15 +48,24 @@ class RangeCappedProvider(BaseProvider):
         return self.inner.make_request(method, params)
 
 
+def _owner_contracts(lab: Lab) -> list[str]:
+    return [lab.lab.deployment.address(name) for name in ("DatasetRegistry", "UsageGrants")]
+
+
+def _capped(lab: Lab, max_range: int, removed: bool = False) -> tuple[ChainLogs, RangeCappedProvider]:
+    provider = RangeCappedProvider(lab.node.rpc_url, max_range, removed)
+    client = LedgerClient(Transport(provider, lab.node.rpc_url), lab.lab.chain_id, lab.lab.deployment)
+    return ChainLogs(client), provider
+
+
 def test_capped_log_ranges_are_split_and_the_audit_still_verifies(lab: Lab, tmp_path: Path) -> None:
     job = create_job(lab)
     honest_round(lab, job)
     honest_round(lab, job)
-    provider = RangeCappedProvider(lab.node.rpc_url)
-    client = LedgerClient(Transport(provider, lab.node.rpc_url), lab.lab.chain_id, lab.lab.deployment)
+    chain, provider = _capped(lab, MAX_RANGE)
+    client = chain.client
     assert client.latest_block().number - lab.lab.deployment.deployed_block + 1 > MAX_RANGE
 
-    chain = ChainLogs(client)
     found = chain.job(job.job_id)
     assert found is not None and [r.round for r in chain.rounds(found)] == [1, 2]
     assert provider.refused > 0
@@ -66,14 +75,8 @@ def test_capped_log_ranges_are_split_and_the_audit_still_verifies(lab: Lab, tmp_
     assert report.ok, [c.message for c in report.checks if not c.ok]
 
 
-def _capped(lab: Lab, max_range: int, removed: bool = False) -> tuple[ChainLogs, RangeCappedProvider]:
-    provider = RangeCappedProvider(lab.node.rpc_url, max_range, removed)
-    client = LedgerClient(Transport(provider, lab.node.rpc_url), lab.lab.chain_id, lab.lab.deployment)
-    return ChainLogs(client), provider
-
-
 def test_a_node_that_answers_single_blocks_gets_each_block_once(lab: Lab) -> None:
-    addresses = [lab.lab.deployment.address(name) for name in ("DatasetRegistry", "UsageGrants")]
+    addresses = _owner_contracts(lab)
     expected = ChainLogs(lab.lab)._range(addresses, [], 1, 4)
     assert expected, "the hospitals' registrations and grants are in blocks 1-4"
     chain, provider = _capped(lab, 1)
@@ -89,7 +92,7 @@ def test_a_single_block_the_node_refuses_is_an_error_not_a_split(lab: Lab) -> No
 
 
 def test_logs_a_reorg_removed_are_not_facts(lab: Lab) -> None:
-    addresses = [lab.lab.deployment.address(name) for name in ("DatasetRegistry", "UsageGrants")]
+    addresses = _owner_contracts(lab)
     chain, provider = _capped(lab, 100, removed=True)
     assert chain._range(addresses, [], 1, 4) == []
     assert provider.log_ranges == [(1, 4)]

@@ -188,6 +188,7 @@ def test_refused_reads_do_not_hide_the_answered_ones(pruned_lab: Lab) -> None:
 
 
 def test_a_transferred_deed_reads_its_epoch(lab: Lab) -> None:
+    # last in the module: it moves h2's deed, which the cases above read as the hospital's own
     h2 = lab.hospitals[2]
     h2.client.transfer_dataset(h2.dataset_id, lab.hospitals[0].owner)
     state = HistoricalReader(lab.lab).dataset_states(
