@@ -12,12 +12,13 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -314,6 +315,8 @@ class DevnetStatus:
     addresses: dict[str, str] | None
     host: str | None = None
     block_time: float | None = None
+    # Set by `up` when the state file was damaged (a crash mid-write): what was done about it.
+    recovered: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -328,6 +331,8 @@ class Devnet:
         self.directory = settings.devnet_dir
         self.record_path = self.directory / "devnet.json"
         self.state_path = self.directory / "state.json"
+        # The state anvil last started from, to fall back to if `state_path` is cut short.
+        self.started_state_path = self.directory / "state.started.json"
         self.log_path = self.directory / "anvil.log"
 
     def _record(self) -> dict[str, Any] | None:
@@ -372,8 +377,10 @@ class Devnet:
                     f"{_mining(current_time)}; `sov devnet down` first to restart it bound to "
                     f"{wanted[0]} with {_mining(wanted[1])} (its chain is kept)"
                 )
+        recovered = None
         if running is None:
             self.directory.mkdir(parents=True, exist_ok=True)
+            recovered = self._loadable_state()
             bind = host or "127.0.0.1"
             node = start_anvil(
                 port=self.settings.devnet_port,
@@ -395,7 +402,37 @@ class Devnet:
             tmp.write_text(json.dumps(record, indent=2))
             tmp.replace(self.record_path)
             log.info("devnet started: pid %d at %s", node.pid, node.rpc_url)
-        return self.status()
+        return replace(self.status(), recovered=recovered)
+
+    def _loadable_state(self) -> str | None:
+        """Make the state file one anvil can load; says what was done if it was damaged.
+
+        anvil rewrites the file in place every second, so a crash (kill -9, power loss) in the
+        middle of a write leaves it cut short, and anvil then refuses to start. Each start keeps
+        a copy of the state it loads; a damaged file is moved aside and that copy put back: the
+        chain as of the last start instead of no devnet at all.
+        """
+        if not self.state_path.exists():
+            return None
+        try:
+            json.loads(self.state_path.read_bytes())
+        except ValueError as error:
+            damaged = self.state_path.with_name(f"state.damaged-{time.strftime('%Y%m%dT%H%M%S')}.json")
+            self.state_path.replace(damaged)
+            what = (
+                f"the devnet's state file was cut short by a crash while anvil wrote it ({error}); "
+                f"moved to {damaged}"
+            )
+            if not self.started_state_path.exists():
+                log.warning("%s; no earlier state: a new chain starts", what)
+                return f"{what}; no earlier state was kept, so a new chain starts"
+            shutil.copy2(self.started_state_path, self.state_path)
+            log.warning("%s; restored the state of the previous start", what)
+            return f"{what}; restored the chain as of the previous start (later blocks are lost)"
+        copy = self.started_state_path.with_suffix(".tmp")
+        shutil.copy2(self.state_path, copy)
+        copy.replace(self.started_state_path)
+        return None
 
     def down(self) -> bool:
         """Stop the devnet (its state is dumped on the way out); False if it was not running."""

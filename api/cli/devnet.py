@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .common import JsonFlag, console, emit_json, emit_table, settings, user_errors
+from .common import JsonFlag, console, emit_json, emit_table, err_console, settings, user_errors
 
 if TYPE_CHECKING:
     from ledger.deploy import Deployment
@@ -35,7 +36,8 @@ def ensure_devnet(
         chain_id = int(transport.request("eth_chainId", []), 16)
         account = Keystore(config).account(deployer, chain_id=chain_id)
         deployment = deploy_contracts(transport, account, settings=config)
-    return Devnet(config).status(), deployment
+    # A fresh status: it shows the contracts just deployed.
+    return replace(Devnet(config).status(), recovered=status.recovered), deployment
 
 
 @app.command()
@@ -102,6 +104,8 @@ def _report(status: DevnetStatus, json: bool) -> None:
         f"blocks {mining}  chain id {status.chain_id or '-'}  "
         f"block {status.block_number if status.block_number is not None else '-'}"
     )
+    if status.recovered:
+        err_console.print(f"[yellow]warning:[/] {status.recovered}")
     if document["contracts"]:
         emit_table("contracts", ["name", "address"], [[n, a] for n, a in document["contracts"].items()])
 

@@ -3,6 +3,7 @@ and errors that name the unreachable URL."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,14 +28,24 @@ from tests.conftest import deploy_on
 AI = PURPOSES["ai-training"]
 
 
-def _wait_for_state_dump(state_path: Path, after: float, timeout: float = 10.0) -> None:
-    """anvil dumps every second (--state-interval 1): wait for a dump newer than `after`."""
+def _kill_9_after_a_full_dump(state_path: Path, pid: int, height: int, timeout: float = 10.0) -> None:
+    """SIGKILL anvil's process group once its state file holds block `height`, as a crash would.
+
+    anvil rewrites the file every second (--state-interval 1). It is stopped (SIGSTOP) before the
+    file is read, so the file read is the one the crash leaves; a stop that caught a write halfway
+    lets it run on and tries again (a crash mid-write is `test_a_state_file_cut_short_...`).
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if state_path.exists() and state_path.stat().st_mtime > after + 0.05:
-            return
+        os.killpg(pid, signal.SIGSTOP)
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            best = json.loads(state_path.read_bytes())["best_block_number"]
+            if (int(best, 0) if isinstance(best, str) else int(best)) >= height:
+                os.killpg(pid, signal.SIGKILL)
+                return
+        os.killpg(pid, signal.SIGCONT)
         time.sleep(0.1)
-    raise AssertionError(f"anvil wrote no state to {state_path} within {timeout} s")
+    raise AssertionError(f"anvil wrote no state with block {height} to {state_path} within {timeout} s")
 
 
 def test_anvil_binds_localhost_and_stop_ends_its_group() -> None:
@@ -67,10 +78,9 @@ def test_kill_9_and_restart_keeps_datasets_and_grants(tmp_path: Path) -> None:
         now = owner.latest_block().timestamp
         owner.issue_grant(dataset_id, str(lab.address), AI, now, now + 86_400)
         height = owner.latest_block().number
-        last_write = time.time()
-        _wait_for_state_dump(state, last_write)
+        _kill_9_after_a_full_dump(state, node.pid, height)
     finally:
-        node.kill()  # SIGKILL: no dump on exit
+        node.kill()  # no dump on exit (and reaped)
     assert not node.alive()
 
     restarted = start_anvil(port=node.port, state_path=state)
@@ -107,8 +117,7 @@ def test_embedded_devnet_up_is_idempotent_and_keeps_its_chain(sov_settings: Sett
         dataset_id, _ = client.register_dataset(hashlib.sha256(b"devnet").digest())
 
         # A crash (kill -9) of the detached node: `up` starts it again from its state file.
-        _wait_for_state_dump(devnet.state_path, time.time())
-        os.killpg(status.pid, signal.SIGKILL)
+        _kill_9_after_a_full_dump(devnet.state_path, status.pid, client.latest_block().number)
         _wait_gone(status.pid)
         assert not devnet.status().running
         again = devnet.up()
@@ -120,6 +129,62 @@ def test_embedded_devnet_up_is_idempotent_and_keeps_its_chain(sov_settings: Sett
         assert devnet.down()
     assert not devnet.status().running
     assert not devnet.down()  # already down: nothing to do
+
+
+def test_a_state_file_cut_short_by_a_crash_is_set_aside_and_the_last_start_restored(
+    sov_settings: Settings,
+) -> None:
+    devnet = Devnet(sov_settings)
+    status = devnet.up()
+    try:
+        assert status.rpc_url is not None and status.recovered is None
+        client = LedgerClient.from_url(
+            status.rpc_url,
+            deploy_contracts(_transport(status.rpc_url), dev_account(0), settings=sov_settings),
+            dev_account(1),
+        )
+        dataset_id, _ = client.register_dataset(hashlib.sha256(b"kept").digest())
+    finally:
+        assert devnet.down()  # SIGTERM: anvil dumps the whole state on the way out
+    again = devnet.up()  # starts from that state and keeps a copy of it
+    try:
+        assert again.recovered is None and devnet.started_state_path.exists()
+        after = LedgerClient.connect(sov_settings, dev_account(1))
+        later, _ = after.register_dataset(hashlib.sha256(b"after the start").digest())
+    finally:
+        assert devnet.down()
+    # A crash while anvil rewrote the file: it ends halfway, and anvil alone refuses to start.
+    whole = devnet.state_path.read_bytes()
+    devnet.state_path.write_bytes(whole[: len(whole) // 2])
+
+    restored = devnet.up()
+    try:
+        assert restored.running and restored.recovered is not None
+        assert "the devnet's state file was cut short" in restored.recovered
+        assert "restored the chain as of the previous start (later blocks are lost)" in restored.recovered
+        (damaged,) = devnet.directory.glob("state.damaged-*.json")
+        assert damaged.read_bytes() == whole[: len(whole) // 2]  # kept for whoever wants to look
+        reconnected = LedgerClient.connect(sov_settings, dev_account(1))
+        assert reconnected.dataset_state(dataset_id).owner == dev_account(1).address
+        assert not reconnected.dataset_state(later).registered  # registered after the last start
+    finally:
+        assert devnet.down()
+
+
+def test_a_damaged_state_file_without_an_earlier_start_starts_a_new_chain_and_says_so(
+    sov_settings: Settings,
+) -> None:
+    devnet = Devnet(sov_settings)
+    devnet.directory.mkdir(parents=True)
+    devnet.state_path.write_text('{"block": {"number": 7')
+    status = devnet.up()
+    try:
+        assert status.running and status.block_number == 0
+        assert status.recovered is not None
+        assert status.recovered.endswith("no earlier state was kept, so a new chain starts")
+        assert f"moved to {devnet.directory}/state.damaged-" in status.recovered
+    finally:
+        assert devnet.down()
 
 
 def _transport(url: str) -> Transport:
