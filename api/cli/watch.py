@@ -4,13 +4,14 @@ Every line is one CloudEvent 1.0 in structured JSON form (see `ledger.events`). 
 cursor: `sov watch --cursor <id>` resumes right after that event, with nothing repeated and
 nothing skipped. `--from-block N` starts at a block instead; without either the watch starts
 at the next block. When the watch ends (`--until-block`, `--no-follow`, Ctrl-C) the command
-to resume is printed on stderr.
+to resume is printed on stderr; SIGTERM ends it as Ctrl-C does.
 
 The chain client (web3) loads when the command runs, not for `--help`.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -29,6 +30,10 @@ def _line(event: ChangeEvent, output: str) -> str:
         return event.to_json()
     kind = event.type.removeprefix("org.sovereign-ledger.")
     return f"{event.time} block {event.block_number} {kind} {event.subject} id={event.id}"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _resume_hint(feed: EventFeed) -> str:
@@ -91,6 +96,8 @@ def watch(
     if not follow:
         target = feed.target_block()
         stop_at = target if stop_at is None else min(stop_at, target)
+    # A service manager's stop (systemd, docker: SIGTERM) ends the watch as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         for event in feed.follow(poll_interval=poll_interval, until_block=stop_at):
             sys.stdout.write(_line(event, output) + "\n")
@@ -101,4 +108,6 @@ def watch(
         # The node went away mid-watch (or worse): say where to pick up before the error line.
         err_console.print(f"stopped after block {feed.next_block - 1}; resume with: {_resume_hint(feed)}")
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     err_console.print(f"watched to block {feed.next_block - 1}; resume with: {_resume_hint(feed)}")

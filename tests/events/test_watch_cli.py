@@ -35,19 +35,26 @@ def _sov(env: dict[str, str], *args: str) -> tuple[int, list[dict[str, object]],
     return result.exit_code, lines, result.stderr
 
 
-def test_a_live_watch_prints_every_event_as_it_lands_and_its_cursor_resumes(
-    deployed: DeployedChain, env: dict[str, str]
-) -> None:
-    start = deployed[0].latest_block().number + 1
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli.main", "watch", "--from-block", str(start), "--poll-interval", "0.1"],
+def _start_watch(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`sov watch` in its own process group, with Ctrl-C's default action: a shell's background
+    job (`make test &`) passes SIGINT on ignored, and Python then never raises KeyboardInterrupt."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "api.cli.main", "watch", "--poll-interval", "0.1", *args],
         env={**os.environ, **env},
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def test_a_live_watch_prints_every_event_as_it_lands_and_its_cursor_resumes(
+    deployed: DeployedChain, env: dict[str, str]
+) -> None:
+    start = deployed[0].latest_block().number + 1
+    process = _start_watch(env, "--from-block", str(start))
     try:
         time.sleep(1.0)
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
@@ -77,6 +84,22 @@ def test_a_live_watch_prints_every_event_as_it_lands_and_its_cursor_resumes(
     text = CliRunner().invoke(app, ["watch", "--from-block", "0", "--no-follow", "--format", "text"], env=env)
     assert text.exit_code == 0
     assert f"block {facts.revoke_block} grant.revoked 0x{facts.dataset_ids[0]:064x}/" in text.stdout
+
+
+def test_sigterm_ends_a_live_watch_as_ctrl_c_does(deployed: DeployedChain, env: dict[str, str]) -> None:
+    dataset_id, _ = deployed[1].register_dataset(os.urandom(32))
+    block = deployed[1].latest_block().number
+    process = _start_watch(env, "--from-block", str(block))
+    try:
+        assert process.stdout is not None
+        registered = json.loads(process.stdout.readline())  # it is in its loop: then the stop
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    assert registered["type"] == "org.sovereign-ledger.dataset.registered"
+    assert registered["subject"] == f"0x{dataset_id:064x}"
+    assert process.returncode == 0, stderr
+    assert f"resume with: sov watch --cursor {registered['id']}" in stderr
 
 
 @pytest.mark.parametrize(
