@@ -5,6 +5,7 @@ For `make mutation`: the pure parts first; `test_impact.py` has impact on a real
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ledger.audit.impact import (
 )
 from ledger.keys import dev_account
 from ledger.store import LocalBlockstore
-from tests.audit.forge import AI, Lab, create_job, honest_round
+from tests.audit.forge import AI, Job, Lab, create_job, honest_round
 
 GRANTEE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 
@@ -206,3 +207,51 @@ def test_a_grant_revoked_then_a_deed_sold_then_retired(lab: Lab, tmp_path: Path)
         f"dataset retired at block {retired.block_number}",
         f"deed transferred at block {transfer.block_number}",
     ]
+
+
+def _round_moved_to(index_path: Path, job_id: int, block: int) -> None:
+    """The index lies: round 1 of `job_id` (and its participant rows) committed at `block`."""
+    with sqlite3.connect(index_path) as db:
+        for table in ("rounds", "round_participants"):
+            db.execute(f"UPDATE {table} SET block_number = ? WHERE job_id = ? AND round = 1", (block, job_id))
+
+
+def _of(report: ImpactReport, job: Job) -> list[DependentVersion]:
+    return [v for v in report.versions if v.job_id == job.job_id]
+
+
+def test_a_use_the_index_places_after_the_revocation_is_a_violation(lab: Lab, tmp_path: Path) -> None:
+    h1 = lab.hospitals[1]
+    coordinator = lab.lab.address or ""
+    job = create_job(lab, [h1], seed=7)
+    honest_round(lab, job, [h1])
+    revocation = h1.client.revoke_grant(h1.dataset_id, coordinator, AI)
+    lab.lab.create_job(AI, job.datasets, job.last_digest, job.spec_digest)  # a block after it
+    path = tmp_path / "index.sqlite"
+    index = lab.index(path)
+    index.sync()
+    honest = impact(index=index, client=lab.lab, grant=(h1.dataset_id, coordinator, AI), sync=False)
+    assert honest.ok and [v.violation for v in _of(honest, job)] == [None]  # (earlier tests' jobs too)
+
+    # An index that says round 1 came after the revocation: the index's own history refuses it.
+    after = revocation.block_number + 1
+    _round_moved_to(path, job.job_id, after)
+    lying = impact(index=index, client=lab.lab, grant=(h1.dataset_id, coordinator, AI), sync=False)
+    (version,) = _of(lying, job)
+    assert version.violation == (
+        f"job {job.job_id} round 1 used the dataset at block {after} while its grant was revoked"
+    )
+    assert (version.grant_status, version.chain_status) == ("revoked", "revoked")
+    assert not lying.ok and lying.exit_code == 1
+    assert lying.summary().endswith("1 direct use(s) WITHOUT a valid grant")
+
+    # ...and one that also hides the revocation: the contract at that block says otherwise.
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "DELETE FROM grant_events WHERE kind = 'revoked' AND block_number = ?", (revocation.block_number,)
+        )
+    hidden = impact(index=index, client=lab.lab, grant=(h1.dataset_id, coordinator, AI), sync=False)
+    (version,) = _of(hidden, job)
+    assert version.violation == f"job {job.job_id} round 1: the contract says revoked at block {after}"
+    assert (version.grant_status, version.chain_status) == ("authorized", "revoked")
+    assert [v.violation for v in hidden.violations] == [version.violation]
