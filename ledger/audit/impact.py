@@ -244,7 +244,7 @@ def impact(
             violation = (
                 f"job {job.job_id} round {committed.round} used "
                 f"the dataset at block {at[0]} "
-                f"while its grant was {grant_status_name(state.status)}"
+                f"without a valid grant ({grant_status_name(state.status)})"
             )
         elif chain_status is not None and int(chain_status) != int(GrantStatus.AUTHORIZED):
             end = index.grant_state_at(ds, job.coordinator, job.purpose, at[0], None, timestamp=at[2])

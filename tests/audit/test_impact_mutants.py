@@ -6,7 +6,7 @@ For `make mutation`: the pure parts first; `test_impact.py` has impact on a real
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from ledger.audit.impact import (
 )
 from ledger.keys import dev_account
 from ledger.store import LocalBlockstore
-from tests.audit.forge import AI, Job, Lab, create_job, honest_round
+from tests.audit.forge import AI, Job, Lab, create_job, enrol_hospital, honest_round
 
 GRANTEE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 
@@ -239,7 +239,7 @@ def test_a_use_the_index_places_after_the_revocation_is_a_violation(lab: Lab, tm
     lying = impact(index=index, client=lab.lab, grant=(h1.dataset_id, coordinator, AI), sync=False)
     (version,) = _of(lying, job)
     assert version.violation == (
-        f"job {job.job_id} round 1 used the dataset at block {after} while its grant was revoked"
+        f"job {job.job_id} round 1 used the dataset at block {after} without a valid grant (revoked)"
     )
     assert (version.grant_status, version.chain_status) == ("revoked", "revoked")
     assert not lying.ok and lying.exit_code == 1
@@ -255,3 +255,47 @@ def test_a_use_the_index_places_after_the_revocation_is_a_violation(lab: Lab, tm
     assert version.violation == f"job {job.job_id} round 1: the contract says revoked at block {after}"
     assert (version.grant_status, version.chain_status) == ("authorized", "revoked")
     assert [v.violation for v in hidden.violations] == [version.violation]
+
+    # ...and one that has no record of the grant at all: the report says so next to the re-check.
+    (issued,) = [g for g in index.grants(dataset_id=h1.dataset_id) if g.grantee == coordinator]
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM grant_events WHERE block_number = ?", (issued.issued_block,))
+    unknown = impact(index=index, client=lab.lab, grant=(h1.dataset_id, coordinator, AI), sync=False)
+    assert (
+        unknown.note == "no such grant was ever issued; direct uses re-checked on the contract at each block"
+    )
+    (version,) = _of(unknown, job)
+    assert version.violation == (
+        f"job {job.job_id} round 1 used the dataset at block {after} without a valid grant (no grant)"
+    )
+
+
+def test_a_grant_query_skips_other_coordinators_and_starts_at_the_round_a_dataset_joined(
+    lab: Lab, tmp_path: Path
+) -> None:
+    early = enrol_hospital(lab, dev_account(5), "impact: from round 1")
+    late = enrol_hospital(lab, dev_account(4), "impact: from round 2")
+    other = replace(lab, lab=lab.lab.with_account(dev_account(9)))  # another lab, granted too
+    now = lab.lab.latest_block().timestamp
+    late.client.issue_grant(late.dataset_id, str(dev_account(9).address), AI, now, now + 86_400)
+    theirs = create_job(other, [late], seed=8)
+    honest_round(other, theirs, [late])  # the first use of the dataset is by the other lab
+    job = create_job(lab, [early, late], seed=9)
+    honest_round(lab, job, [early])
+    honest_round(lab, job, [early, late])
+    honest_round(lab, job, [early])
+    index = lab.index(tmp_path / "index.sqlite")
+    coordinator = lab.lab.address or ""
+
+    by_grant = impact(index=index, client=lab.lab, grant=(late.dataset_id, coordinator, AI))
+    assert [(v.job_id, v.round, v.direct) for v in by_grant.versions] == [
+        (job.job_id, 2, True),
+        (job.job_id, 3, False),
+    ]
+    assert by_grant.ok
+    by_dataset = impact(index=index, dataset_id=late.dataset_id, sync=False)
+    assert [(v.job_id, v.round, v.direct) for v in by_dataset.versions] == [
+        (theirs.job_id, 1, True),
+        (job.job_id, 2, True),
+        (job.job_id, 3, False),
+    ]
