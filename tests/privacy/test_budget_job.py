@@ -122,6 +122,8 @@ def test_dp_attestation_is_signed_and_deterministic(deployed: object, tmp_path: 
     assert isinstance(claim, PrivacyClaim)
     assert claim.dp.steps > 0 and claim.dp.max_grad_norm == 1.0
     assert claim.epsilon_spent == pytest.approx(cumulative_epsilon([claim.dp], BUDGET.delta), abs=2e-6)
+    # the node reports what it spent with the round's metrics (the coordinator shows them)
+    assert first.metrics["epsilon_spent"] == pytest.approx(claim.epsilon_spent, abs=1e-6)
     signer = recover_attestation_signer(
         first.attestation, lab.chain_id, lab.deployment.address("TrainingLedger")
     )
