@@ -359,11 +359,13 @@ def rebuild_lineage(
     index: EventIndex,
     store: ContentStore,
     *,
+    chain: ChainLogs,
     chain_checks: bool = True,
-    chain: ChainLogs | None = None,
 ) -> Lineage:
-    """Gathers every fact the checks need for `target`'s job up to its round, from the chain."""
-    chain = chain or ChainLogs(client)
+    """Gathers every fact the checks need for `target`'s job up to its round, from the chain.
+
+    `chain` is the reader that resolved `target`: both read the chain at the same head.
+    """
     job = chain.job(target.job_id)
     if job is None:
         raise AuditTargetError(

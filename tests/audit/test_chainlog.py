@@ -3,6 +3,7 @@ providers do: the audit splits the range until the node answers, and the verdict
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,10 @@ def test_capped_log_ranges_are_split_and_the_audit_still_verifies(lab: Lab, tmp_
     assert provider.refused > 0
     assert all(end - start + 1 <= MAX_RANGE for start, end in provider.log_ranges)
 
+    started = time.perf_counter()
     report = audit(str(job.job_id), client=client, index=lab.index(tmp_path / "i.sqlite"), store=lab.store)
     assert report.ok, [c.message for c in report.checks if not c.ok]
+    assert 0 < report.seconds <= time.perf_counter() - started  # what the report says it took
 
 
 def test_a_node_that_answers_single_blocks_gets_each_block_once(lab: Lab) -> None:
