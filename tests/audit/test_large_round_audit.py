@@ -55,6 +55,7 @@ def commit_large(
     *,
     added: Sequence[int] | None = None,
     between: Any = None,
+    batch: int = BATCH,
 ) -> RoundManifest:
     """Commits the job's next round as a large round, declaring `declared` in the manifest.
 
@@ -80,8 +81,8 @@ def commit_large(
     manifest_cid = lab.store.put(manifest.to_bytes())
     ids = sorted(added if added is not None else (c.hospital.dataset_id for c in declared))
     lab.lab.begin_large_round(job.job_id, round_number, job.last_digest)
-    for batch in batches(ids, BATCH):
-        lab.lab.add_round_participants(job.job_id, round_number, batch)
+    for chunk in batches(ids, batch):
+        lab.lab.add_round_participants(job.job_id, round_number, chunk)
     if between is not None:
         between()
     lab.lab.finalize_large_round(
@@ -137,7 +138,7 @@ def _sov_audit(lab: Lab, job: Job) -> tuple[int, dict[str, Any]]:
 def test_honest_large_rounds_verify(lab: Lab, tmp_path: Path) -> None:
     job = create_open_job(lab)
     commit_large(lab, job, contributions(lab.hospitals, 1))
-    commit_large(lab, job, contributions(lab.hospitals, 2))
+    commit_large(lab, job, contributions(lab.hospitals, 2), batch=1)
     report = _audit(lab, job, tmp_path)
     assert report.ok, [c.message for c in report.checks if not c.ok]
     assert report.verdict == "verified" and report.exit_code == 0
@@ -161,11 +162,18 @@ def test_honest_large_rounds_verify(lab: Lab, tmp_path: Path) -> None:
     assert facts.large is not None and len(facts.large.batches) == 2
     first_batch, second_batch = facts.large.batches
     assert first_batch.block_number < second_batch.block_number < facts.committed.block_number
-    [large1, _] = [c for c in report.checks if c.name == "large-round"]
+    large1, large2 = [c for c in report.checks if c.name == "large-round"]
+    assert (large1.round, large2.round) == (1, 2)
     assert large1.message == (
         f"round 1: 3 participant(s) added in 2 batch(es) (blocks {first_batch.block_number}.."
         f"{second_batch.block_number}) hash to the committed 0x{participants_hash(ids).hex()}, as the "
         "manifest's list does"
+    )
+    second = lineage.rounds[1].large
+    assert second is not None and [b.participants for b in second.batches] == [(i,) for i in ids]
+    assert large2.message.startswith(
+        f"round 2: 3 participant(s) added in 3 batch(es) (blocks {second.batches[0].block_number}.."
+        f"{second.batches[2].block_number}) hash"
     )
     grants = {c.dataset_id: c.message for c in report.checks if c.name == "grant" and c.round == 1}
     assert f"was valid at block {first_batch.block_number}: " in grants[ids[0]]
