@@ -18,7 +18,10 @@ from fl_jobs import Job, travel
 from fl_node import gate
 from fl_node.gate import REASONS, _probe_signature, _when, datasets_hash, wallet_probe_digest
 from fl_node.messages import NodeRefusal, RoundRequest
+from fl_node.node import Admission
+from ledger.chain.types import GrantTerms
 from ledger.purposes import purpose_id
+from ledger.store import cid_of
 
 AI_TRAINING = purpose_id("ai-training")
 
@@ -188,4 +191,40 @@ def test_job_refusals_name_the_job_and_digests(job: Job) -> None:
         "spec_mismatch",
         f"the model spec sent for job {state.job_id} hashes to 0x{other_spec.spec_digest().hex()}, but the "
         f"job's on-chain spec digest is 0x{state.spec.spec_digest().hex()}",
+    )
+
+
+# ----------------------------------------------------------------- the node's own refusals, no training
+
+
+def test_node_refusals_of_the_request_itself(job: Job) -> None:
+    reply = _refusal(job, 0, _request(job, spec_json="{not json"))
+    assert reply.reason == "bad_request"
+    assert reply.message.startswith("the model spec sent does not parse: 1 validation error for ModelSpec")
+    other = job.store.put(b"not the base model")
+    reply = _refusal(job, 0, _request(job, base_model_cid=other))
+    assert (reply.reason, reply.message) == (
+        "base_model_mismatch",
+        f"bytes of {other} do not hash to the base digest 0x{job.job.last_digest.hex()}",
+    )
+    missing = cid_of(b"stored nowhere: the lab names a base model it never shared")
+    reply = _refusal(job, 0, _request(job, base_model_cid=missing))
+    assert reply.reason == "ledger_unavailable" and missing in reply.message
+
+
+def test_node_plans_dp_with_the_parameters_sent_and_refuses_unusable_ones(job: Job) -> None:
+    now = job.lab.latest_block().timestamp
+    terms = GrantTerms(epsilon=50.0, delta=1e-5)
+    job.owner(0).issue_grant(job.dataset(0), job.lab.address, AI_TRAINING, now, now + 3600, terms)  # type: ignore[arg-type]
+    node = next(n for n in job.runner.nodes if n.dataset_id == job.dataset(0)).node
+    admitted = node.admit(_request(job, dp_noise_multiplier=1.3, dp_max_grad_norm=2.5))
+    assert isinstance(admitted, Admission) and admitted.private is not None
+    dp = admitted.private.dp
+    assert (dp.noise_multiplier, dp.max_grad_norm) == pytest.approx((1.3, 2.5))
+    assert (admitted.grantee, admitted.purpose) == (job.lab.address, AI_TRAINING)
+    assert node.budget.history(job.lab.chain_id, job.dataset(0), job.lab.address, AI_TRAINING) == []  # type: ignore[arg-type]
+    reply = _refusal(job, 0, _request(job, dp_noise_multiplier=1.3, dp_max_grad_norm=-1.0))
+    assert (reply.reason, reply.message) == (
+        "bad_request",
+        "DP parameters: max_grad_norm is -1.0: expected a positive finite number",
     )
