@@ -16,6 +16,13 @@ from ledger.purposes import describe_purpose
 
 REPORT_SCHEMA = "sovereign-ledger/audit-report/v1"
 
+# The table's palette (rich style names), one word per state wherever the table shows it.
+PASSED = "green"
+VERIFIED = "bold green"
+FAILED = "bold red"
+UNVERIFIED = "bold yellow"
+NOTE = "dim"
+
 
 def _hex(value: bytes | None) -> str | None:
     return None if value is None else "0x" + value.hex()
@@ -233,11 +240,11 @@ class AuditReport:
                 "0x" + c.model_digest.hex()[:16] + "…",
                 facts.model_cid or "?",
                 str(len(facts.participants)),
-                Text("FAIL", style="bold red")
+                Text("FAIL", style=FAILED)
                 if bad
-                else Text("not verified", style="bold yellow")
+                else Text("not verified", style=UNVERIFIED)
                 if unsure
-                else Text("ok", style="green"),
+                else Text("ok", style=PASSED),
             )
         kinds = Table(title="checks")
         for column in ("check", "passed", "failed", "not made"):
@@ -247,8 +254,8 @@ class AuditReport:
                 kinds.add_row(
                     name,
                     str(passed),
-                    Text(str(failed), style="bold red" if failed else ""),
-                    Text(str(unverified), style="bold yellow" if unverified else ""),
+                    Text(str(failed), style=FAILED if failed else ""),
+                    Text(str(unverified), style=UNVERIFIED if unverified else ""),
                 )
         parts: list[Any] = [rounds, kinds]
         budgets = self.privacy_budgets()
@@ -268,9 +275,7 @@ class AuditReport:
             parts.append(privacy)
         shown = self.checks if all_checks else [c for c in self.checks if not c.ok]
         if shown:
-            detail = Table(
-                title="all checks" if all_checks else "failures and checks not made", show_lines=False
-            )
+            detail = Table(title="all checks" if all_checks else "failures and checks not made")
             for column in ("check", "round", "status", "message"):
                 detail.add_column(column, overflow="fold")
             for check in shown:
@@ -279,15 +284,15 @@ class AuditReport:
                     "" if check.round is None else str(check.round),
                     Text(
                         str(check.status),
-                        style="green" if check.ok else "bold yellow" if check.unverified else "bold red",
+                        style=PASSED if check.ok else UNVERIFIED if check.unverified else FAILED,
                     ),
                     check.message,
                 )
             parts.append(detail)
         if lin.chain_history_note:
-            parts.append(Text(lin.chain_history_note, style="dim"))
-        parts.append(Text(_preparation(lin.spec), style="dim"))
-        style = "bold green" if self.ok else "bold red" if self.failures else "bold yellow"
+            parts.append(Text(lin.chain_history_note, style=NOTE))
+        parts.append(Text(_preparation(lin.spec), style=NOTE))
+        style = VERIFIED if self.ok else FAILED if self.failures else UNVERIFIED
         parts.append(Text(self.summary(), style=style))
         return Group(*parts)
 
