@@ -37,6 +37,7 @@ from ledger.deploy import Deployment, load_deployment, verify_deployment
 from ledger.errors import (
     ConfigurationError,
     ContractRevertError,
+    DeploymentMismatchError,
     InvalidArgumentError,
     RPCError,
     SignedGrantFormatError,
@@ -223,7 +224,13 @@ class LedgerClient:
             if data is not None:
                 raise self.decoder.decode(data, f"{contract}.{fn}") from None
             raise
-        return abi.decode_output(bytes.fromhex(str(result)[2:]))
+        output = bytes.fromhex(str(result)[2:])
+        if not output and abi.output_types:
+            raise DeploymentMismatchError(
+                f"{contract}.{fn} returned no data at block {block}: there is no contract "
+                f"code at {call['to']} there (a block before its deployment, or another chain's addresses)"
+            )
+        return abi.decode_output(output)
 
     def _batch(self, requests: Sequence[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
         """The raw responses (`result` or `error`) of one JSON-RPC batch, in request order.

@@ -195,3 +195,14 @@ def test_a_transferred_deed_reads_its_epoch(lab: Lab) -> None:
         [StateQuery(h2.dataset_id, lab.lab.latest_block().number)]
     )
     assert list(state.values()) == [DatasetState(lab.hospitals[0].owner, 1, False)]
+
+
+def test_a_block_before_the_contracts_is_history_too(lab: Lab) -> None:
+    # jobCount fails there (no code yet), which only a node that has that block's state can say.
+    before = lab.lab.deployment.deployed_block - 1
+    assert probe_history(lab.lab, before) == (
+        True,
+        f"TrainingLedger.jobCount returned no data at block {before}: there is no contract code at "
+        f"{lab.lab.deployment.address('TrainingLedger')} there (a block before its deployment, or another "
+        "chain's addresses)",
+    )
