@@ -9,13 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from ledger.audit import AuditTargetError, audit_model, resolve_target
+from ledger.audit import AuditTargetError, audit, audit_model, resolve_target
+from ledger.audit.chainstate import HistoricalReader
 from ledger.audit.lineage import (
     AuditTarget,
     _fetch_spec,
@@ -25,7 +29,7 @@ from ledger.audit.lineage import (
     grant_status_name,
     spec_cid,
 )
-from ledger.chain.types import AuthorizationStatus
+from ledger.chain.types import AuthorizationStatus, DatasetState, GrantTerms
 from ledger.index import GrantStatus
 from ledger.provenance import AttestationError, recover_signer
 from ledger.secp import fast_recover
@@ -180,3 +184,39 @@ def test_a_digest_committed_twice_names_every_commitment(lab: Lab, tmp_path: Pat
         f"no committed round and no job's initial model has digest 0x{'ab' * 32} (from {'ab' * 32}); "
         f"the index is synced to block {index.synced_block()}: the model was never committed on this chain"
     )
+
+
+def test_state_reads_at_each_block_are_what_the_checks_compare(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node whose state reads disagree with its logs: another deed holder at the commit's block,
+    and a privacy budget on a grant whose logs carry none. Both reads reach the checks."""
+    job = create_job(lab)
+    forged = honest_round(lab, job)
+    stranger = to_checksum_address("0x" + "12" * 20)
+    read_states = HistoricalReader.dataset_states
+
+    def other_holder(self: HistoricalReader, queries: Any) -> dict[Any, DatasetState | None]:
+        return {q: s and replace(s, owner=stranger) for q, s in read_states(self, queries).items()}
+
+    monkeypatch.setattr(HistoricalReader, "dataset_states", other_holder)
+    budget = GrantTerms(epsilon=3.0, delta=1e-5)
+    monkeypatch.setattr(HistoricalReader, "grant_terms", lambda self, queries: dict.fromkeys(queries, budget))
+    report = audit(str(job.job_id), client=lab.lab, index=lab.index(tmp_path / "i.sqlite"), store=lab.store)
+
+    failed = [c.message for c in report.checks if c.failed]
+    block = forged.receipt.block_number
+    for h in lab.hospitals:
+        ds = f"0x{h.dataset_id:064x}"
+        assert any(
+            m.startswith(f"round 1: dataset {ds}")
+            and m.endswith(
+                f": the registry says the deed holder at block {block} was {stranger}, the chain's "
+                f"Transfer logs say {h.owner}"
+            )
+            for m in failed
+        ), failed
+        assert (
+            f"round 1: dataset {ds}: the grant sets a privacy budget (epsilon 3, delta 1e-05) but the "
+            "attestation carries no DP parameters"
+        ) in failed
