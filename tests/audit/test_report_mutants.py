@@ -6,9 +6,11 @@ with reviewed renderings (`tests/audit/golden/`), the verdict logic with exact s
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
+import synthetic
 from rich.console import Console
 from synthetic import (
     DATASETS,
@@ -25,7 +27,9 @@ from synthetic import (
 )
 
 from ledger.audit.checks import CHECK_NAMES, FAIL, NOT_CHECKED, NOT_VERIFIABLE, PASS, Check
+from ledger.audit.lineage import AuditTarget
 from ledger.audit.report import REPORT_SCHEMA, AuditReport, _grant_json, _preparation
+from ledger.index import GrantStatus
 
 pytestmark = pytest.mark.usefixtures("fast_accountant")
 __all__ = ["fast_accountant"]  # the fixture, imported for pytest
@@ -152,6 +156,27 @@ def test_preparation_line_of_each_spec_shape() -> None:
 
 def test_grant_json_of_no_grant() -> None:
     assert _grant_json(None) is None
+    # a grant state with no issue behind it (a use the logs cannot explain): its fields are null
+    never = dataclasses.replace(synthetic.grant(0, 30, 1000, GrantStatus.NO_GRANT), issued=None)
+    assert _grant_json(never) == {
+        "status": "no_grant",
+        "not_before": None,
+        "expires_at": None,
+        "issued_block": None,
+        "issued_tx": None,
+        "revoked_block": None,
+        "retired_block": None,
+        "owner_changed_block": None,
+    }
+    issued = synthetic.grant(1, 30, 1000)
+    assert _grant_json(issued) == {
+        **_grant_json(never),  # type: ignore[dict-item]
+        "status": "authorized",
+        "not_before": synthetic.T0,
+        "expires_at": synthetic.T0 + 86_400,
+        "issued_block": 15,
+        "issued_tx": synthetic.tx("grant 1"),
+    }
 
 
 def test_print_defaults_to_a_console_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
@@ -202,3 +227,12 @@ def test_long_values_fold_in_a_narrow_terminal() -> None:
     assert (
         "…" not in _plain(report(broken_lineage()).table(all_checks=True), width=100).split("all checks")[1]
     )
+
+
+def test_json_names_a_model_targets_digest_and_rounds_the_time() -> None:
+    lin = synthetic.lineage()
+    digest = lin.rounds[-1].committed.model_digest
+    lin.target = AuditTarget("bafkreimodel", "model-cid", synthetic.JOB, 2, digest)
+    document = synthetic.report(lin, seconds=0.123456).to_json()
+    assert document["target"]["model_digest"] == "0x" + digest.hex()
+    assert document["seconds"] == 0.1235
