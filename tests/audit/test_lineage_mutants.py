@@ -107,8 +107,9 @@ def test_fast_recovery_agrees_with_the_explaining_path() -> None:
     ):
         assert fast_recover(digest, refused) is None, refused
     assert fast_recover(digest, half) == recover_signer(digest, half)  # s at exactly n/2 is low
-    with pytest.raises(AttestationError, match="lower half"):
-        _recover(digest, high_s)
+    for malleable in (high_s, above_half):
+        with pytest.raises(AttestationError, match="lower half"):
+            _recover(digest, malleable)
 
 
 def test_show_renders_digests_ids_and_values() -> None:
