@@ -9,6 +9,7 @@ node has no history, and the audit falls back to the event index alone.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -184,13 +185,13 @@ class HistoricalReader:
             )
             for q in unique
         ]
-        answers: dict[StatusQuery, GrantTerms | None] = {}
+        answers: dict[StatusQuery, GrantTerms | None] = dict.fromkeys(unique)
         for query, raw in zip(unique, self._calls(calls), strict=True):
-            try:
-                (record,) = self._grant_fn.decode_output(raw) if raw is not None else (None,)
-                answers[query] = None if record is None else _grant_record(record).terms
-            except (ValueError, TypeError, LedgerError):
-                answers[query] = None
+            if raw is None:
+                continue
+            with contextlib.suppress(ValueError, TypeError, LedgerError):
+                (record,) = self._grant_fn.decode_output(raw)
+                answers[query] = _grant_record(record).terms
         return answers
 
     def dataset_states(self, queries: Iterable[StateQuery]) -> dict[StateQuery, DatasetState | None]:
