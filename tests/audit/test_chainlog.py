@@ -4,18 +4,21 @@ providers do: the audit splits the range until the node answers, and the verdict
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_utils.crypto import keccak
 from web3.providers.base import BaseProvider
 
 from ledger.audit import audit
-from ledger.audit.chainlog import ChainLogs
+from ledger.audit.chainlog import ChainLogs, GrantTimeline
 from ledger.chain.client import LedgerClient
 from ledger.chain.transport import Transport, make_provider
 from ledger.errors import RPCError
-from tests.audit.forge import Lab, create_job, honest_round
+from ledger.keys import dev_account
+from tests.audit.forge import AI, Lab, create_job, enrol_hospital, honest_round
 
 MAX_RANGE = 4
 
@@ -99,3 +102,46 @@ def test_logs_a_reorg_removed_are_not_facts(lab: Lab) -> None:
     chain, provider = _capped(lab, 100, removed=True)
     assert chain._range(addresses, [], 1, 4) == []
     assert provider.log_ranges == [(1, 4)]
+
+
+def test_timelines_are_each_datasets_deed_and_grant_history_for_one_grant_key(
+    lab: Lab, tmp_path: Path
+) -> None:
+    coordinator = lab.lab.address or ""
+    h = enrol_hospital(lab, dev_account(6), "timelines")  # registered and granted the lab
+    child, _ = h.client.register_dataset(
+        keccak(text="timelines: a derived dataset"), h.dataset_id, "ipfs://d"
+    )
+    now = lab.lab.latest_block().timestamp
+    h.client.issue_grant(h.dataset_id, str(dev_account(7).address), AI, now, now + 100)  # another key
+    h.client.revoke_grant(h.dataset_id, coordinator, AI)
+    h.client.issue_grant(h.dataset_id, coordinator, AI, now, now + 500)
+    buyer = dev_account(8)
+    h.client.transfer_dataset(h.dataset_id, buyer.address)
+    lab.lab.with_account(buyer).retire_dataset(h.dataset_id)
+    index = lab.index(tmp_path / "i.sqlite")
+    index.sync()
+    unknown = 12345
+
+    timelines, records = ChainLogs(lab.lab).timelines([child, h.dataset_id, unknown, child], coordinator, AI)
+    assert sorted(timelines) == sorted([child, h.dataset_id, unknown])
+    for d in (h.dataset_id, child):  # the index decodes the same logs with its own code
+        record = index.dataset(d)
+        assert records[d] == record
+        line = timelines[d]
+        assert line.registered == (record.block_number, record.log_index)
+        assert line.transfers == record.transfers
+        assert line.grant_events == tuple(
+            replace(e, terms=None) for e in index.grant_history(d, coordinator, AI)
+        )
+    line = timelines[h.dataset_id]
+    assert [e.kind for e in line.grant_events] == ["issued", "revoked", "issued"]
+    assert [e.expires_at for e in line.grant_events] == [line.grant_events[0].expires_at, None, now + 500]
+    assert line.retired is not None and line.retired[0] == records[h.dataset_id].retired_block
+    assert (records[h.dataset_id].owner, records[h.dataset_id].epoch) == (buyer.address, 1)
+    assert (records[child].parent_id, records[child].uri, records[child].retired_block) == (
+        h.dataset_id,
+        "ipfs://d",
+        None,
+    )
+    assert unknown not in records and timelines[unknown] == GrantTimeline(unknown, None, None, (), ())
