@@ -415,10 +415,11 @@ class ChainLogs:
             if reg is None:
                 continue
             history = tuple(transfers[d])
+            registrant = checksum_address(reg.args["owner"])
             records[d] = IndexedDataset(
                 dataset_id=d,
-                registrant=checksum_address(reg.args["owner"]),
-                owner=history[-1].to_address if history else checksum_address(reg.args["owner"]),
+                registrant=registrant,
+                owner=history[-1].to_address if history else registrant,
                 parent_id=int(reg.args["parentId"]),
                 uri=str(reg.args["uri"]),
                 block_number=reg.block_number,

@@ -116,9 +116,10 @@ def test_timelines_are_each_datasets_deed_and_grant_history_for_one_grant_key(
     h.client.issue_grant(h.dataset_id, str(dev_account(7).address), AI, now, now + 100)  # another key
     h.client.revoke_grant(h.dataset_id, coordinator, AI)
     h.client.issue_grant(h.dataset_id, coordinator, AI, now, now + 500)
-    buyer = dev_account(8)
+    buyer, next_buyer = dev_account(8), dev_account(9)
     h.client.transfer_dataset(h.dataset_id, buyer.address)
-    lab.lab.with_account(buyer).retire_dataset(h.dataset_id)
+    lab.lab.with_account(buyer).transfer_dataset(h.dataset_id, next_buyer.address)
+    lab.lab.with_account(next_buyer).retire_dataset(h.dataset_id)
     index = lab.index(tmp_path / "i.sqlite")
     index.sync()
     unknown = 12345
@@ -138,7 +139,10 @@ def test_timelines_are_each_datasets_deed_and_grant_history_for_one_grant_key(
     assert [e.kind for e in line.grant_events] == ["issued", "revoked", "issued"]
     assert [e.expires_at for e in line.grant_events] == [line.grant_events[0].expires_at, None, now + 500]
     assert line.retired is not None and line.retired[0] == records[h.dataset_id].retired_block
-    assert (records[h.dataset_id].owner, records[h.dataset_id].epoch) == (buyer.address, 1)
+    assert (records[h.dataset_id].owner, records[h.dataset_id].epoch) == (
+        next_buyer.address,
+        2,
+    )  # not the mint
     assert (records[child].parent_id, records[child].uri, records[child].retired_block) == (
         h.dataset_id,
         "ipfs://d",

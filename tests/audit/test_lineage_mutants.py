@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import synthetic
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -24,6 +25,8 @@ from ledger.audit import AuditTargetError, audit, audit_model, resolve_target
 from ledger.audit.chainstate import HistoricalReader
 from ledger.audit.lineage import (
     AuditTarget,
+    RoundFacts,
+    _fetch_round,
     _fetch_spec,
     _looks_like_cid,
     _recover,
@@ -33,7 +36,7 @@ from ledger.audit.lineage import (
 )
 from ledger.chain.types import AuthorizationStatus, DatasetState, GrantTerms
 from ledger.index import GrantStatus
-from ledger.provenance import AttestationError, recover_signer
+from ledger.provenance import AttestationError, domain_separator, recover_signer
 from ledger.secp import fast_recover
 from ledger.store import LocalBlockstore, cid_of
 from tests.audit.forge import AI, Lab, create_job, honest_round
@@ -286,3 +289,53 @@ def test_a_revocation_later_in_the_rounds_own_block_is_not_a_lie(lab: Lab, tmp_p
     assert grant.ok, grant.message
     assert f"was valid at block {forged.receipt.block_number}: " in grant.message
     assert report.lineage.rounds[0].participants[0].chain_status is not None
+
+
+def test_a_round_is_fetched_from_the_store_and_what_is_missing_is_named(tmp_path: Path) -> None:
+    facts = synthetic.round_facts(1, synthetic.INITIAL)
+    manifest = facts.manifest
+    assert manifest is not None
+    store = LocalBlockstore(tmp_path / "store")
+    domain = domain_separator(synthetic.CHAIN_ID, synthetic.LEDGER)
+
+    def fetched(manifest_cid: str = facts.committed.manifest_cid) -> RoundFacts:
+        fresh = RoundFacts(committed=replace(facts.committed, manifest_cid=manifest_cid))
+        _fetch_round(fresh, store, domain)
+        return fresh
+
+    cid = facts.committed.manifest_cid
+    nothing = fetched()
+    assert nothing.manifest is None and nothing.model_cid is None and nothing.leaves == {}
+    assert nothing.manifest_error == (
+        f"manifest {cid} does not resolve to verified bytes: cannot read {cid}: no block {cid} in the "
+        f"local store at {store.directory}"
+    )
+    assert nothing.model_error == "the model CID is unknown because the round manifest is unavailable"
+
+    assert store.put(manifest.to_bytes()) == cid
+    no_model = fetched()
+    assert (no_model.manifest, no_model.manifest_error, no_model.model_cid) == (
+        manifest,
+        None,
+        manifest.model_cid,
+    )
+    assert sorted(no_model.leaves) == sorted(synthetic.DATASETS)
+    assert (no_model.computed_root, no_model.root_error) == (manifest.attestations_root, None)
+    model_cid = manifest.model_cid
+    assert no_model.model_error == (
+        f"model {model_cid} does not resolve to verified bytes: cannot read {model_cid}: no block "
+        f"{model_cid} in the local store at {store.directory}"
+    )
+    assert (no_model.model_bytes_digest, no_model.model_size) == (None, None)
+
+    store.put(synthetic.model_bytes(1))
+    whole = fetched()
+    assert (whole.model_error, whole.model_bytes_digest) == (None, manifest.model_digest)
+    assert whole.model_size == len(synthetic.model_bytes(1))
+
+    unparsable = fetched(store.put(b'{"schema": "nonsense"}'))
+    assert unparsable.manifest is None and unparsable.manifest_error is not None
+    assert unparsable.manifest_error.startswith(
+        f"manifest {unparsable.committed.manifest_cid} does not parse: invalid round manifest"
+    )
+    assert unparsable.model_error == "the model CID is unknown because the round manifest is unavailable"
