@@ -9,7 +9,7 @@ collected the suite once. Two things make that cheaper without changing what is 
 - Running the cheapest tests first. mutmut stops a mutant's run at the first failing test,
   so a mutant that a 0.2 s test kills should not wait for a chain-and-training fixture
   first. The stats run (the unmutated suite, once) records what each test module costs;
-  mutant runs order modules by it, keeping the order of tests inside a module.
+  mutant runs order modules by it, and the tests inside a module as the file has them.
 """
 
 from __future__ import annotations
@@ -86,5 +86,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if _stats_run() or not COSTS.exists():
         return
     cost: dict[str, float] = json.loads(COSTS.read_text())
+    # mutmut names a mutant's tests from a set, in no useful order; inside a module the file's
+    # order puts the broad cases (an honest run that must verify) before the narrow ones.
     order = {id(item): index for index, item in enumerate(items)}
-    items.sort(key=lambda item: (cost.get(_module(item.nodeid), float("inf")), order[id(item)]))
+    items.sort(
+        key=lambda item: (
+            cost.get(_module(item.nodeid), float("inf")),
+            item.location[1] if item.location[1] is not None else -1,
+            order[id(item)],
+        )
+    )
