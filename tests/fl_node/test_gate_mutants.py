@@ -228,3 +228,20 @@ def test_node_plans_dp_with_the_parameters_sent_and_refuses_unusable_ones(job: J
         "bad_request",
         "DP parameters: max_grad_norm is -1.0: expected a positive finite number",
     )
+
+
+def test_a_round_with_fewer_participants_than_the_grant_requires_is_refused(job: Job) -> None:
+    now = job.lab.latest_block().timestamp
+    terms = GrantTerms(min_participants=3)
+    job.owner(0).issue_grant(job.dataset(0), job.lab.address, AI_TRAINING, now, now + 3600, terms)  # type: ignore[arg-type]
+    state = job.job
+    required = f"the grant of dataset {job.dataset(0):#066x} to {job.lab.address} requires at least 3"
+    twice = (job.dataset(0), job.dataset(0), job.dataset(1))  # a repeated id counts once
+    for participants, declared in (((), "none declared"), (twice, "2")):
+        reply = _refusal(job, 0, _request(job, participants=participants))
+        assert (reply.reason, reply.message) == (
+            "too_few_participants",
+            f"round of job {state.job_id} has {declared} participants; {required}",
+        )
+    node = next(n for n in job.runner.nodes if n.dataset_id == job.dataset(0)).node
+    assert isinstance(node.admit(_request(job, participants=state.job_datasets)), Admission)
