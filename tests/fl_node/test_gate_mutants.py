@@ -13,13 +13,17 @@ from dataclasses import replace
 import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
-from fl_jobs import Job, travel
+from fl_jobs import Job, deploy_contract, through_wallet, travel
 
 from fl_node import gate
+from fl_node.coordinator import Coordinator
 from fl_node.gate import REASONS, _probe_signature, _when, datasets_hash, wallet_probe_digest
 from fl_node.messages import NodeRefusal, RoundRequest
-from fl_node.node import Admission
+from fl_node.model import initial_state
+from fl_node.node import Admission, DataOwnerNode
+from ledger.chain.client import LedgerClient
 from ledger.chain.types import GrantTerms
+from ledger.keys import dev_account
 from ledger.purposes import purpose_id
 from ledger.store import cid_of
 
@@ -245,3 +249,47 @@ def test_a_round_with_fewer_participants_than_the_grant_requires_is_refused(job:
         )
     node = next(n for n in job.runner.nodes if n.dataset_id == job.dataset(0)).node
     assert isinstance(node.admit(_request(job, participants=state.job_datasets)), Admission)
+
+
+def test_a_wallet_owned_deed_admits_the_key_the_wallet_accepts_and_only_that_key(job: Job) -> None:
+    signer, impostor = (job.lab.with_account(dev_account(i)) for i in (4, 5))
+    wallet = deploy_contract(signer, "MockSignerWallet", str(signer.address))
+    dataset_id = int.from_bytes(keccak(text="gate mutants: a wallet's dataset"), "big")
+    through_wallet(signer, wallet, "DatasetRegistry", "register", [dataset_id.to_bytes(32, "big"), 0, ""])
+    now = job.lab.latest_block().timestamp
+    grant = [dataset_id, str(job.lab.address), AI_TRAINING, now, now + 3600]
+    through_wallet(signer, wallet, "UsageGrants", "issueGrant", grant)
+    spec = job.federation.spec
+    state = Coordinator(job.lab, job.store).create_job(
+        purpose=AI_TRAINING, datasets=[dataset_id], spec=spec, initial_state=initial_state(spec), seed=7
+    )
+    request = RoundRequest(
+        job_id=state.job_id,
+        round_number=1,
+        job_datasets=state.job_datasets,
+        base_model_cid=state.last_model_cid,
+        base_digest=state.last_digest,
+        spec_json=spec.model_dump_json(),
+        seed=state.seed,
+    )
+    honest = next(n for n in job.runner.nodes if n.dataset_id == job.dataset(0)).node
+
+    def node(client: LedgerClient, owner_wallet: str | None) -> DataOwnerNode:
+        return replace(
+            honest, dataset_id=dataset_id, account=client.account, client=client, owner_wallet=owner_wallet
+        )
+
+    admitted = node(signer, wallet).admit(request)
+    assert isinstance(admitted, Admission) and admitted.spec_digest == spec.spec_digest()
+    refused = node(impostor, wallet).admit(request)
+    assert isinstance(refused, NodeRefusal) and (refused.reason, refused.message) == (
+        "wallet_refuses_key",
+        f"dataset {dataset_id:#066x} is owned by the wallet {wallet}, which does not accept signatures of "
+        f"this node's key {impostor.address} (EIP-1271 isValidSignature)",
+    )
+    plain = node(signer, None).admit(request)
+    assert isinstance(plain, NodeRefusal) and (plain.reason, plain.message) == (
+        "not_owner",
+        f"dataset {dataset_id:#066x} is owned by {wallet}, not by this node's account {signer.address}; the "
+        "node trains only on a deed its owner holds",
+    )
