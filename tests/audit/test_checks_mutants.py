@@ -155,6 +155,15 @@ def _participants_extra(lin: Lineage) -> None:
     _committed(1, participants=(DATASETS[0], DATASETS[1]))(lin)
 
 
+def _two_parents(lin: Lineage) -> None:
+    _committed(2, parent_digest=OTHER)(lin)
+    _manifest(lin, 2, parent_digest=OTHER)
+
+
+def _participants_two_each_way(lin: Lineage) -> None:
+    _committed(1, participants=(DATASETS[0], 5, 6))(lin)
+
+
 def _ledger_case(lin: Lineage) -> None:
     lin.training_ledger = LEDGER.lower()  # same address, other case: not a lie
 
@@ -397,6 +406,7 @@ LIES: dict[str, Callable[[Lineage], None]] = {
     "job rounds renumbered": _rounds_renumbered,
     "job last round": _on_chain(last_round=3),
     "job last digest": _on_chain(last_digest=OTHER),
+    "job two facts": _on_chain(coordinator=OTHER_ADDRESS, purpose=OTHER),
     "job without rounds": _no_rounds,
     "target initial digest wrong": _no_rounds_wrong_digest,
     "target initial digest right": _no_rounds_initial_digest,
@@ -411,13 +421,16 @@ LIES: dict[str, Callable[[Lineage], None]] = {
     "model other bytes": _round(2, model_bytes_digest=OTHER),
     "committed parent": _committed(2, parent_digest=OTHER),
     "manifest parent": lambda lin: _manifest(lin, 2, parent_digest=OTHER),
+    "committed and manifest parent": _two_parents,
     "manifest job": lambda lin: _manifest(lin, 1, job_id=8),
     "manifest round": lambda lin: _manifest(lin, 1, round=2),
+    "manifest job and round": lambda lin: _manifest(lin, 1, job_id=8, round=2),
     "manifest model digest": lambda lin: _manifest(lin, 1, model_digest=OTHER),
     "manifest root": lambda lin: _manifest(lin, 1, attestations_root=OTHER),
     "manifest lists and omits": _participants_differ,
     "manifest omits": _participants_missing,
     "manifest lists extra": _participants_extra,
+    "manifest lists two and omits two": _participants_two_each_way,
     "manifest chain": lambda lin: _manifest(lin, 1, chain_id=1),
     "manifest ledger": lambda lin: _manifest(lin, 1, training_ledger=OTHER_ADDRESS),
     "ledger address case": _ledger_case,
