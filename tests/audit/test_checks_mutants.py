@@ -374,6 +374,17 @@ def _dp_earlier_use(lin: Lineage) -> None:
     _privacy(2, 1, epsilon_spent_e6=_dp_claim(1, 1) + 1_000_000)(lin)
 
 
+def _dp_earlier_use_as_much_as_the_next_round(lin: Lineage) -> None:
+    # the first round attests (with an earlier use) what the second attests: not below, allowed
+    _privacy(2, 1, epsilon_spent_e6=_dp_claim(2, 2))(lin)
+
+
+def _dp_within_rounding_then_overstated(lin: Lineage) -> None:
+    # a first round 1e-6 off is exact (no earlier use): a later overstatement is then a lie
+    _privacy(2, 1, epsilon_spent_e6=_dp_claim(1, 1) + 1)(lin)
+    _privacy(2, 2, epsilon_spent_e6=_dp_claim(2, 2) + 2)(lin)
+
+
 def _dp_understated(lin: Lineage) -> None:
     _privacy(2, 2, epsilon_spent_e6=_dp_claim(2, 2) - 2)(lin)
 
@@ -475,12 +486,15 @@ LIES: dict[str, Callable[[Lineage], None]] = {
     ),
     "aggregation other model": _round(2, aggregate_digest=OTHER),
     "privacy no dp under a budget": _no_dp_under_a_budget,
+    "privacy no dp under a budget below one": _terms(0, 1, GrantTerms(0.5, 1e-6)),
     "privacy dp without a budget": _dp_no_budget,
     "privacy terms unread": _dp_terms_unread,
     "privacy terms never read": _dp_terms_unread_both,
     "privacy budget exceeded": _dp_budget_exceeded,
     "privacy budget at the limit": _dp_budget_at_the_limit,
     "privacy earlier use then below": _dp_earlier_use,
+    "privacy earlier use as much as the next round": _dp_earlier_use_as_much_as_the_next_round,
+    "privacy within rounding then overstated": _dp_within_rounding_then_overstated,
     "privacy understated": _dp_understated,
     "privacy within rounding": _dp_within_rounding,
     "privacy overstated": _dp_overstated,
@@ -501,6 +515,7 @@ HONEST = {
     "privacy dp without a budget",
     "privacy budget at the limit",
     "privacy within rounding",
+    "privacy earlier use as much as the next round",
 }
 
 
