@@ -426,8 +426,11 @@ def _update_check(facts: RoundFacts, p: ParticipantFacts) -> Check:
 
 
 def _aggregation_check(facts: RoundFacts) -> Check:
+    """Only for a round whose manifest is there (`_round_checks`)."""
     c = facts.committed
     r = c.round
+    assert facts.manifest is not None
+    declared = len(facts.manifest.participants)
     subject = f"round {r} aggregation"
     bad = [p for p in facts.participants if p.entry is not None and p.update_status == "bad"]
     if bad:
@@ -458,7 +461,7 @@ def _aggregation_check(facts: RoundFacts) -> Check:
             "aggregation",
             FAIL,
             subject,
-            f"round {r}: FedAvg of the {len(facts.manifest.participants) if facts.manifest else 0} attested "
+            f"round {r}: FedAvg of the {declared} attested "
             f"update(s) has digest {_hex(facts.aggregate_digest)}, but the committed model digest is "
             f"{_hex(c.model_digest)}: the committed model is not the aggregate of the declared updates",
             r,
@@ -467,7 +470,7 @@ def _aggregation_check(facts: RoundFacts) -> Check:
         "aggregation",
         PASS,
         subject,
-        f"round {r}: FedAvg of the {len(facts.manifest.participants) if facts.manifest else 0} attested "
+        f"round {r}: FedAvg of the {declared} attested "
         f"update(s) recomputes the committed model {_hex(c.model_digest)}",
         r,
     )
@@ -596,14 +599,7 @@ def _large_round_check(facts: RoundFacts) -> Check:
 def _root_check(facts: RoundFacts) -> Check:
     r = facts.committed.round
     subject = f"round {r} attestation root"
-    if facts.computed_root is None:
-        return Check(
-            "attestation-root",
-            FAIL,
-            subject,
-            f"round {r}: cannot compute the attestation root: {facts.root_error}",
-            r,
-        )
+    assert facts.computed_root is not None  # computed with the manifest, which this check needs
     if facts.computed_root != facts.committed.attestations_root:
         return Check(
             "attestation-root",

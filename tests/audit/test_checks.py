@@ -544,17 +544,6 @@ def test_contract_wallet_owner_attestations_verify_through_eip1271(lab: Lab, tmp
 # ------------------------------------------------------------------------------ attestation root, weights
 
 
-def test_attestation_root_that_cannot_be_computed_fails(lab: Lab, tmp_path: Path) -> None:
-    job = _two_rounds(lab)
-    lineage = _lineage(lab, job.job_id, tmp_path)
-    lineage.rounds[0].computed_root = None
-    lineage.rounds[0].root_error = "a Merkle tree needs at least one leaf"
-    assert _only(evaluate(lineage), "attestation-root") == (
-        1,
-        "round 1: cannot compute the attestation root: a Merkle tree needs at least one leaf",
-    )
-
-
 def test_weights_that_do_not_match_attested_counts_fail(lab: Lab, tmp_path: Path) -> None:
     job = _two_rounds(lab)
     first = lab.hospitals[0]

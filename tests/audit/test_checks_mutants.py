@@ -447,7 +447,6 @@ LIES: dict[str, Callable[[Lineage], None]] = {
     "ledger address case": _ledger_case,
     "manifest purpose": lambda lin: _manifest(lin, 1, purpose=purpose_id("analytics")),
     "manifest spec": lambda lin: _manifest(lin, 1, spec_digest=OTHER),
-    "root not computable": _round(1, computed_root=None, root_error="no leaves"),
     "root differs": _round(1, computed_root=OTHER),
     "weight off": _weight,
     "weight within tolerance": _weight_within_tolerance,
