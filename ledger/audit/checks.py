@@ -122,8 +122,8 @@ class Check:
         }
 
 
-def _hex(value: bytes | None) -> str:
-    return "none" if value is None else "0x" + value.hex()
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
 
 
 def _ds(dataset_id: int) -> str:
