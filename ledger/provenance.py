@@ -665,7 +665,7 @@ class RoundManifest(BaseModel):
             separators=(",", ":"),
             ensure_ascii=False,
             allow_nan=False,
-        ).encode("utf-8")
+        ).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RoundManifest:
@@ -676,7 +676,7 @@ class RoundManifest(BaseModel):
         recomputed.
         """
         try:
-            text = data.decode("utf-8")
+            text = data.decode()
         except UnicodeDecodeError as error:
             raise ManifestError(f"round manifest is not UTF-8: {error}") from None
         try:
