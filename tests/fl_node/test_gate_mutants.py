@@ -293,3 +293,14 @@ def test_a_wallet_owned_deed_admits_the_key_the_wallet_accepts_and_only_that_key
         f"dataset {dataset_id:#066x} is owned by {wallet}, not by this node's account {signer.address}; the "
         "node trains only on a deed its owner holds",
     )
+
+
+def test_an_open_job_admits_any_granted_dataset_without_a_list(job: Job) -> None:
+    state = job.job
+    job_id, _ = job.lab.create_open_job(AI_TRAINING, state.last_digest, state.spec.spec_digest())
+    request = replace(_request(job, job_id=job_id), job_datasets=())
+    node = next(n for n in job.runner.nodes if n.dataset_id == job.dataset(0)).node
+    admitted = node.admit(request)
+    assert isinstance(admitted, Admission), admitted
+    # an open job commits to no list, so none is checked, whatever the request names
+    assert isinstance(node.admit(replace(request, job_datasets=(job.dataset(0),))), Admission)
