@@ -208,7 +208,7 @@ class ChainLogs:
     def logs(self, contracts: Sequence[str], topics: Sequence[Any], from_block: int) -> list[DecodedEvent]:
         """Decoded logs matching `topics` from `from_block` to the pinned head, in chain order."""
         addresses = [self.client.deployment.address(c) for c in contracts]
-        found = self._range(addresses, list(topics), max(from_block, 0), self.head.number)
+        found = self._range(addresses, list(topics), from_block, self.head.number)
         found.sort(key=lambda e: (e.block_number, e.log_index))
         return found
 
