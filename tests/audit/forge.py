@@ -15,9 +15,12 @@ and manifest, commits), and each keyword argument is one lie.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from eth_abi.abi import encode
@@ -328,3 +331,62 @@ __all__ = [
     "weights",
     "with_participant",
 ]
+
+
+def _wait_pending(lab: Lab, count: int, sending: Future[Any]) -> None:
+    deadline = time.monotonic() + 30
+    while int(lab.lab.transport.request("txpool_status", [])["pending"], 16) < count:
+        if sending.done():
+            sending.result()  # it failed before sending: raise why
+        assert time.monotonic() < deadline, f"{count} transaction(s) never reached the pool"
+        time.sleep(0.02)
+
+
+def round_then_revocation_in_its_block(
+    lab: Lab, job: Job, hospital: Hospital, hospitals: Sequence[Hospital] | None = None
+) -> Forged:
+    """An honest round of `hospitals` (default: the lab's), then `hospital`'s revocation of the
+    lab's grant, mined in the same block.
+
+    Mining stops (anvil's automine off) while both transactions wait in the pool; the revocation
+    offers the least fee a block takes (its base fee, no tip), so anvil, which orders a block's
+    transactions by fee, puts it after the commit. The contract read at that block then says
+    `revoked` where the logs say the grant was valid at the commit: the chain's own order.
+    """
+    rpc = lab.lab.transport.request
+    coordinator = lab.lab.address or ""
+    rpc("evm_setAutomine", [False])
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            committed = pool.submit(honest_round, lab, job, hospitals)
+            _wait_pending(lab, 1, committed)
+            base_fee = int(rpc("eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
+            call = (
+                lab.lab.abis["UsageGrants"]
+                .function("revokeGrant", 3)
+                .encode_call([hospital.dataset_id, coordinator, AI])
+            )
+            revoke = hospital.account.sign_transaction(
+                {
+                    "chainId": lab.lab.chain_id,
+                    "nonce": int(rpc("eth_getTransactionCount", [hospital.account.address, "pending"]), 16),
+                    "to": lab.lab.deployment.address("UsageGrants"),
+                    "data": call,
+                    "gas": 200_000,
+                    "maxFeePerGas": base_fee,
+                    "maxPriorityFeePerGas": 0,
+                    "type": 2,
+                }
+            )
+            revoke_hash = rpc("eth_sendRawTransaction", ["0x" + bytes(revoke.raw_transaction).hex()])
+            _wait_pending(lab, 2, committed)
+            rpc("evm_mine", [])
+            forged = committed.result(timeout=60)
+    finally:
+        rpc("evm_setAutomine", [True])
+    revocation = rpc("eth_getTransactionReceipt", [revoke_hash])
+    assert int(revocation["status"], 16) == 1
+    assert int(revocation["blockNumber"], 16) == forged.receipt.block_number
+    assert int(revocation["transactionIndex"], 16) == 1  # after the commit
+    assert not lab.lab.is_authorized(hospital.dataset_id, coordinator, AI)
+    return forged

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.audit.chainstate import probe_history
 from ledger.audit.errors import ImpactQueryError
 from ledger.audit.impact import (
     DependentVersion,
@@ -23,7 +24,15 @@ from ledger.audit.impact import (
 )
 from ledger.keys import dev_account
 from ledger.store import LocalBlockstore
-from tests.audit.forge import AI, Job, Lab, create_job, enrol_hospital, honest_round
+from tests.audit.forge import (
+    AI,
+    Job,
+    Lab,
+    create_job,
+    enrol_hospital,
+    honest_round,
+    round_then_revocation_in_its_block,
+)
 
 GRANTEE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 
@@ -284,13 +293,16 @@ def test_a_grant_query_skips_other_coordinators_and_starts_at_the_round_a_datase
     honest_round(lab, job, [early])
     honest_round(lab, job, [early, late])
     honest_round(lab, job, [early])
+    retired = late.client.retire_dataset(late.dataset_id)
+    honest_round(lab, job, [early])  # round 4 still builds on what round 2 learnt from it
     index = lab.index(tmp_path / "index.sqlite")
     coordinator = lab.lab.address or ""
 
     by_grant = impact(index=index, client=lab.lab, grant=(late.dataset_id, coordinator, AI))
-    assert [(v.job_id, v.round, v.direct) for v in by_grant.versions] == [
-        (job.job_id, 2, True),
-        (job.job_id, 3, False),
+    assert [(v.job_id, v.round, v.direct, v.after_end) for v in by_grant.versions] == [
+        (job.job_id, 2, True, ()),
+        (job.job_id, 3, False, ()),
+        (job.job_id, 4, False, (f"after the dataset's retirement at block {retired.block_number}",)),
     ]
     assert by_grant.ok
     by_dataset = impact(index=index, dataset_id=late.dataset_id, sync=False)
@@ -298,4 +310,52 @@ def test_a_grant_query_skips_other_coordinators_and_starts_at_the_round_a_datase
         (theirs.job_id, 1, True),
         (job.job_id, 2, True),
         (job.job_id, 3, False),
+        (job.job_id, 4, False),
     ]
+
+
+def test_a_revocation_later_in_the_block_of_a_use_is_not_a_violation(lab: Lab, tmp_path: Path) -> None:
+    h = enrol_hospital(lab, dev_account(6), "impact: revoked in the block of its use")
+    coordinator = lab.lab.address or ""
+    job = create_job(lab, [h], seed=10)
+    forged = round_then_revocation_in_its_block(lab, job, h, [h])
+    report = impact(
+        index=lab.index(tmp_path / "i.sqlite"), client=lab.lab, grant=(h.dataset_id, coordinator, AI)
+    )
+    (version,) = report.versions
+    # the index at the use's position says valid; the contract at its block (end of block) says
+    # revoked, as the index does at the end of that block: the chain's order, not a violation
+    assert (version.round, version.grant_status, version.chain_status) == (1, "authorized", "revoked")
+    assert version.violation is None and report.ok
+    assert report.ends[0] == f"revoked at block {forged.receipt.block_number}"
+
+
+def test_impact_on_a_node_without_history_names_the_block_it_could_not_read(
+    pruned_lab: Lab, tmp_path: Path
+) -> None:
+    h = pruned_lab.hospitals[0]
+    coordinator = pruned_lab.lab.address or ""
+    job = create_job(pruned_lab, [h])
+    used = honest_round(pruned_lab, job, [h]).receipt.block_number
+    path = tmp_path / "i.sqlite"
+    index = pruned_lab.index(path)
+    index.sync()
+    query = {
+        "index": index,
+        "client": pruned_lab.lab,
+        "grant": (h.dataset_id, coordinator, AI),
+        "sync": False,
+    }
+    fresh = impact(**query)  # type: ignore[arg-type]
+    assert fresh.note == "direct uses re-checked on the contract at each block"  # a recent block
+    for _ in range(3):
+        pruned_lab.lab.transport.request("evm_mine", [])
+    has_state, why = probe_history(pruned_lab.lab, used)
+    assert not has_state
+    assert impact(**query).note == f"node has no state at block {used} ({why})"  # type: ignore[arg-type]
+    (issued,) = [g for g in index.grants(dataset_id=h.dataset_id) if g.grantee == coordinator]
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM grant_events WHERE block_number = ?", (issued.issued_block,))
+    assert impact(**query).note == (  # type: ignore[arg-type]
+        f"no such grant was ever issued; node has no state at block {used} ({why})"
+    )

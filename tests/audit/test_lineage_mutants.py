@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,7 @@ from ledger.index import GrantStatus
 from ledger.provenance import AttestationError, domain_separator, recover_signer
 from ledger.secp import fast_recover
 from ledger.store import LocalBlockstore, cid_of
-from tests.audit.forge import AI, Lab, create_job, honest_round
+from tests.audit.forge import Lab, create_job, honest_round, round_then_revocation_in_its_block
 
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -228,61 +226,13 @@ def test_state_reads_at_each_block_are_what_the_checks_compare(
         ) in failed
 
 
-def _pending(lab: Lab) -> int:
-    return int(lab.lab.transport.request("txpool_status", [])["pending"], 16)
-
-
-def _wait_pending(lab: Lab, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while _pending(lab) < count:
-        assert time.monotonic() < deadline, f"{count} transaction(s) never reached the pool"
-        time.sleep(0.02)
-
-
 def test_a_revocation_later_in_the_rounds_own_block_is_not_a_lie(lab: Lab, tmp_path: Path) -> None:
     """The contract read at block N sees the end of N: a revocation after the commit in the same
     block makes it say `revoked` where the logs say the grant was valid at the commit. That is
     the chain's order, not a lie; the check passes and says where the grant was valid."""
     job = create_job(lab)
     h = lab.hospitals[0]
-    coordinator = lab.lab.address or ""
-    rpc = lab.lab.transport.request
-    rpc("evm_setAutomine", [False])
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            committed = pool.submit(honest_round, lab, job)
-            _wait_pending(lab, 1)
-            # The revocation offers the least fee a block takes (its base fee, no tip), so the block
-            # orders it after the commit (anvil orders a block's transactions by fee).
-            base_fee = int(rpc("eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
-            call = (
-                lab.lab.abis["UsageGrants"]
-                .function("revokeGrant", 3)
-                .encode_call([h.dataset_id, coordinator, AI])
-            )
-            revoke = h.account.sign_transaction(
-                {
-                    "chainId": lab.lab.chain_id,
-                    "nonce": int(rpc("eth_getTransactionCount", [h.account.address, "pending"]), 16),
-                    "to": lab.lab.deployment.address("UsageGrants"),
-                    "data": call,
-                    "gas": 200_000,
-                    "maxFeePerGas": base_fee,
-                    "maxPriorityFeePerGas": 0,
-                    "type": 2,
-                }
-            )
-            revoke_hash = rpc("eth_sendRawTransaction", ["0x" + bytes(revoke.raw_transaction).hex()])
-            _wait_pending(lab, 2)
-            rpc("evm_mine", [])
-            forged = committed.result(timeout=60)
-    finally:
-        rpc("evm_setAutomine", [True])
-    revocation = rpc("eth_getTransactionReceipt", [revoke_hash])
-    assert int(revocation["status"], 16) == 1
-    assert int(revocation["blockNumber"], 16) == forged.receipt.block_number
-    assert int(revocation["transactionIndex"], 16) == 1  # after the commit
-    assert not lab.lab.is_authorized(h.dataset_id, coordinator, AI)
+    forged = round_then_revocation_in_its_block(lab, job, h)
 
     report = audit(str(job.job_id), client=lab.lab, index=lab.index(tmp_path / "i.sqlite"), store=lab.store)
     [grant] = [c for c in report.checks if c.name == "grant" and c.dataset_id == h.dataset_id]
