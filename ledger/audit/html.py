@@ -22,6 +22,7 @@ NODE_W = 230
 NODE_H = 40
 ROW_H = 56
 COL_X = (20, 330, 640)
+COLUMN_TITLES = tuple(zip(COL_X, ("datasets", "rounds", "model versions"), strict=True))
 TOP = 40
 COLOURS = {
     "verified": ("#dcfce7", "#15803d"),
@@ -165,7 +166,7 @@ def _svg(graph: dict[str, Any]) -> str:
         '<marker id="arrow-bad" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#b91c1c"/></marker></defs>',
     ]
-    for x, title in zip(COL_X, ("datasets", "rounds", "model versions"), strict=True):
+    for x, title in COLUMN_TITLES:
         out.append(f'<text x="{x}" y="20" font-weight="bold" font-size="14">{title}</text>')
     for edge in graph["edges"]:
         a, b = pos.get(edge["source"]), pos.get(edge["target"])
