@@ -284,12 +284,17 @@ def attestation_typed_data(chain_id: int, ledger_address: str, attestation: Atte
     if attestation.privacy is None:
         return typed
     fields = typed["types"].pop("Attestation")
-    names = ("noiseMultiplierE6", "maxGradNormE6", "sampleRateE9", "steps", "epsilonSpentE6")
-    typed["types"]["PrivateAttestation"] = fields + [{"name": n, "type": "uint64"} for n in names]
-    typed["primaryType"] = "PrivateAttestation"
     dp = attestation.privacy.dp
-    values = (dp.noise_multiplier_e6, dp.max_grad_norm_e6, dp.sample_rate_e9, dp.steps)
-    typed["message"].update(dict(zip(names, (*values, attestation.privacy.epsilon_spent_e6), strict=True)))
+    private = {
+        "noiseMultiplierE6": dp.noise_multiplier_e6,
+        "maxGradNormE6": dp.max_grad_norm_e6,
+        "sampleRateE9": dp.sample_rate_e9,
+        "steps": dp.steps,
+        "epsilonSpentE6": attestation.privacy.epsilon_spent_e6,
+    }
+    typed["types"]["PrivateAttestation"] = fields + [{"name": n, "type": "uint64"} for n in private]
+    typed["primaryType"] = "PrivateAttestation"
+    typed["message"].update(private)
     return typed
 
 
