@@ -13,11 +13,13 @@ from eth_utils.crypto import keccak
 from web3.providers.base import BaseProvider
 
 from ledger.audit import audit
-from ledger.audit.chainlog import ChainLogs, GrantTimeline
+from ledger.audit.chainlog import ChainLogs, GrantTimeline, LargeRoundLog, ParticipantBatch
 from ledger.chain.client import LedgerClient
 from ledger.chain.transport import Transport, make_provider
+from ledger.chain.types import Receipt
 from ledger.errors import RPCError
 from ledger.keys import dev_account
+from ledger.participants import participants_hash
 from tests.audit.forge import AI, Lab, create_job, enrol_hospital, honest_round
 
 MAX_RANGE = 4
@@ -149,3 +151,41 @@ def test_timelines_are_each_datasets_deed_and_grant_history_for_one_grant_key(
         None,
     )
     assert unknown not in records and timelines[unknown] == GrantTimeline(unknown, None, None, (), ())
+
+
+def test_large_rounds_are_the_batches_added_since_the_last_commit_or_abort(lab: Lab) -> None:
+    ids = sorted(h.dataset_id for h in lab.hospitals)
+    digests = [keccak(text=f"chainlog: open job model {i}") for i in range(3)]
+    job_id, _ = lab.lab.create_open_job(AI, digests[0], keccak(text="chainlog: spec"))
+    lab.lab.begin_large_round(job_id, 1, digests[0])
+    lab.lab.add_round_participants(job_id, 1, ids[:1])
+    lab.lab.abort_large_round(job_id, 1)  # its batch is not part of round 1
+    lab.lab.begin_large_round(job_id, 1, digests[0])
+    batches = [lab.lab.add_round_participants(job_id, 1, part) for part in (ids[:2], ids[2:])]
+    root, listed = digests[2], participants_hash(ids)  # the batches hash to `listed`; `root` is unchecked
+    lab.lab.finalize_large_round(job_id, 1, digests[1], "bafkreione", 3, listed, root)
+    lab.lab.begin_large_round(job_id, 2, digests[1])
+    batches.append(lab.lab.add_round_participants(job_id, 2, ids))
+    lab.lab.finalize_large_round(job_id, 2, digests[2], "bafkreitwo", 3, listed, root)
+
+    chain = ChainLogs(lab.lab)
+    job = chain.job(job_id)
+    assert job is not None
+    found = chain.large_rounds(job)
+
+    def batch(receipt: Receipt) -> ParticipantBatch:
+        added = receipt.event("RoundParticipantsAdded")
+        return ParticipantBatch(
+            tuple(added.args["participants"]),
+            receipt.block_number,
+            added.log_index,
+            receipt.tx_hash,
+            lab.lab.block(receipt.block_number).timestamp,
+        )
+
+    assert found == {
+        1: LargeRoundLog(1, 3, participants_hash(ids), (batch(batches[0]), batch(batches[1]))),
+        2: LargeRoundLog(2, 3, participants_hash(ids), (batch(batches[2]),)),
+    }
+    assert found[1].participants == tuple(ids)
+    assert found[1].batch_of(ids[2]) == batch(batches[1]) and found[1].batch_of(12345) is None
