@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
 
 from ledger.chain.client import LedgerClient, _grant_record
@@ -189,7 +190,9 @@ class HistoricalReader:
         for query, raw in zip(unique, self._calls(calls), strict=True):
             if raw is None:
                 continue
-            with contextlib.suppress(ValueError, TypeError, LedgerError):
+            # Too short (no code at that block, or a lying node), or values no grant has (GrantTermsError
+            # is a ValueError): the node did not say.
+            with contextlib.suppress(DecodingError, ValueError):
                 (record,) = self._grant_fn.decode_output(raw)
                 answers[query] = _grant_record(record).terms
         return answers

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import pytest
+from eth_abi.abi import encode
 from web3 import HTTPProvider
 
 from ledger.audit.chainstate import HistoricalReader, StateQuery, StatusQuery, probe_history
@@ -206,3 +207,19 @@ def test_a_block_before_the_contracts_is_history_too(lab: Lab) -> None:
         f"{lab.lab.deployment.address('TrainingLedger')} there (a block before its deployment, or another "
         "chain's addresses)",
     )
+
+
+def test_grant_terms_the_node_cannot_give_are_unknown(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    h0 = lab.hospitals[0]
+    coordinator = lab.lab.address or ""
+    reader = HistoricalReader(lab.lab)
+    head = lab.lab.latest_block().number
+    # before the deployment there is no code: the node answers with no data
+    before, now = (
+        StatusQuery(h0.dataset_id, coordinator, AI, b) for b in (lab.lab.deployment.deployed_block - 1, head)
+    )
+    assert reader.grant_terms([before, now]) == {before: None, now: GrantTerms()}
+    # a node that answers a grant no contract could hold (a DP budget without its delta)
+    bad = encode(list(reader._grant_fn.output_types), [(0, 2**40, 0, False, False, 0, 100, 0, 0, 0)])
+    monkeypatch.setattr(HistoricalReader, "_calls", lambda self, calls: [bad for _ in calls])
+    assert reader.grant_terms([now]) == {now: None}
