@@ -287,6 +287,15 @@ def test_a_wallet_owned_deed_admits_the_key_the_wallet_accepts_and_only_that_key
         f"dataset {dataset_id:#066x} is owned by the wallet {wallet}, which does not accept signatures of "
         f"this node's key {impostor.address} (EIP-1271 isValidSignature)",
     )
+    # a wallet configured for a deed someone else holds: the refusal names both the node's key and wallet
+    elsewhere = replace(honest, account=signer.account, client=signer, owner_wallet=wallet).admit(
+        _request(job)
+    )
+    assert isinstance(elsewhere, NodeRefusal) and (elsewhere.reason, elsewhere.message) == (
+        "not_owner",
+        f"dataset {job.dataset(0):#066x} is owned by {job.owner(0).address}, not by this node's account "
+        f"{signer.address} or its wallet {wallet}; the node trains only on a deed its owner holds",
+    )
     plain = node(signer, None).admit(request)
     assert isinstance(plain, NodeRefusal) and (plain.reason, plain.message) == (
         "not_owner",
