@@ -27,6 +27,7 @@ from ledger.audit.lineage import (
     _fetch_round,
     _fetch_spec,
     _looks_like_cid,
+    _recompute,
     _recover,
     _show,
     grant_status_name,
@@ -289,3 +290,57 @@ def test_a_round_is_fetched_from_the_store_and_what_is_missing_is_named(tmp_path
         f"manifest {unparsable.committed.manifest_cid} does not parse: invalid round manifest"
     )
     assert unparsable.model_error == "the model CID is unknown because the round manifest is unavailable"
+
+
+def test_updates_are_checked_against_their_attested_digests_before_any_aggregation(tmp_path: Path) -> None:
+    store = LocalBlockstore(tmp_path / "store")
+    ids = synthetic.DATASETS
+
+    def recomputed() -> RoundFacts:
+        facts = synthetic.round_facts(1, synthetic.INITIAL)
+        facts.aggregate_digest = None
+        _recompute(facts, store)
+        return facts
+
+    def status(facts: RoundFacts) -> list[tuple[str | None, str]]:
+        return [(p.update_status, p.update_note) for p in facts.participants]
+
+    cids = [store.put(synthetic.update_bytes(1, i)) for i in range(3)]
+    whole = recomputed()
+    assert status(whole) == [
+        ("verified", f"update {cid} ({len(synthetic.update_bytes(1, i))} bytes)")
+        for i, cid in enumerate(cids)
+    ]
+    assert whole.aggregation_missing == () and whole.aggregate_digest is None  # not model files:
+    assert (whole.aggregation_error or "").startswith("the attested updates do not aggregate into a model: ")
+
+    store.block_path(cids[2]).unlink()
+    store.block_path(cids[0]).write_bytes(b"a damaged block")
+    broken = recomputed()
+    assert [s for s, _ in status(broken)] == ["bad", "verified", "missing"]
+    assert broken.participants[0].update_note.startswith(
+        f"update {cids[0]} does not resolve to verified bytes: "
+    )
+    assert broken.participants[2].update_note == f"update {cids[2]} is not in the content store"
+    assert broken.aggregation_missing == (ids[2],)
+    assert (broken.aggregate_digest, broken.aggregation_error) == (None, None)  # nothing aggregated
+
+    store.put(synthetic.update_bytes(1, 2))
+    store.block_path(cids[0]).unlink()
+    store.put(synthetic.update_bytes(1, 0))
+    facts = synthetic.round_facts(1, synthetic.INITIAL)
+    assert facts.manifest is not None
+    other = store.put(b"some other update")
+    entries = [
+        e.model_copy(update={"update_cid": other}) if e.dataset_id == ids[1] else e
+        for e in facts.manifest.participants
+    ]
+    facts.manifest = facts.manifest.model_copy(update={"participants": entries})
+    facts.aggregate_digest = None
+    _recompute(facts, store)
+    assert [p.update_status for p in facts.participants] == ["verified", "bad", "verified"]
+    assert facts.participants[1].update_note == (
+        f"update {other} hashes to 0x{hashlib.sha256(b'some other update').hexdigest()}, not the attested "
+        f"update_digest 0x{entries[1].update_digest.hex()}"
+    )
+    assert (facts.aggregate_digest, facts.aggregation_error, facts.aggregation_missing) == (None, None, ())
