@@ -16,7 +16,7 @@ from eth_utils.crypto import keccak
 from fl_jobs import Job, deploy_contract, through_wallet, travel
 
 from fl_node import gate
-from fl_node.coordinator import Coordinator
+from fl_node.coordinator import Coordinator, JobState
 from fl_node.gate import REASONS, _probe_signature, _when, datasets_hash, wallet_probe_digest
 from fl_node.messages import NodeRefusal, RoundRequest
 from fl_node.model import initial_state
@@ -98,8 +98,7 @@ def test_reason_codes_are_stable() -> None:
 # --------------------------------------------------------------------- refusals on a real chain
 
 
-def _request(job: Job, **changes: object) -> RoundRequest:
-    state = job.job
+def _next_round(state: JobState, **changes: object) -> RoundRequest:
     request = RoundRequest(
         job_id=state.job_id,
         round_number=state.last_round + 1,
@@ -110,6 +109,10 @@ def _request(job: Job, **changes: object) -> RoundRequest:
         seed=state.seed,
     )
     return replace(request, **changes)  # type: ignore[arg-type]
+
+
+def _request(job: Job, **changes: object) -> RoundRequest:
+    return _next_round(job.job, **changes)
 
 
 def _refusal(job: Job, index: int, request: RoundRequest) -> NodeRefusal:
@@ -263,15 +266,7 @@ def test_a_wallet_owned_deed_admits_the_key_the_wallet_accepts_and_only_that_key
     state = Coordinator(job.lab, job.store).create_job(
         purpose=AI_TRAINING, datasets=[dataset_id], spec=spec, initial_state=initial_state(spec), seed=7
     )
-    request = RoundRequest(
-        job_id=state.job_id,
-        round_number=1,
-        job_datasets=state.job_datasets,
-        base_model_cid=state.last_model_cid,
-        base_digest=state.last_digest,
-        spec_json=spec.model_dump_json(),
-        seed=state.seed,
-    )
+    request = _next_round(state)
     honest = next(n for n in job.runner.nodes if n.dataset_id == job.dataset(0)).node
 
     def node(client: LedgerClient, owner_wallet: str | None) -> DataOwnerNode:
