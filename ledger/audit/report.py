@@ -254,8 +254,8 @@ class AuditReport:
                 kinds.add_row(
                     name,
                     str(passed),
-                    Text(str(failed), style=FAILED if failed else ""),
-                    Text(str(unverified), style=UNVERIFIED if unverified else ""),
+                    Text(str(failed), style=FAILED) if failed else "0",
+                    Text(str(unverified), style=UNVERIFIED) if unverified else "0",
                 )
         parts: list[Any] = [rounds, kinds]
         budgets = self.privacy_budgets()

@@ -109,6 +109,11 @@ def test_fast_recovery_agrees_with_the_explaining_path() -> None:
     ):
         assert fast_recover(digest, refused) is None, refused
     assert fast_recover(digest, half) == recover_signer(digest, half)  # s at exactly n/2 is low
+    # in range, but r is the x of no point on the curve
+    off_curve = "0x" + (5).to_bytes(32, "big").hex() + (5).to_bytes(32, "big").hex() + "1b"
+    with pytest.raises(AttestationError) as raised:
+        recover_signer(digest, off_curve)
+    assert str(raised.value) == "signature does not recover a public key: failed to recover ECDSA public key"
     for malleable in (high_s, above_half):
         with pytest.raises(AttestationError, match="lower half"):
             _recover(digest, malleable)
