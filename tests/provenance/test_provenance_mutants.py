@@ -27,6 +27,7 @@ from ledger.provenance import (
     _schema_of,
     attestation_leaf,
     attestation_typed_data,
+    attestations_root,
     domain_separator,
     eip1271_accepts,
     eip1271_call_data,
@@ -316,3 +317,20 @@ def test_eip1271_answers_and_call_data_bounds() -> None:
         with pytest.raises(AttestationError) as raised:
             eip1271_call_data(bad, "0x")  # type: ignore[arg-type]
         assert str(raised.value) == f"digest must be 32 bytes; got {bad!r}"
+
+
+def test_a_round_without_attestations_is_refused_by_name() -> None:
+    with pytest.raises(ManifestError) as raised:
+        attestations_root([])
+    assert str(raised.value) == "a round needs at least one attestation; got none"
+    with pytest.raises(ManifestError) as raised:
+        RoundManifest.from_attestations(
+            purpose=keccak(text="purpose"),
+            spec_digest=SPEC,
+            parent_digest=PARENT,
+            model_digest=keccak(text="model"),
+            model_cid="bafkreimodel",
+            signed_attestations=[],
+            update_cids={},
+        )
+    assert str(raised.value) == "a round needs at least one signed attestation; got none"
