@@ -20,6 +20,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from ledger.audit import AuditTargetError, audit, audit_model, resolve_target
+from ledger.audit.chainlog import ChainLogs
 from ledger.audit.chainstate import HistoricalReader
 from ledger.audit.lineage import (
     AuditTarget,
@@ -31,9 +32,12 @@ from ledger.audit.lineage import (
     _recover,
     _show,
     grant_status_name,
+    rebuild_lineage,
     spec_cid,
 )
+from ledger.chain.client import LedgerClient
 from ledger.chain.types import AuthorizationStatus, DatasetState, GrantTerms
+from ledger.errors import LedgerError
 from ledger.index import GrantStatus
 from ledger.provenance import AttestationError, domain_separator, recover_signer
 from ledger.secp import fast_recover
@@ -349,3 +353,49 @@ def test_updates_are_checked_against_their_attested_digests_before_any_aggregati
         f"update_digest 0x{entries[1].update_digest.hex()}"
     )
     assert (facts.aggregate_digest, facts.aggregation_error, facts.aggregation_missing) == (None, None, ())
+
+
+def test_a_rebuilt_lineage_knows_each_participant_from_the_chain(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = create_job(lab)
+    forged = honest_round(lab, job)
+    index = lab.index(tmp_path / "i.sqlite")
+    index.sync()
+    chain = ChainLogs(lab.lab)
+    target = resolve_target(str(job.job_id), index, lab.store, chain)
+    assert target == AuditTarget(str(job.job_id), "job", job.job_id, 1)
+
+    lineage = rebuild_lineage(target, lab.lab, index, lab.store, chain=chain)
+    assert lineage.on_chain_job == lab.lab.get_job(job.job_id) and lineage.on_chain_job_error is None
+    assert lineage.job.rounds_committed == 1
+    for h in lab.hospitals:
+        (p,) = [p for p in lineage.rounds[0].participants if p.dataset_id == h.dataset_id]
+        assert (p.on_chain, p.in_job, p.dataset) == (True, True, index.dataset(h.dataset_id))
+        assert p.owner == p.owner_end_of_block == h.owner
+    assert lineage.chain_history_note.startswith(
+        "grants, owners and wallet signatures read from the contracts"
+    )
+
+    unchecked = rebuild_lineage(target, lab.lab, index, lab.store, chain=chain, chain_checks=False)
+    block = forged.receipt.block_number
+    assert unchecked.chain_history_note == (
+        f"not checked: node has no state at block {block} (historical calls were turned off); the grant "
+        "status, deed owner and contract-wallet signatures at each round's block could not be read from the "
+        "contracts"
+    )
+
+    with pytest.raises(AuditTargetError) as raised:
+        rebuild_lineage(AuditTarget("99", "job", 99, 1), lab.lab, index, lab.store, chain=chain)
+    assert str(raised.value) == (
+        f"job 99 (named by the local index for 99) does not exist on chain {lab.lab.chain_id}: no JobCreated "
+        f"up to block {chain.head.number}; the index does not match the chain (rebuild it with `sov index "
+        "rebuild`)"
+    )
+
+    def refused(self: LedgerClient, job_id: int, *, block: object = "latest") -> None:
+        raise LedgerError("the job view reverted")
+
+    monkeypatch.setattr(LedgerClient, "get_job", refused)
+    without_view = rebuild_lineage(target, lab.lab, index, lab.store, chain=chain)
+    assert (without_view.on_chain_job, without_view.on_chain_job_error) == (None, "the job view reverted")
