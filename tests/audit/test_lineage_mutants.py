@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from ledger.audit.lineage import (
     _recompute,
     _recover,
     _show,
+    compare_index,
     grant_status_name,
     rebuild_lineage,
     spec_cid,
@@ -399,3 +401,55 @@ def test_a_rebuilt_lineage_knows_each_participant_from_the_chain(
     monkeypatch.setattr(LedgerClient, "get_job", refused)
     without_view = rebuild_lineage(target, lab.lab, index, lab.store, chain=chain)
     assert (without_view.on_chain_job, without_view.on_chain_job_error) == (None, "the job view reverted")
+
+
+def test_compare_index_names_every_fact_the_index_has_wrong(lab: Lab, tmp_path: Path) -> None:
+    job = create_job(lab, seed=3)
+    for _ in range(3):
+        honest_round(lab, job)
+    path = tmp_path / "i.sqlite"
+    index = lab.index(path)
+    index.sync()
+    chain = ChainLogs(lab.lab)
+    found = chain.job(job.job_id)
+    assert found is not None
+    rounds = chain.rounds(found)
+    assert compare_index(index, found, rounds) == []
+    r1, r2, r3 = rounds
+    other = "0x" + "ab" * 20
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE jobs SET coordinator = ? WHERE job_id = ?", (other, job.job_id))
+        db.execute("DELETE FROM rounds WHERE job_id = ? AND round = 1", (job.job_id,))
+        db.execute(
+            "UPDATE rounds SET model_digest = ? WHERE job_id = ? AND round = 3",
+            ("0x" + "cd" * 32, job.job_id),
+        )
+    synced = index.synced_block()
+    # the chain (as given) without round 2: the index's round 2 is one the chain lacks
+    assert compare_index(index, found, [r1, r3]) == [
+        (
+            None,
+            f"job {job.job_id}: the index says coordinator {other} but JobCreated on chain says "
+            f"{found.coordinator}",
+        ),
+        (
+            1,
+            f"round 1: committed on chain at block {r1.block_number} but missing from the index (synced to "
+            f"block {synced})",
+        ),
+        (
+            2,
+            f"round 2: the index says it was committed (model digest 0x{r2.model_digest.hex()}, block "
+            f"{r2.block_number}) but the chain has no RoundCommitted for job {job.job_id} round 2",
+        ),
+        (
+            3,
+            f"round 3: the index says model_digest 0x{'cd' * 32} but the chain's RoundCommitted says "
+            f"0x{r3.model_digest.hex()}",
+        ),
+    ]
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM jobs WHERE job_id = ?", (job.job_id,))
+    lacks = f"job {job.job_id}: the index lacks the job created at block {synced}"
+    assert compare_index(index, replace(found, block_number=synced), rounds) == [(None, lacks)]
+    assert compare_index(index, replace(found, block_number=synced + 1), rounds) == []  # not synced yet
