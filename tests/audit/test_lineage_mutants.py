@@ -41,10 +41,17 @@ from ledger.chain.client import LedgerClient
 from ledger.chain.types import AuthorizationStatus, DatasetState, GrantTerms
 from ledger.errors import LedgerError
 from ledger.index import GrantStatus
+from ledger.keys import dev_account
 from ledger.provenance import AttestationError, domain_separator, recover_signer
 from ledger.secp import fast_recover
 from ledger.store import LocalBlockstore, cid_of
-from tests.audit.forge import Lab, create_job, honest_round, round_then_revocation_in_its_block
+from tests.audit.forge import (
+    Lab,
+    create_job,
+    enrol_hospital,
+    honest_round,
+    round_then_revocation_in_its_block,
+)
 
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -242,9 +249,9 @@ def test_a_revocation_later_in_the_rounds_own_block_is_not_a_lie(lab: Lab, tmp_p
     """The contract read at block N sees the end of N: a revocation after the commit in the same
     block makes it say `revoked` where the logs say the grant was valid at the commit. That is
     the chain's order, not a lie; the check passes and says where the grant was valid."""
-    job = create_job(lab)
-    h = lab.hospitals[0]
-    forged = round_then_revocation_in_its_block(lab, job, h)
+    h = enrol_hospital(lab, dev_account(6), "lineage: revoked in the block of its round")
+    job = create_job(lab, [h])
+    forged = round_then_revocation_in_its_block(lab, job, h, [h])  # (the module's hospitals keep theirs)
 
     report = audit(str(job.job_id), client=lab.lab, index=lab.index(tmp_path / "i.sqlite"), store=lab.store)
     [grant] = [c for c in report.checks if c.name == "grant" and c.dataset_id == h.dataset_id]
