@@ -145,6 +145,7 @@ def test_state_carries_the_position_asked() -> None:
     state = _timeline((_issued(20),)).at(LAB, AI, 30, None, 150)
     assert (state.dataset_id, state.grantee, state.purpose) == (DS, LAB, AI)
     assert (state.block_number, state.log_index, state.timestamp) == (30, None, 150)
+    assert _timeline((_issued(20),)).at(LAB, AI, 30, 4, 150).log_index == 4
     assert state.dataset_registered is True
     assert _timeline(registered=None).at(LAB, AI, 30, 0, 0).dataset_registered is False
 
