@@ -6,6 +6,7 @@ Fast cases for `make mutation`; the round-trip and refusal cases are in `test_pr
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -24,6 +25,10 @@ from ledger.provenance import (
     _check_address,
     _check_uint,
     _describe,
+    _parse_address,
+    _parse_bytes32,
+    _parse_signature,
+    _parse_uint256_id,
     _schema_of,
     attestation_leaf,
     attestation_typed_data,
@@ -334,3 +339,45 @@ def test_a_round_without_attestations_is_refused_by_name() -> None:
             update_cids={},
         )
     assert str(raised.value) == "a round needs at least one signed attestation; got none"
+
+
+def test_attestation_fields_are_named_when_out_of_range() -> None:
+    for position, name, maximum in (
+        (0, "job_id", 2**256 - 1),
+        (2, "dataset_id", 2**256 - 1),
+        (6, "num_examples", 2**64 - 1),
+    ):
+        values: list[object] = [3, 7, 9, PARENT, SPEC, UPDATE, 11]
+        values[position] = -1
+        with pytest.raises(AttestationError) as raised:
+            Attestation(*values)  # type: ignore[arg-type]
+        assert str(raised.value) == f"{name} must be between 0 and {maximum}; got -1"
+
+
+class _Python:
+    mode = "python"
+
+
+def test_manifest_field_parsers_accept_each_form_and_name_what_is_wrong() -> None:
+    info: Any = _Python()
+    lower, upper = LEDGER.lower(), "0x" + LEDGER[2:].upper()
+    assert _parse_address(lower) == _parse_address(upper) == _parse_address(LEDGER) == LEDGER
+    typo = LEDGER[:-1] + ("E" if LEDGER[-1] == "e" else "e")
+    for bad, message in (
+        (typo, f"address {typo} has an invalid EIP-55 checksum"),
+        ("0x12", "expected a 20-byte hex address, got '0x12'"),
+    ):
+        with pytest.raises(ValueError) as raised:
+            _parse_address(bad)
+        assert str(raised.value) == message
+    assert _parse_uint256_id(0, info) == 0 and _parse_uint256_id(2**256 - 1, info) == 2**256 - 1
+    for bad_id in (-1, 2**256):
+        with pytest.raises(ValueError) as raised:
+            _parse_uint256_id(bad_id, info)
+        assert str(raised.value) == f"expected a uint256, got {bad_id}"
+    with pytest.raises(ValueError) as raised:
+        _parse_bytes32(bytes(31), info)
+    assert str(raised.value) == "expected 32 bytes, got 31"
+    with pytest.raises(ValueError) as raised:
+        _parse_signature("0x1234")
+    assert str(raised.value) == "expected 0x followed by 130 hex digits (a 65-byte signature), got '0x1234'"
