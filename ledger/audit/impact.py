@@ -209,7 +209,7 @@ def impact(
             at = (committed.block_number, committed.log_index, committed.timestamp)
             if direct:
                 at = index.batch_position(job_id, committed.round, ds) or at
-                state = index.grant_state_at(ds, job.coordinator, job.purpose, at[0], at[1])
+                state = index.grant_state_at(ds, job.coordinator, job.purpose, at[0], at[1], timestamp=at[2])
             versions.append((job, committed, direct, state, at))
 
     chain: dict[StatusQuery, Any] = {}
@@ -247,7 +247,7 @@ def impact(
                 f"without a valid grant ({grant_status_name(state.status)})"
             )
         elif chain_status is not None and int(chain_status) != int(GrantStatus.AUTHORIZED):
-            end = index.grant_state_at(ds, job.coordinator, job.purpose, at[0])  # the end of that block
+            end = index.grant_state_at(ds, job.coordinator, job.purpose, at[0], None, timestamp=at[2])
             if int(end.status) != int(chain_status):
                 violation = (
                     f"job {job.job_id} round {committed.round}: the contract says "
