@@ -63,6 +63,14 @@ TARGET_SCORE = 0.90
 STAGED = ("ledger", "fl_node", "api", "tests", "bench", "pyproject.toml")
 NOT_STAGED = shutil.ignore_patterns("node_modules", "__pycache__", ".pytest_cache", ".hypothesis")
 RUN_MARKER = "SOV_MUTATION_RUN"
+PHASES = STAGE / "phases.jsonl"
+"""When each of mutmut's set-up steps started and ended (`mutmut_cli` records them)."""
+TIMED_STEPS = {
+    "create_mutants": "generating mutants",
+    "filter_mutants_with_type_checker": "type check",
+    "collect_or_load_stats": "stats run",
+    "run_forced_fail_test": "forced-fail run",
+}
 
 # mutmut's exit-code vocabulary (mutmut/stats.py), folded to what the report needs.
 KILLED_CODES = {1, 3}
@@ -276,15 +284,53 @@ def _freeze_after_warm_up() -> None:
     setattr(PytestRunner, "warm_up", warm_up_then_freeze)  # noqa: B010
 
 
-def mutmut_cli() -> int:
-    """mutmut's command line with a cheaper type-check filter and a frozen fork-server heap.
+def _time_steps(module: Any) -> None:
+    """Record in `PHASES` when each of `TIMED_STEPS` (functions of `module`) starts and ends."""
+    for name, label in TIMED_STEPS.items():
+        step = getattr(module, name)
 
-    See `filter_mutants_with_type_checker` and `_freeze_after_warm_up`.
+        def timed(*args: Any, _step: Any = step, _label: str = label, **kwargs: Any) -> Any:
+            started = time.time()
+            try:
+                return _step(*args, **kwargs)
+            finally:
+                record = {"step": _label, "started": started, "ended": time.time()}
+                with PHASES.open("a") as phases:
+                    phases.write(json.dumps(record) + "\n")
+
+        setattr(module, name, timed)
+
+
+def phase_seconds(started: float, ended: float) -> dict[str, float]:
+    """Seconds per part of a run from `PHASES`: mutmut's set-up steps, then the mutants themselves.
+
+    Between the stats run and the forced-fail run mutmut runs the selected tests once unmutated
+    ("clean run"); what follows the forced-fail run is the mutants'.
+    """
+    steps: dict[str, tuple[float, float]] = {}
+    if PHASES.exists():
+        for line in PHASES.read_text().splitlines():
+            step = json.loads(line)
+            steps[step["step"]] = (step["started"], step["ended"])
+    seconds = {label: round(end - start, 1) for label, (start, end) in steps.items()}
+    if "stats run" in steps and "forced-fail run" in steps:
+        seconds["clean run"] = round(steps["forced-fail run"][0] - steps["stats run"][1], 1)
+    mutants_from = steps["forced-fail run"][1] if "forced-fail run" in steps else started
+    seconds["mutants"] = round(ended - mutants_from, 1)
+    return seconds
+
+
+def mutmut_cli() -> int:
+    """mutmut's command line with a cheaper type-check filter, a frozen fork-server heap and
+    its set-up steps timed.
+
+    See `filter_mutants_with_type_checker`, `_freeze_after_warm_up` and `_time_steps`.
     """
     import mutmut.__main__ as mutmut_main
 
     setattr(mutmut_main, "filter_mutants_with_type_checker", filter_mutants_with_type_checker)  # noqa: B010
     _freeze_after_warm_up()
+    _time_steps(mutmut_main)
     try:
         mutmut_main.cli(prog_name="mutmut")
     except SystemExit as stop:
@@ -356,7 +402,7 @@ def diffs_of(names: list[str]) -> str:
     return shown.stdout + shown.stderr
 
 
-def report(score: Score, seconds: float, max_children: int) -> None:
+def report(score: Score, seconds: float, max_children: int, phases: dict[str, float]) -> None:
     """Print the score and survivors, keep their diffs, write bench/mutation.json."""
     undetected = score.survived + score.no_tests
     (STAGE / "survivors.txt").write_text(diffs_of(undetected) if undetected else "")
@@ -377,12 +423,14 @@ def report(score: Score, seconds: float, max_children: int) -> None:
         f"{score.overall:.1%} of all mutants caught by tests or mypy; "
         f"{seconds / 60:.1f} min with {max_children} workers; diffs in {STAGE / 'survivors.txt'}"
     )
+    print("seconds: " + ", ".join(f"{step} {value:.0f}" for step, value in phases.items()))
     document = {
         "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "make mutation",
         "cores": os.cpu_count(),
         "workers": max_children,
         "minutes": round(seconds / 60, 1),
+        "seconds_by_step": phases,
         "total": score.total,
         "type_errors": score.type_errors,
         "tested": score.tested,
@@ -415,14 +463,15 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(STAGE / "mutants", ignore_errors=True)
     stage(args.deselect, type_check=not args.no_type_check)
     marker = uuid.uuid4().hex
-    started = time.monotonic()
+    PHASES.unlink(missing_ok=True)
+    started = time.time()
     status = run_mutmut(args.names, args.max_children, marker)
-    seconds = time.monotonic() - started
+    ended = time.time()
     if status != 0:
         print(f"mutmut run exited {status}", file=sys.stderr)
         return status
     score = read_score()
-    report(score, seconds, args.max_children)
+    report(score, ended - started, args.max_children, phase_seconds(started, ended))
     return 0 if score.ratio >= TARGET_SCORE else 1
 
 

@@ -6,10 +6,16 @@ collected the suite once. Two things make that cheaper without changing what is 
 - Importing here, in the fork server, the heavy modules every run would otherwise import
   again (torch's compiler stack, pulled in by `torch.use_deterministic_algorithms`, and
   scikit-learn's data sets: ~3.5 s per process on this machine).
-- Running the cheapest tests first. mutmut stops a mutant's run at the first failing test,
-  so a mutant that a 0.2 s test kills should not wait for a chain-and-training fixture
-  first. The stats run (the unmutated suite, once) records what each test module costs;
-  mutant runs order modules by it, and the tests inside a module as the file has them.
+- Running first the tests most likely to fail, cheapest first. mutmut stops a mutant's run
+  at the first failing test, so a mutant that a 0.2 s test kills should not wait for a
+  chain-and-training fixture first. Test modules that killed other mutants of the same
+  function in this run (from `mutation-runs.jsonl`; mutmut runs a function's mutants one
+  after another) come first, then those that killed mutants of the same module, then the
+  rest; within each group, by what the module cost in the stats run (the unmutated suite,
+  once). The tests inside a module keep the file's order: tests that share a module fixture
+  (the audit's `lab` chain) see the state the file's order gives them, whatever the mutant.
+  Only the order changes: a mutant still runs every test that reaches its code until one
+  fails.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -82,17 +88,58 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             runs.write(json.dumps(line) + "\n")
 
 
+def _function(mutant: str) -> str:
+    """`fl_node.gate.x__read__mutmut_6` -> `fl_node.gate.x__read` (the mutated function)."""
+    return mutant.rsplit("__mutmut_", 1)[0]
+
+
+def _source_module(mutant: str) -> str:
+    """`fl_node.gate.x__read__mutmut_6` -> `fl_node.gate` (the mutated module)."""
+    return _function(mutant).rsplit(".", 1)[0]
+
+
+def _kills(mutant: str) -> tuple[Counter[str], Counter[str]]:
+    """Test modules that killed this run's finished mutants: of the same function, of the same module.
+
+    A killed mutant's run stopped at its first failing test (`-x`), its `last` line.
+    """
+    same_function: Counter[str] = Counter()
+    same_module: Counter[str] = Counter()
+    if not RUNS.exists():
+        return same_function, same_module
+    function, module = _function(mutant), _source_module(mutant)
+    for line in RUNS.read_text().splitlines():
+        try:
+            run = json.loads(line)
+        except ValueError:  # a line a parallel process is still writing
+            continue
+        if run.get("exit") != 1 or not run.get("last"):
+            continue
+        if _function(run["mutant"]) == function:
+            same_function[_module(run["last"])] += 1
+        elif _source_module(run["mutant"]) == module:
+            same_module[_module(run["last"])] += 1
+    return same_function, same_module
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mutant = os.environ.get("MUTANT_UNDER_TEST", "")
     if _stats_run() or not COSTS.exists():
         return
     cost: dict[str, float] = json.loads(COSTS.read_text())
+    same_function, same_module = _kills(mutant) if "__mutmut_" in mutant else (Counter(), Counter())
     # mutmut names a mutant's tests from a set, in no useful order; inside a module the file's
     # order puts the broad cases (an honest run that must verify) before the narrow ones.
     order = {id(item): index for index, item in enumerate(items)}
-    items.sort(
-        key=lambda item: (
-            cost.get(_module(item.nodeid), float("inf")),
+
+    def key(item: pytest.Item) -> tuple[int, int, float, int, int]:
+        module = _module(item.nodeid)
+        return (
+            -same_function[module],
+            -same_module[module],
+            cost.get(module, float("inf")),
             item.location[1] if item.location[1] is not None else -1,
             order[id(item)],
         )
-    )
+
+    items.sort(key=key)

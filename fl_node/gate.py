@@ -71,7 +71,7 @@ def _when(timestamp: int) -> str:
 
 def datasets_hash(job_datasets: Sequence[int]) -> bytes:
     """`keccak256(abi.encodePacked(uint256[]))`, as TrainingLedger stores it."""
-    return keccak(b"".join(d.to_bytes(32, "big") for d in job_datasets))
+    return keccak(b"".join(d.to_bytes(32) for d in job_datasets))
 
 
 def wallet_probe_digest(chain_id: int, wallet: str, node: str) -> bytes:
@@ -82,7 +82,7 @@ def wallet_probe_digest(chain_id: int, wallet: str, node: str) -> bytes:
     """
     return keccak(
         b"sovereign-ledger/node-key-check/v1"
-        + chain_id.to_bytes(32, "big")
+        + chain_id.to_bytes(32)
         + bytes.fromhex(to_checksum_address(wallet)[2:])
         + bytes.fromhex(to_checksum_address(node)[2:])
     )

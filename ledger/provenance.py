@@ -212,15 +212,18 @@ class Attestation:
             raise AttestationError(f"privacy must be a PrivacyClaim or None; got {self.privacy!r}")
 
     def struct_hash(self) -> bytes:
-        """EIP-712 `hashStruct` of this attestation."""
+        """EIP-712 `hashStruct` of this attestation.
+
+        Integers are ABI words: 32 bytes, big-endian (`int.to_bytes`' default since Python 3.11).
+        """
         body = (
-            self.job_id.to_bytes(32, "big")
-            + self.round.to_bytes(32, "big")
-            + self.dataset_id.to_bytes(32, "big")
+            self.job_id.to_bytes(32)
+            + self.round.to_bytes(32)
+            + self.dataset_id.to_bytes(32)
             + self.base_digest
             + self.spec_digest
             + self.update_digest
-            + self.num_examples.to_bytes(32, "big")
+            + self.num_examples.to_bytes(32)
         )
         if self.privacy is None:
             return keccak(ATTESTATION_TYPEHASH + body)
@@ -228,11 +231,11 @@ class Attestation:
         return keccak(
             PRIVATE_ATTESTATION_TYPEHASH
             + body
-            + dp.noise_multiplier_e6.to_bytes(32, "big")
-            + dp.max_grad_norm_e6.to_bytes(32, "big")
-            + dp.sample_rate_e9.to_bytes(32, "big")
-            + dp.steps.to_bytes(32, "big")
-            + self.privacy.epsilon_spent_e6.to_bytes(32, "big")
+            + dp.noise_multiplier_e6.to_bytes(32)
+            + dp.max_grad_norm_e6.to_bytes(32)
+            + dp.sample_rate_e9.to_bytes(32)
+            + dp.steps.to_bytes(32)
+            + self.privacy.epsilon_spent_e6.to_bytes(32)
         )
 
 
@@ -264,7 +267,7 @@ def domain_separator(chain_id: int, ledger_address: str) -> bytes:
         EIP712_DOMAIN_TYPEHASH
         + keccak(text=DOMAIN_NAME)
         + keccak(text=DOMAIN_VERSION)
-        + chain_id.to_bytes(32, "big")
+        + chain_id.to_bytes(32)
         + bytes(12)
         + bytes.fromhex(address[2:])
     )
@@ -357,8 +360,8 @@ def recover_signer(digest: bytes, signature: str) -> str:
     if not isinstance(signature, str) or not _HEX_SIGNATURE.fullmatch(signature):
         raise AttestationError(f"signature must be 0x + 130 hex digits (65 bytes); got {signature!r}")
     raw = bytes.fromhex(signature[2:])
-    r = int.from_bytes(raw[:32], "big")
-    s = int.from_bytes(raw[32:64], "big")
+    r = int.from_bytes(raw[:32])
+    s = int.from_bytes(raw[32:64])
     v = raw[64] - 27 if raw[64] >= 27 else raw[64]
     if v not in (0, 1):
         raise AttestationError(f"signature recovery id v must be 27 or 28; got {raw[64]}")
@@ -384,7 +387,7 @@ def eip1271_call_data(digest: bytes, signature: str) -> str:
     raw = bytes.fromhex(signature[2:])
     padded = raw + bytes(-len(raw) % 32)
     # abi.encode(bytes32, bytes): the digest, the offset of the dynamic part (64), its length, its data.
-    body = digest + (64).to_bytes(32, "big") + len(raw).to_bytes(32, "big") + padded
+    body = digest + (64).to_bytes(32) + len(raw).to_bytes(32) + padded
     return "0x" + (EIP1271_MAGIC_VALUE + body).hex()
 
 

@@ -171,7 +171,7 @@ class HistoricalReader:
         for query, raw in zip(unique, self._calls(calls), strict=True):
             # `Status` is a uint8 enum: one static word.
             answers[query] = (
-                None if raw is None or len(raw) != 32 else AuthorizationStatus(int.from_bytes(raw, "big"))
+                None if raw is None or len(raw) != 32 else AuthorizationStatus(int.from_bytes(raw))
             )
         return answers
 
@@ -213,7 +213,7 @@ class HistoricalReader:
                 continue
             # (address owner, uint32 epoch, bool retired): three static words.
             answers[query] = DatasetState(
-                checksum_address("0x" + raw[12:32].hex()), int.from_bytes(raw[32:64], "big"), raw[95] == 1
+                checksum_address("0x" + raw[12:32].hex()), int.from_bytes(raw[32:64]), raw[95] == 1
             )
         return answers
 
