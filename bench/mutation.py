@@ -285,7 +285,11 @@ def _freeze_after_warm_up() -> None:
 
 
 def _time_steps(module: Any) -> None:
-    """Record in `PHASES` when each of `TIMED_STEPS` (functions of `module`) starts and ends."""
+    """Record in `PHASES` when each of `TIMED_STEPS` (functions of `module`) starts and ends.
+
+    Runs in mutmut's process, in the stage: `PHASES` is found from its working directory.
+    """
+    record_to = Path.cwd() / PHASES.name
     for name, label in TIMED_STEPS.items():
         step = getattr(module, name)
 
@@ -295,7 +299,7 @@ def _time_steps(module: Any) -> None:
                 return _step(*args, **kwargs)
             finally:
                 record = {"step": _label, "started": started, "ended": time.time()}
-                with PHASES.open("a") as phases:
+                with record_to.open("a") as phases:
                     phases.write(json.dumps(record) + "\n")
 
         setattr(module, name, timed)

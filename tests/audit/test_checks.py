@@ -540,6 +540,23 @@ def test_contract_wallet_owner_attestations_verify_through_eip1271(lab: Lab, tmp
         "the owner's (forged or signed by another node)",
     )
 
+    # the wallet's dataset used on chain, its attestation left out of the manifest: nothing to ask it
+    others = [c for c in contributions(chosen, 3) if c.hospital is not wallet_hospital]
+    commit(lab, job, others, on_chain=[h.dataset_id for h in chosen])
+    report = _audit(lab, str(job.job_id), tmp_path)
+    assert [(c.name, c.message) for c in report.failures if c.round == 3] == [
+        (
+            "manifest",
+            f"round 3: manifest {report.lineage.rounds[2].committed.manifest_cid}: participants omits "
+            f"{_ds(wallet_hospital.dataset_id)} that the chain recorded",
+        ),
+        (
+            "attestation",
+            f"round 3: dataset {_ds(wallet_hospital.dataset_id)} was committed on chain but has no "
+            "attestation in the manifest",
+        ),
+    ]
+
 
 # ------------------------------------------------------------------------------ attestation root, weights
 

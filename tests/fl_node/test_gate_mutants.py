@@ -235,6 +235,11 @@ def test_node_plans_dp_with_the_parameters_sent_and_refuses_unusable_ones(job: J
         "bad_request",
         "DP parameters: max_grad_norm is -1.0: expected a positive finite number",
     )
+    # No sigma sent: the node calibrates it for the rounds the lab plans (more rounds, more noise).
+    few, many = (node.admit(_request(job, dp_planned_rounds=rounds)) for rounds in (2, 200))
+    assert isinstance(few, Admission) and few.private is not None
+    assert isinstance(many, Admission) and many.private is not None
+    assert few.private.dp.noise_multiplier < many.private.dp.noise_multiplier
 
 
 def test_a_round_with_fewer_participants_than_the_grant_requires_is_refused(job: Job) -> None:
@@ -297,6 +302,11 @@ def test_a_wallet_owned_deed_admits_the_key_the_wallet_accepts_and_only_that_key
         f"dataset {dataset_id:#066x} is owned by {wallet}, not by this node's account {signer.address}; the "
         "node trains only on a deed its owner holds",
     )
+    # What the node remembers of the job is stale (a redeployed devnet reused the id, as
+    # test_gate.py plays with a second chain): the job is read again, and the wallet asked again.
+    key = (signer.chain_id, signer.deployment.address("TrainingLedger"), state.job_id)
+    gate._job_facts[key] = (str(impostor.address), purpose_id("analytics"))
+    assert isinstance(node(signer, wallet).admit(request), Admission)
 
 
 def test_an_open_job_admits_any_granted_dataset_without_a_list(job: Job) -> None:
