@@ -310,7 +310,6 @@ def _recompute(facts: RoundFacts, store: ContentStore) -> None:
     by_id = {p.dataset_id: p for p in facts.participants}
     updates: list[bytes] = []
     missing: list[int] = []
-    bad = False
     for entry in manifest.participants:
         p = by_id[entry.dataset_id]
         try:
@@ -325,7 +324,6 @@ def _recompute(facts: RoundFacts, store: ContentStore) -> None:
         except LedgerError as error:
             p.update_status = "bad"
             p.update_note = f"update {entry.update_cid} does not resolve to verified bytes: {error}"
-            bad = True
             continue
         digest = hashlib.sha256(data).digest()
         if digest != entry.update_digest:
@@ -334,12 +332,11 @@ def _recompute(facts: RoundFacts, store: ContentStore) -> None:
                 f"update {entry.update_cid} hashes to 0x{digest.hex()}, not the attested "
                 f"update_digest 0x{entry.update_digest.hex()}"
             )
-            bad = True
             continue
         p.update_status, p.update_note = "verified", f"update {entry.update_cid} ({len(data)} bytes)"
         updates.append(data)
     facts.aggregation_missing = tuple(missing)
-    if bad or missing:
+    if len(updates) < len(manifest.participants):  # one missing or bad: no model to recompute
         return
     from ledger.aggregation import aggregate_updates  # torch: loaded only when there is something to add
 

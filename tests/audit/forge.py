@@ -342,51 +342,62 @@ def _wait_pending(lab: Lab, count: int, sending: Future[Any]) -> None:
         time.sleep(0.02)
 
 
-def round_then_revocation_in_its_block(
-    lab: Lab, job: Job, hospital: Hospital, hospitals: Sequence[Hospital] | None = None
+def round_then_in_its_block(
+    lab: Lab,
+    job: Job,
+    sender: LocalAccount,
+    call: tuple[str, str, list[Any]],
+    hospitals: Sequence[Hospital] | None = None,
 ) -> Forged:
-    """An honest round of `hospitals` (default: the lab's), then `hospital`'s revocation of the
-    lab's grant, mined in the same block.
+    """An honest round of `hospitals` (default: the lab's), then `sender`'s `call` (contract,
+    function, arguments), mined in the same block, after the commit.
 
-    Mining stops (anvil's automine off) while both transactions wait in the pool; the revocation
+    Mining stops (anvil's automine off) while both transactions wait in the pool; the call
     offers the least fee a block takes (its base fee, no tip), so anvil, which orders a block's
-    transactions by fee, puts it after the commit. The contract read at that block then says
-    `revoked` where the logs say the grant was valid at the commit: the chain's own order.
+    transactions by fee, puts it after the commit. The contracts read at that block then say
+    what the end of the block says, where the logs place the commit before the call: the
+    chain's own order.
     """
     rpc = lab.lab.transport.request
-    coordinator = lab.lab.address or ""
+    contract, function, args = call
     rpc("evm_setAutomine", [False])
     try:
         with ThreadPoolExecutor(1) as pool:
             committed = pool.submit(honest_round, lab, job, hospitals)
             _wait_pending(lab, 1, committed)
             base_fee = int(rpc("eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
-            call = (
-                lab.lab.abis["UsageGrants"]
-                .function("revokeGrant", 3)
-                .encode_call([hospital.dataset_id, coordinator, AI])
-            )
-            revoke = hospital.account.sign_transaction(
+            signed = sender.sign_transaction(
                 {
                     "chainId": lab.lab.chain_id,
-                    "nonce": int(rpc("eth_getTransactionCount", [hospital.account.address, "pending"]), 16),
-                    "to": lab.lab.deployment.address("UsageGrants"),
-                    "data": call,
+                    "nonce": int(rpc("eth_getTransactionCount", [sender.address, "pending"]), 16),
+                    "to": lab.lab.deployment.address(contract),
+                    "data": lab.lab.abis[contract].function(function, len(args)).encode_call(args),
                     "gas": 200_000,
                     "maxFeePerGas": base_fee,
                     "maxPriorityFeePerGas": 0,
                     "type": 2,
                 }
             )
-            revoke_hash = rpc("eth_sendRawTransaction", ["0x" + bytes(revoke.raw_transaction).hex()])
+            sent = rpc("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
             _wait_pending(lab, 2, committed)
             rpc("evm_mine", [])
             forged = committed.result(timeout=60)
     finally:
         rpc("evm_setAutomine", [True])
-    revocation = rpc("eth_getTransactionReceipt", [revoke_hash])
-    assert int(revocation["status"], 16) == 1
-    assert int(revocation["blockNumber"], 16) == forged.receipt.block_number
-    assert int(revocation["transactionIndex"], 16) == 1  # after the commit
+    receipt = rpc("eth_getTransactionReceipt", [sent])
+    assert int(receipt["status"], 16) == 1
+    assert int(receipt["blockNumber"], 16) == forged.receipt.block_number
+    assert int(receipt["transactionIndex"], 16) == 1  # after the commit
+    return forged
+
+
+def round_then_revocation_in_its_block(
+    lab: Lab, job: Job, hospital: Hospital, hospitals: Sequence[Hospital] | None = None
+) -> Forged:
+    """An honest round, then `hospital`'s revocation of the lab's grant in the same block: the
+    contract read at that block says `revoked` where the logs say the grant was valid at the commit."""
+    coordinator = lab.lab.address or ""
+    call = ("UsageGrants", "revokeGrant", [hospital.dataset_id, coordinator, AI])
+    forged = round_then_in_its_block(lab, job, hospital.account, call, hospitals)
     assert not lab.lab.is_authorized(hospital.dataset_id, coordinator, AI)
     return forged

@@ -50,6 +50,7 @@ from tests.audit.forge import (
     create_job,
     enrol_hospital,
     honest_round,
+    round_then_in_its_block,
     round_then_revocation_in_its_block,
 )
 
@@ -260,6 +261,31 @@ def test_a_revocation_later_in_the_rounds_own_block_is_not_a_lie(lab: Lab, tmp_p
     assert report.lineage.rounds[0].participants[0].chain_status is not None
 
 
+def test_a_deed_transferred_later_in_the_rounds_own_block_was_still_the_signers_at_the_commit(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The owner at a commit is the one at the commit's log position: a transfer mined after it
+    in the same block moves the deed from then on, not for the round (its attestation verifies)."""
+    h = enrol_hospital(lab, dev_account(7), "lineage: deed transferred in the block of its round")
+    job = create_job(lab, [h])
+    buyer = dev_account(8).address
+    transfer = ("DatasetRegistry", "transferFrom", [h.account.address, buyer, h.dataset_id])
+    forged = round_then_in_its_block(lab, job, h.account, transfer, [h])
+    assert lab.lab.dataset_state(h.dataset_id).owner == buyer
+
+    report = audit(str(job.job_id), client=lab.lab, index=lab.index(tmp_path / "i.sqlite"), store=lab.store)
+    assert report.ok, [c.message for c in report.failures]
+    [p] = report.lineage.rounds[0].participants
+    assert (p.owner, p.owner_end_of_block) == (h.account.address, buyer)
+    [attestation] = [c for c in report.checks if c.name == "attestation"]
+    assert attestation.message == (
+        f"round 1: dataset 0x{h.dataset_id:064x}: attestation (50 examples, on the round's parent and the "
+        f"job's spec digest) signed by its owner {h.account.address}"
+    )
+    [grant] = [c for c in report.checks if c.name == "grant"]
+    assert f"was valid at block {forged.receipt.block_number}: " in grant.message
+
+
 def test_a_round_is_fetched_from_the_store_and_what_is_missing_is_named(tmp_path: Path) -> None:
     facts = synthetic.round_facts(1, synthetic.INITIAL)
     manifest = facts.manifest
@@ -464,3 +490,26 @@ def test_compare_index_names_every_fact_the_index_has_wrong(lab: Lab, tmp_path: 
     lacks = f"job {job.job_id}: the index lacks the job created at block {synced}"
     assert compare_index(index, replace(found, block_number=synced), rounds) == [(None, lacks)]
     assert compare_index(index, replace(found, block_number=synced + 1), rounds) == []  # not synced yet
+
+
+def test_a_node_that_answers_the_probe_but_not_the_rounds_blocks_is_reported_without_history(
+    pruned_lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe at the first round's block passed (its pruning window moved on during the audit,
+    say), but the state reads at the rounds' blocks come back without state: the audit says which
+    checks it could not make, with the node's own reason, instead of passing them."""
+    lab = pruned_lab
+    job = create_job(lab)
+    first = honest_round(lab, job)
+    lab.lab.transport.request("anvil_mine", [hex(5)])  # the round's block falls out of the kept state
+    monkeypatch.setattr("ledger.audit.lineage.probe_history", lambda client, block: (True, ""))
+
+    report = audit(str(job.job_id), client=lab.lab, index=lab.index(tmp_path / "i.sqlite"), store=lab.store)
+
+    lineage = report.lineage
+    assert not lineage.chain_history and lineage.no_state_block == first.receipt.block_number
+    note = lineage.chain_history_note
+    assert note.startswith(f"not checked: node has no state at block {first.receipt.block_number} (")
+    assert "BlockOutOfRange" in note, note
+    assert not report.ok and not report.failures
+    assert all(p.chain_status is None for r in lineage.rounds for p in r.participants)
