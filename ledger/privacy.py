@@ -122,7 +122,9 @@ def _epsilon_of(total_rdp: Sequence[float], delta: float) -> float:
     if not 0 < delta < 1:
         raise PrivacyError(f"delta is {delta!r}: expected 0 < delta < 1")
     epsilon, _order = _rdp().get_privacy_spent(orders=list(RDP_ORDERS), rdp=list(total_rdp), delta=delta)
-    return float(epsilon)
+    # The RDP-to-(epsilon, delta) conversion goes below 0 for a large delta and much noise; an
+    # (epsilon, delta) guarantee with epsilon < 0 holds at 0 as well, and attestations are unsigned.
+    return max(float(epsilon), 0.0)
 
 
 def cumulative_epsilon(rounds: Iterable[DPRound], delta: float) -> float:

@@ -18,6 +18,7 @@ from synthetic import (
     DATASETS,
     DP,
     DP_DATASET,
+    EPSILON,
     HOSPITALS,
     INITIAL,
     LAB,
@@ -409,6 +410,37 @@ def _dp_second_dataset(lin: Lineage) -> None:
     _terms(1, 2, None)(lin)
 
 
+def _dp_budget_spent_exactly(lin: Lineage) -> None:
+    # an earlier use attested in round 1 brings round 2 to the budget (hundredths, as stored) exactly
+    budget_e6 = -(-_dp_claim(2, 2) // 10_000) * 10_000 + 10_000
+    earlier = budget_e6 - _dp_claim(2, 2)
+    _privacy(2, 1, epsilon_spent_e6=_dp_claim(1, 1) + earlier)(lin)
+    _privacy(2, 2, epsilon_spent_e6=budget_e6)(lin)
+    for r in (1, 2):
+        _terms(2, r, GrantTerms(budget_e6 / 1e6, 1e-5))(lin)
+
+
+def _dp_nothing_spent(lin: Lineage) -> None:
+    # so much noise that the rounds compose to epsilon 0 at delta 0.1: attesting 0 twice is right
+    silent = dataclasses.replace(DP, noise_multiplier_e6=10**15, sample_rate_e9=1, steps=1)
+    for r in (1, 2):
+        _privacy(2, r, **dataclasses.asdict(silent), epsilon_spent_e6=0)(lin)
+        _terms(2, r, GrantTerms(EPSILON, 0.1))(lin)
+
+
+def _dp_bad_parameters_before_another_dataset(lin: Lineage) -> None:
+    # dataset 1's claim is unusable; dataset 2's, later in the same round, is still checked
+    unusable = {**dataclasses.asdict(DP), "steps": 0}
+    _privacy(1, 1, **unusable, epsilon_spent_e6=_dp_claim(1, 1))(lin)
+    _privacy(2, 1, epsilon_spent_e6=_dp_claim(1, 1) - 2)(lin)
+
+
+def _dp_without_a_budget_before_another_dataset(lin: Lineage) -> None:
+    # dataset 1 trains with DP under a grant without a budget; dataset 2's understatement is still seen
+    _privacy(1, 1, **dataclasses.asdict(DP), epsilon_spent_e6=_dp_claim(1, 1))(lin)
+    _privacy(2, 1, epsilon_spent_e6=_dp_claim(1, 1) - 2)(lin)
+
+
 LIES: dict[str, Callable[[Lineage], None]] = {
     "job unreadable": _lineage_set(on_chain_job=None, on_chain_job_error="execution reverted"),
     "job coordinator": _on_chain(coordinator=OTHER_ADDRESS),
@@ -499,6 +531,10 @@ LIES: dict[str, Callable[[Lineage], None]] = {
     "privacy overstated": _dp_overstated,
     "privacy bad parameters": _dp_bad_parameters,
     "privacy second dataset": _dp_second_dataset,
+    "privacy budget spent exactly": _dp_budget_spent_exactly,
+    "privacy nothing spent": _dp_nothing_spent,
+    "privacy bad parameters before another dataset": _dp_bad_parameters_before_another_dataset,
+    "privacy without a budget before another dataset": _dp_without_a_budget_before_another_dataset,
 }
 # Cases that are not lies: the verdict stays VERIFIED (or not verified) and every check is listed.
 HONEST = {
@@ -513,6 +549,8 @@ HONEST = {
     "wallet accepts without signer",
     "privacy dp without a budget",
     "privacy budget at the limit",
+    "privacy budget spent exactly",
+    "privacy nothing spent",
     "privacy within rounding",
     "privacy earlier use as much as the next round",
 }
