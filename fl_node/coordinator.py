@@ -154,8 +154,10 @@ class Coordinator:
         seed: int,
         open_job: bool = False,
     ) -> JobState:
-        """Anchors the initial model, then creates the job on-chain.
+        """Anchors the initial model and the spec, then creates the job on-chain.
 
+        The spec's canonical JSON is stored as the raw block its on-chain digest names, so an
+        auditor given the store (or a CAR of it) can say which model and preparation the job used.
         More datasets than the participant bitmask holds (256), or `open_job`, make an open job
         (no dataset list on chain; its rounds are committed in batches, `commit_large_round`).
         """
@@ -163,6 +165,7 @@ class Coordinator:
         initial_bytes = model_to_bytes(initial_state)  # type: ignore[arg-type]
         initial_cid = self._store_with_retry(initial_bytes)
         digest = model_digest(initial_bytes)
+        self._store_with_retry(spec.canonical_json())
         if open_job or len(job_datasets) > MASK_CAPACITY:
             job_id, _ = self.client.create_open_job(purpose, digest, spec.spec_digest())
             return JobState(job_id, purpose, (), spec, seed, 0, digest, initial_cid)

@@ -279,8 +279,6 @@ def create(
             f"{client.chain_id}; a job lists registered datasets only"
         )
     store = open_store(config)
-    cid = store.put(model_spec.canonical_json())
-    store.pin(cid)
     coordinator = Coordinator(client, store)
     state = coordinator.create_job(
         purpose=purpose_id(purpose),
@@ -298,7 +296,7 @@ def create(
         "datasets": [f"{d:#066x}" for d in state.job_datasets],
         "spec": model_spec.model_dump(mode="json"),
         "spec_digest": "0x" + model_spec.spec_digest().hex(),
-        "spec_cid": cid,
+        "spec_cid": spec_cid(model_spec),
         "initial_model_cid": state.last_model_cid,
         "initial_model_digest": "0x" + state.last_digest.hex(),
     }

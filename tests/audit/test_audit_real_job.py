@@ -40,6 +40,9 @@ def test_untouched_job_verifies_by_every_kind_of_target(world: World, tmp_path: 
     doc = by_job.to_json()
     json.dumps(doc)
     assert doc["verified"] is True and doc["job"]["job_id"] == world.job_id
+    # the job's spec document, found in the store by its on-chain digest
+    assert doc["job"]["spec"] == json.loads(world.federation.spec.canonical_json())
+    assert doc["job"]["preprocessing"] is None  # breast_cancer's features need no preparation
     assert [r["model_digest"] for r in doc["rounds"]] == [
         "0x" + r.committed.model_digest.hex() for r in by_job.lineage.rounds
     ]
