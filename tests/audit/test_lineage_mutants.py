@@ -47,6 +47,8 @@ from ledger.secp import fast_recover
 from ledger.store import LocalBlockstore, cid_of
 from tests.audit.forge import (
     Lab,
+    commit,
+    contributions,
     create_job,
     enrol_hospital,
     honest_round,
@@ -513,3 +515,29 @@ def test_a_node_that_answers_the_probe_but_not_the_rounds_blocks_is_reported_wit
     assert "BlockOutOfRange" in note, note
     assert not report.ok and not report.failures
     assert all(p.chain_status is None for r in lineage.rounds for p in r.participants)
+
+
+def test_an_owner_the_node_cannot_say_is_a_wallet_leaves_a_foreign_signature_unchecked(
+    pruned_lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without historical state the owner's code is asked at the head; a node that cannot answer
+    that either leaves open whether a wallet accepted the signature: not checked, not a forgery."""
+    lab = pruned_lab
+    job = create_job(lab)
+    declared = contributions(lab.hospitals, 1)
+    declared[0] = replace(declared[0], signer=dev_account(6))
+    forged = commit(lab, job, declared)
+    lab.lab.transport.request("anvil_mine", [hex(5)])  # the round's block falls out of the kept state
+    monkeypatch.setattr(HistoricalReader, "codes", lambda self, queries: [None] * len(queries))
+
+    report = audit(str(job.job_id), client=lab.lab, index=lab.index(tmp_path / "i.sqlite"), store=lab.store)
+
+    first = lab.hospitals[0]
+    owner = first.owner
+    [check] = [c for c in report.checks if c.name == "attestation" and c.dataset_id == first.dataset_id]
+    assert (check.status, check.message) == (
+        "not-checked",
+        f"round 1: dataset 0x{first.dataset_id:064x}: signed by {dev_account(6).address}, not the "
+        f"deed holder {owner}; not checked whether {owner} is a wallet that accepts it: node has no state at "
+        f"block {forged.receipt.block_number}",
+    )
