@@ -305,6 +305,37 @@ def _time_steps(module: Any) -> None:
         setattr(module, name, timed)
 
 
+def _no_clean_run_after_full_stats(module: Any) -> None:
+    """Skip mutmut's clean run (the selected tests once more, unmutated) right after a full stats run.
+
+    The stats run has just run every selected test on the unmutated code and mutmut stops unless
+    they all passed; the clean run would run the same tests on the same code again (~1 minute).
+    With `--keep` the stats are loaded from an earlier run, and the clean run happens as before.
+    """
+    full_stats: list[bool] = []
+    collect = module.run_stats_collection
+
+    def collect_and_note(runner: Any, tests: Any = None) -> None:
+        collect(runner, tests)
+        if tests is None:
+            full_stats.append(True)
+
+    make_runner = module.get_mutant_runner
+
+    def runner_without_a_second_clean_run(max_workers: int = 1) -> Any:
+        runner = make_runner(max_workers)
+        clean = runner.run_clean_tests
+
+        def clean_unless_just_run(tests: Any) -> int:
+            return 0 if full_stats else int(clean(tests))
+
+        runner.run_clean_tests = clean_unless_just_run
+        return runner
+
+    setattr(module, "run_stats_collection", collect_and_note)  # noqa: B010
+    setattr(module, "get_mutant_runner", runner_without_a_second_clean_run)  # noqa: B010
+
+
 def phase_seconds(started: float, ended: float) -> dict[str, float]:
     """Seconds per part of a run from `PHASES`: mutmut's set-up steps, then the mutants themselves.
 
@@ -325,15 +356,17 @@ def phase_seconds(started: float, ended: float) -> dict[str, float]:
 
 
 def mutmut_cli() -> int:
-    """mutmut's command line with a cheaper type-check filter, a frozen fork-server heap and
-    its set-up steps timed.
+    """mutmut's command line with a cheaper type-check filter, a frozen fork-server heap, no
+    second run of the unmutated tests, and its set-up steps timed.
 
-    See `filter_mutants_with_type_checker`, `_freeze_after_warm_up` and `_time_steps`.
+    See `filter_mutants_with_type_checker`, `_freeze_after_warm_up`, `_no_clean_run_after_full_stats`
+    and `_time_steps`.
     """
     import mutmut.__main__ as mutmut_main
 
     setattr(mutmut_main, "filter_mutants_with_type_checker", filter_mutants_with_type_checker)  # noqa: B010
     _freeze_after_warm_up()
+    _no_clean_run_after_full_stats(mutmut_main)
     _time_steps(mutmut_main)
     try:
         mutmut_main.cli(prog_name="mutmut")

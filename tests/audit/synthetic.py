@@ -30,7 +30,6 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from rich.console import Console
 
-import ledger.privacy as accountant
 from ledger.audit.checks import evaluate
 from ledger.audit.lineage import AuditTarget, Lineage, ParticipantFacts, RoundFacts
 from ledger.audit.report import AuditReport
@@ -366,19 +365,6 @@ def withheld_lineage() -> Lineage:
 
 
 GOLDEN = Path(__file__).with_name("golden")
-
-_rdp_of_round = functools.cache(accountant._round_rdp)
-
-
-@pytest.fixture()
-def fast_accountant(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The DP accountant with one round's RDP curve memoised (`ledger.privacy._round_rdp`).
-
-    Opacus takes ~0.2 s per round's curve and these cases compose the same DPRound thousands of
-    times under `make mutation`; the function is pure (a frozen DPRound in, the same floats out),
-    so the values are the accountant's own. Use with `pytest.mark.usefixtures("fast_accountant")`.
-    """
-    monkeypatch.setattr(accountant, "_round_rdp", _rdp_of_round)
 
 
 @pytest.fixture()

@@ -24,7 +24,6 @@ from synthetic import (
     LAB,
     LEDGER,
     as_json,
-    fast_accountant,
     golden,
     lineage,
     participant,
@@ -41,9 +40,6 @@ from ledger.purposes import purpose_id
 
 OTHER = keccak(text="another 32 bytes")
 OTHER_ADDRESS = "0x" + "ab" * 20
-
-pytestmark = pytest.mark.usefixtures("fast_accountant")
-__all__ = ["fast_accountant"]  # the fixture, imported for pytest
 
 
 def _manifest(lin: Lineage, round_number: int, **changes: object) -> None:

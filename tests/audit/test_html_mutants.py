@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from synthetic import DATASETS, VARIANTS, as_json, fast_accountant, golden, lineage, report
+from synthetic import DATASETS, VARIANTS, as_json, golden, lineage, report
 
 from ledger.audit.html import _short, _svg
-
-pytestmark = pytest.mark.usefixtures("fast_accountant")
-__all__ = ["fast_accountant"]  # the fixture, imported for pytest
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -13,7 +13,6 @@ from synthetic import (
     VARIANTS,
     as_json,
     far_from_utc,
-    fast_accountant,
     golden,
     lineage,
     participant,
@@ -22,8 +21,7 @@ from synthetic import (
 
 from ledger.audit.prov import SOV_NAMESPACE
 
-pytestmark = pytest.mark.usefixtures("fast_accountant")
-__all__ = ["far_from_utc", "fast_accountant"]  # the fixture, imported for pytest
+__all__ = ["far_from_utc"]  # the fixture, imported for pytest
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

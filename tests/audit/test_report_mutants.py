@@ -18,7 +18,6 @@ from synthetic import (
     as_json,
     broken_lineage,
     ds,
-    fast_accountant,
     golden,
     lineage,
     rendered_table,
@@ -30,9 +29,6 @@ from ledger.audit.checks import CHECK_NAMES, FAIL, NOT_CHECKED, NOT_VERIFIABLE, 
 from ledger.audit.lineage import AuditTarget
 from ledger.audit.report import REPORT_SCHEMA, AuditReport, _grant_json, _preparation
 from ledger.index import GrantStatus
-
-pytestmark = pytest.mark.usefixtures("fast_accountant")
-__all__ = ["fast_accountant"]  # the fixture, imported for pytest
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+import ledger.privacy as accountant
 from ledger.privacy import DPRound, PrivacyError, calibrate_noise, cumulative_epsilon, epsilon_e6
 
 
@@ -51,12 +52,29 @@ def test_calibrated_noise_spends_at_most_the_budget_and_barely_less() -> None:
     dp = calibrate_noise(epsilon=3.0, delta=1e-5, sample_rate=0.18, steps=12, rounds=20)
     spent = cumulative_epsilon([dp] * 20, 1e-5)
     assert spent <= 3.0
-    lower = DPRound(dp.noise_multiplier_e6 - 200, dp.max_grad_norm_e6, dp.sample_rate_e9, dp.steps)
-    assert cumulative_epsilon([lower] * 20, 1e-5) > 3.0  # the smallest sigma to 1e-4
+    assert dp.noise_multiplier_e6 % 100 == 0  # a multiple of 1e-4...
+    lower = DPRound(dp.noise_multiplier_e6 - 100, dp.max_grad_norm_e6, dp.sample_rate_e9, dp.steps)
+    assert cumulative_epsilon([lower] * 20, 1e-5) > 3.0  # ...and the smallest that fits
     # more noise for a tighter budget
     assert calibrate_noise(
         epsilon=1.0, delta=1e-5, sample_rate=0.18, steps=12, rounds=20
     ).noise_multiplier > (dp.noise_multiplier)
+
+
+def test_calibration_interpolates_instead_of_halving(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each candidate sigma is one RDP curve (0.1-0.2 s), computed before every DP round; halving
+    # the interval to 1e-4 took 20 curves for this case (the same sigma).
+    curves: list[DPRound] = []
+    compute = accountant._round_rdp.__wrapped__
+
+    def counted(dp_round: DPRound) -> tuple[float, ...]:
+        curves.append(dp_round)
+        return compute(dp_round)
+
+    monkeypatch.setattr(accountant, "_round_rdp", counted)
+    dp = calibrate_noise(epsilon=3.0, delta=1e-5, sample_rate=0.18, steps=12, rounds=20)
+    assert len(curves) <= 8 and len(set(curves)) == len(curves)
+    assert dp.noise_multiplier_e6 == 4_316_600
 
 
 def test_fixed_point_rounds_towards_more_epsilon() -> None:
