@@ -108,7 +108,10 @@ def _kills(mutant: str) -> tuple[Counter[str], Counter[str]]:
     if not RUNS.exists():
         return same_function, same_module
     function, module = _function(mutant), _source_module(mutant)
+    quoted = f'"{module}.'  # most lines are other modules' mutants: skip them before parsing
     for line in RUNS.read_text().splitlines():
+        if quoted not in line:
+            continue
         try:
             run = json.loads(line)
         except ValueError:  # a line a parallel process is still writing

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,11 @@ class LargeRoundLog:
         return next((b for b in self.batches if dataset_id in b.participants), None)
 
 
+def _position(block: int, log_index: int | None) -> tuple[int, float]:
+    """A place in the chain's log order; `log_index` None is the end of `block` (after all its logs)."""
+    return (block, math.inf if log_index is None else log_index)
+
+
 @dataclass
 class GrantTimeline:
     """A dataset's deed and one grant key's history, as the chain's logs tell it."""
@@ -103,7 +109,7 @@ class GrantTimeline:
 
     def owner_at(self, block: int, log_index: int | None) -> str | None:
         """The deed holder just before (block, log_index) (end of `block` when `log_index` is None)."""
-        position = (block, log_index if log_index is not None else 2**63)
+        position = _position(block, log_index)
         at = bisect.bisect_left([(t.block_number, t.log_index) for t in self.transfers], position)
         if at == 0:
             return None
@@ -114,7 +120,7 @@ class GrantTimeline:
         self, grantee: str, purpose: bytes, block: int, log_index: int | None, timestamp: int
     ) -> GrantStateAt:
         """The grant as it stood just before (block, log_index), with `UsageGrants._status`'s precedence."""
-        position = (block, log_index if log_index is not None else 2**63)
+        position = _position(block, log_index)
 
         def before(where: tuple[int, int] | None) -> bool:
             return where is not None and where < position

@@ -145,10 +145,10 @@ class HistoricalReader:
 
     def _result(self, response: Any) -> bytes | None:
         if "error" in response:
-            message = str(response["error"].get("message", "")).lower()
-            if any(hint in message for hint in _NO_HISTORY_HINTS):
+            message = str(response["error"].get("message", ""))
+            if any(hint in message.lower() for hint in _NO_HISTORY_HINTS):
                 self.has_history = False
-                self.reason = str(response["error"].get("message", ""))
+                self.reason = message
             return None
         self.has_history = True if self.has_history is None else self.has_history
         return bytes.fromhex(str(response["result"])[2:])

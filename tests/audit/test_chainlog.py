@@ -153,6 +153,19 @@ def test_timelines_are_each_datasets_deed_and_grant_history_for_one_grant_key(
     assert unknown not in records and timelines[unknown] == GrantTimeline(unknown, None, None, (), ())
 
 
+def test_datasets_beyond_one_topic_filter_are_asked_in_chunks(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log filter takes at most `_TOPIC_CHUNK` (100) dataset topics; a job over more is asked
+    chunk by chunk, and every chunk's logs count (here with chunks of 2 over the lab's 3 datasets)."""
+    coordinator = lab.lab.address or ""
+    ids = [h.dataset_id for h in lab.hospitals]
+    whole = ChainLogs(lab.lab).timelines(ids, coordinator, AI)
+    monkeypatch.setattr("ledger.audit.chainlog._TOPIC_CHUNK", 2)
+    assert ChainLogs(lab.lab).timelines(ids, coordinator, AI) == whole
+    assert all(whole[0][d].grant_events for d in ids)
+
+
 def test_large_rounds_are_the_batches_added_since_the_last_commit_or_abort(lab: Lab) -> None:
     ids = sorted(h.dataset_id for h in lab.hospitals)
     digests = [keccak(text=f"chainlog: open job model {i}") for i in range(3)]

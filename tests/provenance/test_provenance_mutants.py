@@ -268,6 +268,15 @@ def _with_weights(first: float, second: float) -> RoundManifest:
     return RoundManifest.from_bytes(json.dumps(document).encode())
 
 
+def test_manifest_bytes_carry_text_as_utf8_not_escapes() -> None:
+    document = _manifest_json()
+    document["metrics"] = {"précision": 0.9}
+    manifest = RoundManifest.from_bytes(json.dumps(document).encode())
+    data = manifest.to_bytes()
+    assert '"metrics":{"précision":0.9}'.encode() in data and b"\\u00e9" not in data
+    assert RoundManifest.from_bytes(data).to_bytes() == data
+
+
 def test_weights_are_checked_to_an_absolute_1e_12() -> None:
     _with_weights(0.3, 0.7).check_weights()
     _with_weights(0.3 + 9e-13, 0.7 - 9e-13).check_weights()  # within the tolerance
