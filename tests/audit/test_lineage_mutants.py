@@ -199,6 +199,8 @@ def test_a_digest_committed_twice_names_every_commitment(lab: Lab, tmp_path: Pat
     assert resolve_target(bare, index, lab.store) == AuditTarget(
         bare, "model-digest", a.job_id, 1, first.committed_digest, ((b.job_id, 1),)
     )
+    # a job id, resolved from the index alone (no chain given): its rounds as the index counts them
+    assert resolve_target(f" {a.job_id} ", index, lab.store) == AuditTarget(str(a.job_id), "job", a.job_id, 1)
     model = tmp_path / "model.safetensors"
     model.write_bytes(first.model_bytes)
     assert resolve_target(str(model), index, lab.store) == AuditTarget(
