@@ -22,10 +22,12 @@ This script, rather than a bare `mutmut run`, because:
 - A mutant that hangs is killed at its time limit before its fixtures stop their anvil.
   Every process the run starts carries a marker in its environment; whatever still carries
   it at the end is stopped by pid.
-- It runs mutmut's CLI with two changes (`mutmut_cli`): the type-check filter locates mypy's
-  errors with `ast` instead of libcst (seconds instead of 8-10 minutes), and the fork server
+- It runs mutmut's CLI with these changes (`mutmut_cli`): the type-check filter locates mypy's
+  errors with `ast` instead of libcst (seconds instead of 8-10 minutes); the fork server
   `gc.freeze()`s its warmed-up heap, so a garbage collection in a mutant's process does not copy
-  it (half the machine's time went to those copies).
+  it (half the machine's time went to those copies); the "clean run" of the unmutated tests is
+  skipped right after a full stats run that just ran them (~1 minute); and its set-up steps are
+  timed (`seconds_by_step` in bench/mutation.json).
 - It prints the score, lists the survivors with their diffs (`.mutation/survivors.txt`),
   writes `bench/mutation.json`, and exits 1 under the target.
 

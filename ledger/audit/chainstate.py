@@ -13,9 +13,9 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
@@ -56,6 +56,9 @@ class StateQuery:
     block: int
 
 
+_Q = TypeVar("_Q", StatusQuery, StateQuery)
+
+
 class HistoricalReader:
     """Batched historical reads of `UsageGrants` and `DatasetRegistry` through a `LedgerClient`."""
 
@@ -81,11 +84,13 @@ class HistoricalReader:
             answers.extend(responses)
         return answers
 
-    def _calls(self, calls: Sequence[tuple[str, str, int]]) -> list[bytes | None]:
-        """Raw return data of each (contract, calldata, block); None where the node refused."""
-        return self.raw_calls(
-            [(self.client.deployment.address(contract), data, block) for contract, data, block in calls]
+    def _calls(self, calls: Mapping[_Q, tuple[str, str, int]]) -> dict[_Q, bytes | None]:
+        """Raw return data of each query's (contract, calldata, block); None where the node refused."""
+        address = self.client.deployment.address
+        answers = self.raw_calls(
+            [(address(contract), data, block) for contract, data, block in calls.values()]
         )
+        return dict(zip(calls, answers, strict=True))
 
     def raw_calls(self, calls: Sequence[tuple[str, str, int]]) -> list[bytes | None]:
         """Return data of each `eth_call` (address, calldata, block); None where the node refused."""
@@ -157,18 +162,17 @@ class HistoricalReader:
         self, queries: Iterable[StatusQuery]
     ) -> dict[StatusQuery, AuthorizationStatus | None]:
         """The status each query's block gave (None where the node could not say)."""
-        unique = list(dict.fromkeys(queries))
         # Calldata does not depend on the block: encode each (dataset, grantee, purpose) once.
         encoded: dict[tuple[int, str, bytes], str] = {}
-        calls = []
-        for q in unique:
+        calls: dict[StatusQuery, tuple[str, str, int]] = {}
+        for q in queries:
             key = (q.dataset_id, q.grantee, q.purpose)
             if key not in encoded:
                 args = [q.dataset_id, checksum_address(q.grantee), q.purpose]
                 encoded[key] = self._status_fn.encode_call(args)
-            calls.append(("UsageGrants", encoded[key], q.block))
+            calls[q] = ("UsageGrants", encoded[key], q.block)
         answers: dict[StatusQuery, AuthorizationStatus | None] = {}
-        for query, raw in zip(unique, self._calls(calls), strict=True):
+        for query, raw in self._calls(calls).items():
             # `Status` is a uint8 enum: one static word.
             answers[query] = (
                 None if raw is None or len(raw) != 32 else AuthorizationStatus(int.from_bytes(raw))
@@ -177,17 +181,16 @@ class HistoricalReader:
 
     def grant_terms(self, queries: Iterable[StatusQuery]) -> dict[StatusQuery, GrantTerms | None]:
         """The grant's terms (`getGrant`) at each query's block (None where the node could not say)."""
-        unique = list(dict.fromkeys(queries))
-        calls = [
-            (
+        calls = {
+            q: (
                 "UsageGrants",
                 self._grant_fn.encode_call([q.dataset_id, checksum_address(q.grantee), q.purpose]),
                 q.block,
             )
-            for q in unique
-        ]
-        answers: dict[StatusQuery, GrantTerms | None] = dict.fromkeys(unique)
-        for query, raw in zip(unique, self._calls(calls), strict=True):
+            for q in queries
+        }
+        answers: dict[StatusQuery, GrantTerms | None] = dict.fromkeys(calls)
+        for query, raw in self._calls(calls).items():
             if raw is None:
                 continue
             # Too short (no code at that block, or a lying node), or values no grant has (GrantTermsError
@@ -199,15 +202,14 @@ class HistoricalReader:
 
     def dataset_states(self, queries: Iterable[StateQuery]) -> dict[StateQuery, DatasetState | None]:
         """Deed holder, epoch and retirement at each query's block (None where the node could not say)."""
-        unique = list(dict.fromkeys(queries))
         encoded: dict[int, str] = {}
-        calls = []
-        for q in unique:
+        calls: dict[StateQuery, tuple[str, str, int]] = {}
+        for q in queries:
             if q.dataset_id not in encoded:
                 encoded[q.dataset_id] = self._state_fn.encode_call([q.dataset_id])
-            calls.append(("DatasetRegistry", encoded[q.dataset_id], q.block))
+            calls[q] = ("DatasetRegistry", encoded[q.dataset_id], q.block)
         answers: dict[StateQuery, DatasetState | None] = {}
-        for query, raw in zip(unique, self._calls(calls), strict=True):
+        for query, raw in self._calls(calls).items():
             if raw is None or len(raw) != 96:
                 answers[query] = None
                 continue

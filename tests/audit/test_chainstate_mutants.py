@@ -221,5 +221,5 @@ def test_grant_terms_the_node_cannot_give_are_unknown(lab: Lab, monkeypatch: pyt
     assert reader.grant_terms([before, now]) == {before: None, now: GrantTerms()}
     # a node that answers a grant no contract could hold (a DP budget without its delta)
     bad = encode(list(reader._grant_fn.output_types), [(0, 2**40, 0, False, False, 0, 100, 0, 0, 0)])
-    monkeypatch.setattr(HistoricalReader, "_calls", lambda self, calls: [bad for _ in calls])
+    monkeypatch.setattr(HistoricalReader, "_calls", lambda self, calls: dict.fromkeys(calls, bad))
     assert reader.grant_terms([now]) == {now: None}
