@@ -8,14 +8,14 @@ collected the suite once. Two things make that cheaper without changing what is 
   scikit-learn's data sets: ~3.5 s per process on this machine).
 - Running first the tests most likely to fail, cheapest first. mutmut stops a mutant's run
   at the first failing test, so a mutant that a 0.2 s test kills should not wait for a
-  chain-and-training fixture first. Test modules that killed other mutants of the same
-  function in this run (from `mutation-runs.jsonl`; mutmut runs a function's mutants one
-  after another) come first, then those that killed mutants of the same module, then the
-  rest; within each group, by what the module cost in the stats run (the unmutated suite,
-  once). The tests inside a module keep the file's order: tests that share a module fixture
-  (the audit's `lab` chain) see the state the file's order gives them, whatever the mutant.
-  Only the order changes: a mutant still runs every test that reaches its code until one
-  fails.
+  chain-and-training fixture first. Tests that killed other mutants of the same function in
+  this run (from `mutation-runs.jsonl`; mutmut runs a function's mutants one after another)
+  come first, then those that killed mutants of the same module, then the rest; within each
+  group, by what the module cost in the stats run (the unmutated suite, once). Tests that
+  share a module's chain (`SHARED_FIXTURES`) move as their module, in the file's order, so
+  each sees the chain state the file's order gives it, whatever the mutant; the others
+  (function-scoped fixtures only) move one by one. Only the order changes: a mutant still
+  runs every test that reaches its code until one fails.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ import torch._inductor  # noqa: F401
 
 COSTS = Path("mutation-costs.json")
 """Seconds per test module, written by the stats run in mutmut's working folder (mutants/)."""
+SHARED_FIXTURES = frozenset({"lab", "pruned_lab", "world"})
+"""Module-scoped chains that tests of a module add to (tests/audit/conftest.py)."""
 RUNS = Path("mutation-runs.jsonl")
 """One line per mutant's pytest process: mutant, seconds, tests run, exit status."""
 
@@ -99,7 +101,7 @@ def _source_module(mutant: str) -> str:
 
 
 def _kills(mutant: str) -> tuple[Counter[str], Counter[str]]:
-    """Test modules that killed this run's finished mutants: of the same function, of the same module.
+    """Tests that killed this run's finished mutants: of the same function, of the same module.
 
     A killed mutant's run stopped at its first failing test (`-x`), its `last` line.
     """
@@ -119,9 +121,9 @@ def _kills(mutant: str) -> tuple[Counter[str], Counter[str]]:
         if run.get("exit") != 1 or not run.get("last"):
             continue
         if _function(run["mutant"]) == function:
-            same_function[_module(run["last"])] += 1
+            same_function[run["last"]] += 1
         elif _source_module(run["mutant"]) == module:
-            same_module[_module(run["last"])] += 1
+            same_module[run["last"]] += 1
     return same_function, same_module
 
 
@@ -135,12 +137,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # order puts the broad cases (an honest run that must verify) before the narrow ones.
     order = {id(item): index for index, item in enumerate(items)}
 
+    def unit(item: pytest.Item) -> str:
+        shares_a_chain = SHARED_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        return _module(item.nodeid) if shares_a_chain else item.nodeid
+
+    units = {id(item): unit(item) for item in items}
+    by_function: Counter[str] = Counter()
+    by_module: Counter[str] = Counter()
+    for item in items:
+        by_function[units[id(item)]] += same_function[item.nodeid]
+        by_module[units[id(item)]] += same_module[item.nodeid]
+
     def key(item: pytest.Item) -> tuple[int, int, float, int, int]:
-        module = _module(item.nodeid)
         return (
-            -same_function[module],
-            -same_module[module],
-            cost.get(module, float("inf")),
+            -by_function[units[id(item)]],
+            -by_module[units[id(item)]],
+            cost.get(_module(item.nodeid), float("inf")),
             item.location[1] if item.location[1] is not None else -1,
             order[id(item)],
         )
