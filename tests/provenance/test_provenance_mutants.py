@@ -350,6 +350,23 @@ def test_a_round_without_attestations_is_refused_by_name() -> None:
     assert str(raised.value) == "a round needs at least one signed attestation; got none"
 
 
+def test_a_metric_that_is_not_a_finite_number_is_refused_by_name() -> None:
+    account = Account.from_key(keccak(text="node"))
+    signed = [sign_attestation(account, CHAIN, LEDGER, Attestation(3, 7, 9, PARENT, SPEC, UPDATE, 30))]
+    with pytest.raises(ManifestError) as raised:
+        RoundManifest.from_attestations(
+            purpose=keccak(text="purpose"),
+            spec_digest=SPEC,
+            parent_digest=PARENT,
+            model_digest=keccak(text="model"),
+            model_cid="bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
+            signed_attestations=signed,
+            update_cids={9: "bafkrei" + "a" * 52},
+            metrics={"loss": float("nan")},
+        )
+    assert str(raised.value) == "invalid round manifest: metrics.loss: Input should be a finite number"
+
+
 def test_attestation_fields_are_named_when_out_of_range() -> None:
     for position, name, maximum in (
         (0, "job_id", 2**256 - 1),
