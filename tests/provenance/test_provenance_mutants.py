@@ -22,6 +22,7 @@ from ledger.provenance import (
     ParticipantPrivacy,
     PrivacyClaim,
     RoundManifest,
+    SignedAttestation,
     _check_address,
     _check_uint,
     _describe,
@@ -333,26 +334,7 @@ def test_eip1271_answers_and_call_data_bounds() -> None:
         assert str(raised.value) == f"digest must be 32 bytes; got {bad!r}"
 
 
-def test_a_round_without_attestations_is_refused_by_name() -> None:
-    with pytest.raises(ManifestError) as raised:
-        attestations_root([])
-    assert str(raised.value) == "a round needs at least one attestation; got none"
-    with pytest.raises(ManifestError) as raised:
-        RoundManifest.from_attestations(
-            purpose=keccak(text="purpose"),
-            spec_digest=SPEC,
-            parent_digest=PARENT,
-            model_digest=keccak(text="model"),
-            model_cid="bafkreimodel",
-            signed_attestations=[],
-            update_cids={},
-        )
-    assert str(raised.value) == "a round needs at least one signed attestation; got none"
-
-
-def test_a_metric_that_is_not_a_finite_number_is_refused_by_name() -> None:
-    account = Account.from_key(keccak(text="node"))
-    signed = [sign_attestation(account, CHAIN, LEDGER, Attestation(3, 7, 9, PARENT, SPEC, UPDATE, 30))]
+def _refusal_of_round(signed: list[SignedAttestation], **extra: Any) -> str:
     with pytest.raises(ManifestError) as raised:
         RoundManifest.from_attestations(
             purpose=keccak(text="purpose"),
@@ -361,10 +343,25 @@ def test_a_metric_that_is_not_a_finite_number_is_refused_by_name() -> None:
             model_digest=keccak(text="model"),
             model_cid="bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
             signed_attestations=signed,
-            update_cids={9: "bafkrei" + "a" * 52},
-            metrics={"loss": float("nan")},
+            update_cids={s.attestation.dataset_id: "bafkrei" + "a" * 52 for s in signed},
+            **extra,
         )
-    assert str(raised.value) == "invalid round manifest: metrics.loss: Input should be a finite number"
+    return str(raised.value)
+
+
+def test_a_round_without_attestations_is_refused_by_name() -> None:
+    with pytest.raises(ManifestError) as raised:
+        attestations_root([])
+    assert str(raised.value) == "a round needs at least one attestation; got none"
+    assert _refusal_of_round([]) == "a round needs at least one signed attestation; got none"
+
+
+def test_a_metric_that_is_not_a_finite_number_is_refused_by_name() -> None:
+    account = Account.from_key(keccak(text="node"))
+    signed = [sign_attestation(account, CHAIN, LEDGER, Attestation(3, 7, 9, PARENT, SPEC, UPDATE, 30))]
+    assert _refusal_of_round(signed, metrics={"loss": float("nan")}) == (
+        "invalid round manifest: metrics.loss: Input should be a finite number"
+    )
 
 
 def test_attestation_fields_are_named_when_out_of_range() -> None:
