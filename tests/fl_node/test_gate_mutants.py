@@ -22,6 +22,7 @@ from fl_node.messages import NodeRefusal, RoundRequest
 from fl_node.model import initial_state
 from fl_node.node import Admission, DataOwnerNode
 from ledger.chain.client import LedgerClient
+from ledger.chain.http import KeepAliveHTTPProvider
 from ledger.chain.types import GrantTerms
 from ledger.keys import dev_account
 from ledger.purposes import purpose_id
@@ -307,6 +308,30 @@ def test_a_wallet_owned_deed_admits_the_key_the_wallet_accepts_and_only_that_key
     key = (signer.chain_id, signer.deployment.address("TrainingLedger"), state.job_id)
     gate._job_facts[key] = (str(impostor.address), purpose_id("analytics"))
     assert isinstance(node(signer, wallet).admit(request), Admission)
+
+
+def test_a_node_that_has_seen_the_job_reads_each_later_round_in_one_round_trip(
+    job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's coordinator and purpose never change, so a node reads them once (`gate._job_facts`)."""
+    node = next(n for n in job.runner.nodes if n.dataset_id == job.dataset(0)).node
+    provider = node.client.transport.provider
+    assert isinstance(provider, KeepAliveHTTPProvider)  # one post per round trip, a batch is one
+    posted: list[bytes] = []
+    post = provider.post
+
+    def counted(body: bytes) -> bytes:
+        posted.append(body)
+        return post(body)
+
+    monkeypatch.setattr(provider, "post", counted)
+    monkeypatch.setattr(gate, "_job_facts", {})
+    request = _request(job)
+    assert isinstance(node.admit(request), Admission)
+    first = len(posted)
+    assert isinstance(node.admit(request), Admission)
+    # the first round: the job, then everything at one block; every later one: one batch
+    assert (first, len(posted) - first) == (2, 1)
 
 
 def test_an_open_job_admits_any_granted_dataset_without_a_list(job: Job) -> None:
