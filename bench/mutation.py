@@ -22,15 +22,14 @@ This script, rather than a bare `mutmut run`, because:
 - A mutant that hangs is killed at its time limit before its fixtures stop their anvil.
   Every process the run starts carries a marker in its environment; whatever still carries
   it at the end is stopped by pid.
-- It runs mutmut's CLI with these changes (`mutmut_cli`): the type-check filter locates mypy's
-  errors with `ast` instead of libcst (seconds instead of 8-10 minutes) and runs mypy beside the
-  stats run instead of before it (~50 s); the fork server
-  collects the tests once and each mutant's process runs its own from that collection instead of
-  starting pytest again (0.3 s of a typical mutant's 0.4 s), and the server `gc.freeze()`s its
-  heap, so a garbage collection in a mutant's process does not copy it (half the machine's time
-  went to those copies); the "clean run" of the unmutated tests is
-  skipped right after a full stats run that just ran them (~1 minute); and its set-up steps are
-  timed (`seconds_by_step` in bench/mutation.json).
+- It runs mutmut's CLI with these changes (`mutmut_cli`). The type-check filter locates mypy's
+  errors with `ast` instead of libcst (seconds instead of 8-10 minutes), and mypy runs beside
+  the stats run instead of before it (~50 s). The fork server collects the tests once, and each
+  mutant's process runs its tests from that collection instead of starting pytest again (0.3 s
+  of a typical mutant's 0.4 s). The server also `gc.freeze()`s its heap, so a garbage collection
+  in a mutant's process does not copy it (half the machine's time went to those copies). The
+  "clean run" of the unmutated tests is skipped right after a full stats run that has just run
+  them (~1 minute). And its set-up steps are timed (`seconds_by_step` in bench/mutation.json).
 - It prints the score, lists the survivors with their diffs (`.mutation/survivors.txt`),
   writes `bench/mutation.json`, and exits 1 under the target.
 

@@ -330,7 +330,7 @@ def test_a_node_that_has_seen_the_job_reads_each_later_round_in_one_round_trip(
     assert isinstance(node.admit(request), Admission)
     first = len(posted)
     assert isinstance(node.admit(request), Admission)
-    # the first round: the job, then everything at one block; every later one: one batch
+    # the first check reads the job, then everything else at one block; a later check, one batch
     assert (first, len(posted) - first) == (2, 1)
 
 
