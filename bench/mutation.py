@@ -264,9 +264,7 @@ class TypeCheck(Mapping[str, Any]):
                 f"    type check: {len(report)} mypy diagnostics, {len(self._refused)} mutants refused; mypy "
                 f"done {checked - self._started:.0f} s after it started, located in {located - checked:.1f} s"
             )
-            record = {"step": "type check (beside the stats run)", "started": self._started, "ended": located}
-            with (Path.cwd() / PHASES.name).open("a") as phases:
-                phases.write(json.dumps(record) + "\n")
+            _record_phase("type check (beside the stats run)", self._started, located)
         return self._refused
 
     def _locate(self, report: list[dict[str, Any]]) -> dict[str, Any]:
@@ -357,6 +355,7 @@ def _one_collection_for_every_mutant() -> None:
         quiet = os.open(os.devnull, os.O_WRONLY)
         os.dup2(quiet, 1)
         os.dup2(quiet, 2)
+        os.close(quiet)
         with change_cwd("mutants"):
             config.hook.pytest_collection_modifyitems(session=session, config=config, items=session.items)
             with contextlib.suppress(session.Failed, session.Interrupted):
@@ -375,7 +374,6 @@ def _time_steps(module: Any) -> None:
 
     Runs in mutmut's process, in the stage: `PHASES` is found from its working directory.
     """
-    record_to = Path.cwd() / PHASES.name
     for name, label in TIMED_STEPS.items():
         step = getattr(module, name)
 
@@ -384,11 +382,15 @@ def _time_steps(module: Any) -> None:
             try:
                 return _step(*args, **kwargs)
             finally:
-                record = {"step": _label, "started": started, "ended": time.time()}
-                with record_to.open("a") as phases:
-                    phases.write(json.dumps(record) + "\n")
+                _record_phase(_label, started, time.time())
 
         setattr(module, name, timed)
+
+
+def _record_phase(label: str, started: float, ended: float) -> None:
+    """One line of `PHASES`, from mutmut's process in the stage (found from its working directory)."""
+    with (Path.cwd() / PHASES.name).open("a") as phases:
+        phases.write(json.dumps({"step": label, "started": started, "ended": ended}) + "\n")
 
 
 def _no_clean_run_after_full_stats(module: Any) -> None:
